@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# The project's database: a PostgreSQL 15 + TimescaleDB cluster owned by the project,
+# or a server the user already has (chosen by the libpq variables).
+#
+#   scripts/db.sh up      install what is missing, start the cluster, create role, db, extension
+#   scripts/db.sh down    stop the project cluster (its data stays in .local/pgdata)
+#   scripts/db.sh status  say where the database is and whether it answers
+#   scripts/db.sh env     print `export PG...=` lines for eval in a shell
+#
+# Local mode (the default): nothing of PGHOST/PGPORT is set, or they point at the project
+# cluster. External mode: PGHOST or PGPORT point elsewhere; nothing is installed or started,
+# the server is checked for TimescaleDB instead.
+set -euo pipefail
+
+PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_MAJOR=15
+PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
+STATE_DIR="${PROJECT_DIR}/.local"
+DATA_DIR="${STATE_DIR}/pgdata"
+SOCKET_DIR="${STATE_DIR}/run"
+LOG_FILE="${STATE_DIR}/postgres.log"
+PASSWORD_FILE="${STATE_DIR}/pgpassword"
+LOCAL_PORT="${STOCK_ANALYTICS_PG_PORT:-55432}"
+LOCAL_USER="stock_analytics"
+LOCAL_DB="stock_analytics"
+
+say() { printf '[db] %s\n' "$*" >&2; }
+die() { printf '[db] ERROR: %s\n' "$*" >&2; exit 1; }
+
+is_local_mode() {
+  case "${PGHOST:-localhost}" in
+    localhost | 127.0.0.1 | "${SOCKET_DIR}") ;;
+    *) return 1 ;;
+  esac
+  [ "${PGPORT:-${LOCAL_PORT}}" = "${LOCAL_PORT}" ]
+}
+
+# The server refuses to run as root, so the cluster belongs to the `postgres` system user
+# when we are root, and to the caller otherwise.
+as_cluster_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+cluster_owner() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
+
+local_password() {
+  if [ ! -s "${PASSWORD_FILE}" ]; then
+    mkdir -p "${STATE_DIR}"
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"${PASSWORD_FILE}")
+  fi
+  cat "${PASSWORD_FILE}"
+}
+
+print_env() {
+  if is_local_mode; then
+    cat <<EOF
+export PGHOST=localhost
+export PGPORT=${LOCAL_PORT}
+export PGUSER=${LOCAL_USER}
+export PGPASSWORD=$(local_password)
+export PGDATABASE=${PGDATABASE:-${LOCAL_DB}}
+EOF
+  else
+    for var in PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE; do
+      [ -n "${!var:-}" ] && printf 'export %s=%q\n' "${var}" "${!var}"
+    done
+  fi
+  printf 'export DBT_PROFILES_DIR=%q\n' "${PROJECT_DIR}"
+}
+
+cluster_running() {
+  [ -f "${DATA_DIR}/PG_VERSION" ] && as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" status >/dev/null 2>&1
+}
+
+port_in_use() {
+  # Any answer other than "no response" means something listens there.
+  local rc=0
+  "${PG_BIN}/pg_isready" -q -h localhost -p "${LOCAL_PORT}" -t 2 >/dev/null 2>&1 || rc=$?
+  [ "${rc}" -ne 2 ]
+}
+
+init_cluster() {
+  say "Creating the project cluster in ${DATA_DIR} (port ${LOCAL_PORT}) ..."
+  mkdir -p "${DATA_DIR}" "${SOCKET_DIR}"
+  chown "$(cluster_owner)" "${DATA_DIR}" "${SOCKET_DIR}"
+  chmod 700 "${DATA_DIR}"
+  # The cluster owner must be able to reach the project folder.
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "${STATE_DIR}"; then
+    die "the postgres user cannot enter ${STATE_DIR}; make the project path traversable (chmod o+x)."
+  fi
+  as_cluster_owner "${PG_BIN}/initdb" -D "${DATA_DIR}" -U postgres -E UTF8 --no-locale \
+    --auth-local=trust --auth-host=scram-sha-256 >"${STATE_DIR}/initdb.log" 2>&1 \
+    || die "initdb failed; see ${STATE_DIR}/initdb.log."
+  cat >>"${DATA_DIR}/postgresql.conf" <<EOF
+
+# --- stock_analytics ---
+port = ${LOCAL_PORT}
+listen_addresses = 'localhost'
+unix_socket_directories = '${SOCKET_DIR}'
+shared_preload_libraries = 'timescaledb'
+timescaledb.telemetry_level = off
+# Bulk loads: fewer forced checkpoints, more memory for sorts and index builds.
+shared_buffers = 1GB
+max_wal_size = 8GB
+maintenance_work_mem = 512MB
+work_mem = 64MB
+EOF
+}
+
+start_cluster() {
+  if port_in_use; then
+    die "port ${LOCAL_PORT} is already in use by another server.
+  Stop it, or pick another port for the project cluster: export STOCK_ANALYTICS_PG_PORT=55433"
+  fi
+  say "Starting the project cluster ..."
+  touch "${LOG_FILE}" && chown "$(cluster_owner)" "${LOG_FILE}"
+  as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" -l "${LOG_FILE}" -w -t 60 start >/dev/null \
+    || { tail -n 20 "${LOG_FILE}" >&2; die "the server did not start; see ${LOG_FILE}."; }
+}
+
+superuser_psql() {
+  as_cluster_owner psql -X -q -v ON_ERROR_STOP=1 -h "${SOCKET_DIR}" -p "${LOCAL_PORT}" -U postgres "$@"
+}
+
+bootstrap_database() {
+  local password
+  password="$(local_password)"
+  superuser_psql -d postgres -v role="${LOCAL_USER}" -v pw="${password}" -v db="${LOCAL_DB}" <<'SQL'
+select format('create role %I login createdb', :'role')
+ where not exists (select from pg_roles where rolname = :'role') \gexec
+alter role :"role" password :'pw';
+select format('create database %I owner %I', :'db', :'role')
+ where not exists (select from pg_database where datname = :'db') \gexec
+SQL
+  superuser_psql -d "${LOCAL_DB}" -c "set client_min_messages = warning" -c "create extension if not exists timescaledb"
+}
+
+check_external() {
+  local version
+  version="$(psql -X -At -c "create extension if not exists timescaledb; select extversion from pg_extension where extname = 'timescaledb'" 2>&1 | tail -n 1)" \
+    || die "cannot use the server at PGHOST=${PGHOST:-} PGPORT=${PGPORT:-} PGDATABASE=${PGDATABASE:-}:
+  ${version}
+  Check the PG* variables, or unset PGHOST and PGPORT to use the project's own cluster."
+  say "Using your server ${PGHOST:-}:${PGPORT:-5432}/${PGDATABASE:-} with TimescaleDB ${version}."
+}
+
+cmd_up() {
+  if ! is_local_mode; then check_external; return; fi
+  bash "${PROJECT_DIR}/scripts/install_timescaledb.sh"
+  [ -f "${DATA_DIR}/PG_VERSION" ] || init_cluster
+  cluster_running || start_cluster
+  bootstrap_database
+  say "Database ready: localhost:${LOCAL_PORT}/${LOCAL_DB} (user ${LOCAL_USER}). Shell setup: eval \"\$(make -s env)\""
+}
+
+cmd_down() {
+  if ! is_local_mode; then say "PGHOST/PGPORT point at your own server; nothing to stop."; return; fi
+  if cluster_running; then
+    as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" -w -m fast stop >/dev/null
+    say "Project cluster stopped; its data stays in ${DATA_DIR}."
+  else
+    say "Project cluster is not running."
+  fi
+}
+
+cmd_status() {
+  if is_local_mode; then
+    if cluster_running; then say "Project cluster running on localhost:${LOCAL_PORT} (${DATA_DIR})."
+    elif [ -f "${DATA_DIR}/PG_VERSION" ]; then say "Project cluster exists but is stopped: make db-up"; return 3
+    else say "No project cluster yet: make db-up"; return 3
+    fi
+  else
+    psql -X -At -c 'select 1' >/dev/null 2>&1 || { say "Your server at ${PGHOST:-}:${PGPORT:-} does not answer."; return 3; }
+    say "Using your server at ${PGHOST:-}:${PGPORT:-}."
+  fi
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) print_env ;;
+  *) echo "usage: $0 {up|down|status|env}" >&2; exit 64 ;;
+esac
