@@ -1,0 +1,141 @@
+"""Load daily stock price CSVs into PostgreSQL with COPY.
+
+    python loader/copy_csv.py data/sample                  # a Kaggle-layout folder
+    python loader/copy_csv.py ~/Downloads/MSFT.csv         # single files (.csv or .csv.gz)
+    python loader/copy_csv.py --dry-run data/sample        # validate only, write nothing
+
+Exit codes: 0 everything loaded; 2 finished, but some files or rows were rejected (see the
+summary and raw.load_rejects); 1 could not run (bad arguments, database unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+# Run as a script (`python loader/copy_csv.py`), the project root is not on sys.path yet.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from loader import database, runner
+from loader.discovery import DiscoveryError, discover
+
+log = logging.getLogger("loader")
+
+EPILOG = """\
+what gets loaded:
+  A folder in the layout of Kaggle's jacksoncrow/stock-market-dataset (stocks/*.csv,
+  etfs/*.csv, symbols_valid_meta.csv), any folder of CSVs, or CSV files named on the
+  command line. The symbol is the file name (MSFT.csv -> MSFT); stock or ETF comes from
+  the folder (stocks/, etfs/) or, later in dbt, from the symbols metadata.
+
+where it goes (schema raw):
+  raw.daily_prices   every accepted line, values as text, with load_id and line_number
+  raw.symbols_meta   symbols_valid_meta.csv
+  raw.load_rejects   every rejected line: load_id, line_number, raw_line, reason
+  raw.load_log       one row per file load: path, sha256, rows read/loaded/rejected, status
+
+re-runs:
+  A file whose content has not changed since its symbol was last loaded is skipped.
+  A changed file replaces its symbol's previous rows in one transaction. Each file is
+  its own transaction, so an interrupted run leaves whole files only; run it again.
+
+connection:
+  The libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE
+  (eval "$(make -s env)" sets them for the project's own database).
+"""
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python loader/copy_csv.py",
+        description="Load daily stock price CSVs (and the symbols metadata) into the raw schema with COPY.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", metavar="PATH", nargs="+", help="a dataset folder, or .csv / .csv.gz files")
+    parser.add_argument("--symbol", help="the symbol of the one price file given (default: its file name)")
+    parser.add_argument(
+        "--asset-type",
+        choices=("stock", "etf"),
+        help="stock or ETF for all price files given (default: from the folder or the metadata)",
+    )
+    parser.add_argument(
+        "-j",
+        "--workers",
+        type=int,
+        default=runner.default_workers(),
+        help="files loaded in parallel, each in its own process (default: %(default)s, the cores)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and validate every file and print the summary; connect to nothing, write nothing",
+    )
+    parser.add_argument(
+        "--summary-json",
+        type=Path,
+        metavar="FILE",
+        help="also write the summary as JSON to FILE, for scripts",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every file")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    return args
+
+
+def log_summary(summary: runner.RunSummary) -> None:
+    verb = "would load" if summary.dry_run else "loaded"
+    log.info(
+        "files: %d seen, %d %s, %d unchanged, %d rejected",
+        summary.files_seen,
+        summary.files_loaded,
+        verb,
+        summary.files_unchanged,
+        summary.files_rejected,
+    )
+    log.info(
+        "rows:  %s read, %s %s, %s rejected (%s blank lines skipped)",
+        f"{summary.rows_read:,}",
+        f"{summary.rows_loaded:,}",
+        verb,
+        f"{summary.rows_rejected:,}",
+        f"{summary.blank_lines:,}",
+    )
+    log.info("time:  %.1f s, %s rows/s", summary.wall_seconds, f"{summary.rows_per_second:,.0f}")
+    if summary.files_loaded == 0 and summary.files_unchanged and not summary.dry_run:
+        log.info("nothing new: every file is unchanged since its last load (0 rows loaded)")
+    if summary.exit_code:
+        log.warning(
+            "some input was rejected: see the lines above, and query "
+            "raw.load_rejects (row by row) and raw.load_log (file by file, error column)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        sources = discover(args.paths, symbol=args.symbol, asset_type=args.asset_type)
+        summary = runner.run(sources, workers=args.workers, dry_run=args.dry_run)
+    except (DiscoveryError, database.DatabaseUnavailable) as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        log.error("interrupted: files already committed stay loaded; re-run to finish the rest")
+        return 1
+    log_summary(summary)
+    if args.summary_json:
+        summary.write_json(args.summary_json)
+    return summary.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""Database side of the loader: connection, raw schema, and the one-transaction load of a file."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2 import sql
+
+from loader.discovery import FileKind, SourceFile
+from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, IterReader, RejectSink, open_source
+
+log = logging.getLogger(__name__)
+
+SCHEMA_SQL = Path(__file__).with_name("schema.sql")
+HASH_CHUNK_BYTES = 1 << 20
+# Any constant works; it only has to be the same for every loader process.
+SCHEMA_LOCK_KEY = 0x5354_4F43
+
+
+class DatabaseUnavailable(Exception):
+    """The server cannot be reached or went away; the message says what to check."""
+
+
+@dataclass
+class FileResult:
+    path: str
+    status: str  # loaded | unchanged | rejected
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    blank_lines: int = 0
+    reason: str | None = None
+    load_id: int | None = None
+    seconds: float = 0.0
+
+
+def connect() -> psycopg2.extensions.connection:
+    """Connect with the libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)."""
+    try:
+        conn = psycopg2.connect("", application_name="stock_analytics loader")
+    except psycopg2.OperationalError as exc:
+        detail = " ".join(str(exc).split())
+        raise DatabaseUnavailable(
+            f"cannot connect to the database ({detail}). Is it running (make db-up)? "
+            'Are the PG* variables set (eval "$(make -s env)")?'
+        ) from None
+    return conn
+
+
+def ensure_schema(conn: psycopg2.extensions.connection) -> None:
+    with conn, conn.cursor() as cur:
+        # Two loaders starting at once must not race on `create ... if not exists`.
+        cur.execute("select pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        cur.execute("set local client_min_messages = warning")
+        cur.execute(SCHEMA_SQL.read_text())
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _csv_literal(value: str) -> bytes:
+    """One CSV field, quoted: symbols come from file names and may hold commas or quotes."""
+    out = io.StringIO()
+    csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="").writerow([value])
+    return out.getvalue().encode()
+
+
+def _copy_statement(table: str, columns: tuple[str, ...]) -> sql.Composed:
+    schema, name = table.split(".")
+    return sql.SQL("copy {}.{} ({}) from stdin with (format csv)").format(
+        sql.Identifier(schema), sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+def _insert_log(
+    cur: psycopg2.extensions.cursor, source: SourceFile, digest: str, size: int, status: str
+) -> int:
+    cur.execute(
+        """
+        insert into raw.load_log (source_key, file_path, file_kind, symbol, asset_type,
+                                  content_sha256, file_size_bytes, status, started_at)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())
+        returning load_id
+        """,
+        (
+            source.source_key,
+            str(source.path.resolve()),
+            source.kind.value,
+            source.symbol,
+            source.asset_type,
+            digest,
+            size,
+            status,
+        ),
+    )
+    return cur.fetchone()[0]
+
+
+def _finish_log(cur: psycopg2.extensions.cursor, load_id: int, result: FileResult) -> None:
+    cur.execute(
+        """
+        update raw.load_log
+           set rows_read = %s, rows_loaded = %s, rows_rejected = %s, blank_lines = %s,
+               error = %s, finished_at = clock_timestamp()
+         where load_id = %s
+        """,
+        (
+            result.rows_read,
+            result.rows_loaded,
+            result.rows_rejected,
+            result.blank_lines,
+            result.reason,
+            load_id,
+        ),
+    )
+
+
+def _copy_rejects(cur: psycopg2.extensions.cursor, load_id: int, rejects: RejectSink) -> None:
+    if not rejects.count:
+        return
+    # The spool has (line_number, raw_line, reason_code, reason); load_id is added by the default.
+    cur.execute(
+        "create temp table if not exists pg_temp.load_rejects_in "
+        "(line_number integer, raw_line text, reason_code text, reason text)"
+    )
+    cur.execute("truncate pg_temp.load_rejects_in")
+    cur.copy_expert(
+        _copy_statement("pg_temp.load_rejects_in", ("line_number", "raw_line", "reason_code", "reason")),
+        rejects.copy_source(),
+    )
+    cur.execute(
+        """
+        insert into raw.load_rejects (load_id, line_number, raw_line, reason_code, reason)
+        select %s, line_number, raw_line, reason_code, reason from pg_temp.load_rejects_in
+        """,
+        (load_id,),
+    )
+
+
+def _supersede_previous(cur: psycopg2.extensions.cursor, source: SourceFile, load_id: int) -> int:
+    """Delete the rows of earlier loads of the same source; return how many rows went."""
+    table = sql.SQL(LAYOUTS[source.kind].table)
+    cur.execute(
+        """
+        update raw.load_log set status = 'replaced'
+         where source_key = %s and status = 'loaded' and load_id <> %s
+        returning load_id
+        """,
+        (source.source_key, load_id),
+    )
+    previous = [row[0] for row in cur.fetchall()]
+    if not previous:
+        return 0
+    cur.execute(sql.SQL("delete from {} where load_id = any(%s)").format(table), (previous,))
+    return cur.rowcount
+
+
+def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> FileResult:
+    """Load one file in one transaction: unchanged files are skipped, bad ones rejected with a reason.
+
+    Either the whole file's rows replace the source's previous rows at commit, or nothing changes.
+    """
+    started = time.perf_counter()
+    digest, size = file_digest(source.path)
+    layout = LAYOUTS[source.kind]
+    result = FileResult(path=str(source.path), status="loaded")
+    rejects = RejectSink()
+    try:
+        with conn, conn.cursor() as cur, open_source(source.path) as stream:
+            # Serialises loads of the same symbol across workers and concurrent loader runs.
+            cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (source.source_key,))
+            cur.execute(
+                "select content_sha256 from raw.load_log where source_key = %s and status = 'loaded' "
+                "order by load_id desc limit 1",
+                (source.source_key,),
+            )
+            current = cur.fetchone()
+            if current is not None and current[0] == digest:
+                result.status = "unchanged"
+                return result
+
+            parsed = CsvStream(stream, layout, rejects)
+            if parsed.rejection is not None:
+                # The previous load of this source stays: a broken file must not wipe good data.
+                parsed.reject_all()
+                result.status, result.reason = "rejected", parsed.rejection.reason
+                load_id = _insert_log(cur, source, digest, size, "rejected")
+            else:
+                load_id = _insert_log(cur, source, digest, size, "loaded")
+                copy = _copy_statement(layout.table, _copy_columns(source))
+                cur.copy_expert(
+                    copy, IterReader(parsed.copy_chunks(_row_prefix(source, load_id))), size=1 << 20
+                )
+                result.rows_loaded = cur.rowcount
+                if result.rows_loaded != parsed.counts.rows_accepted:
+                    raise RuntimeError(
+                        f"COPY stored {cur.rowcount} rows, expected {parsed.counts.rows_accepted}"
+                    )
+                replaced = _supersede_previous(cur, source, load_id)
+                if replaced:
+                    log.debug("%s: replaced %d rows of the previous load", source.path, replaced)
+            result.load_id = load_id
+            result.rows_read = parsed.counts.rows_read
+            result.rows_rejected = parsed.counts.rows_rejected
+            result.blank_lines = parsed.counts.blank_lines
+            _copy_rejects(cur, load_id, rejects)
+            _finish_log(cur, load_id, result)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnavailable(
+            f"the database went away while loading {source.path} ({detail}); nothing of that file "
+            "was written. Re-run the loader to finish: loaded files are skipped as unchanged."
+        ) from None
+    except READ_ERRORS as exc:
+        # Unreadable or corrupt (e.g. a truncated gzip): nothing of it was written.
+        result = FileResult(path=str(source.path), status="rejected", reason=f"cannot read the file: {exc}")
+        _log_rejected_file(conn, source, digest, size, result)
+    finally:
+        rejects.close()
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _copy_columns(source: SourceFile) -> tuple[str, ...]:
+    """Columns in the order _row_prefix and the file's fields fill them."""
+    symbol = ("symbol",) if source.kind is FileKind.PRICES else ()
+    return ("load_id", *symbol, "line_number", *LAYOUTS[source.kind].columns)
+
+
+def _row_prefix(source: SourceFile, load_id: int) -> bytes:
+    """The CSV fields before each row's line number: load_id and, for prices, the symbol."""
+    parts = [str(load_id).encode()]
+    if source.kind is FileKind.PRICES:
+        parts.append(_csv_literal(source.symbol or ""))
+    return b",".join(parts) + b","
+
+
+def _log_rejected_file(
+    conn: psycopg2.extensions.connection, source: SourceFile, digest: str, size: int, result: FileResult
+) -> None:
+    with conn, conn.cursor() as cur:
+        load_id = _insert_log(cur, source, digest, size, "rejected")
+        _finish_log(cur, load_id, result)
+    result.load_id = load_id

@@ -1,0 +1,311 @@
+"""Stream a source CSV into COPY-ready bytes, setting aside every line that cannot be a raw row.
+
+The loader keeps values as they came: it only checks structure (encoding, field count, header).
+Casting and value checks (NaN, High < Low, ...) belong to the staging models and the dbt tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from loader.discovery import FileKind
+
+GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+SNIFF_BYTES = 8192
+COPY_CHUNK_BYTES = 1 << 20
+READ_BUFFER_BYTES = 1 << 20
+# What reading a damaged file raises (a truncated or corrupt gzip among them).
+READ_ERRORS = (OSError, EOFError, zlib.error)
+HEADER_PROBLEMS = ("missing_header", "wrong_header")
+LOOKS_LIKE_DATE = re.compile(r"^\s*\d{1,4}[-/]\d{1,2}[-/]\d{1,4}\s*$")
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """A source file format: its expected header and the raw table columns its fields go to."""
+
+    table: str
+    header: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    @property
+    def field_count(self) -> int:
+        return len(self.header)
+
+
+PRICES_LAYOUT = TableLayout(
+    table="raw.daily_prices",
+    header=("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume"),
+    columns=("date", "open", "high", "low", "close", "adj_close", "volume"),
+)
+SYMBOLS_LAYOUT = TableLayout(
+    table="raw.symbols_meta",
+    header=(
+        "Nasdaq Traded",
+        "Symbol",
+        "Security Name",
+        "Listing Exchange",
+        "Market Category",
+        "ETF",
+        "Round Lot Size",
+        "Test Issue",
+        "Financial Status",
+        "CQS Symbol",
+        "NASDAQ Symbol",
+        "NextShares",
+    ),
+    columns=(
+        "nasdaq_traded",
+        "symbol",
+        "security_name",
+        "listing_exchange",
+        "market_category",
+        "etf",
+        "round_lot_size",
+        "test_issue",
+        "financial_status",
+        "cqs_symbol",
+        "nasdaq_symbol",
+        "next_shares",
+    ),
+)
+LAYOUTS = {FileKind.PRICES: PRICES_LAYOUT, FileKind.SYMBOLS: SYMBOLS_LAYOUT}
+
+
+class FileRejected(Exception):
+    """The whole file cannot be loaded (binary, empty, wrong header, no data rows)."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class LineCounts:
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    blank_lines: int = 0
+
+
+@dataclass
+class RejectSink:
+    """Rejected lines, spooled to disk past a few MB so memory stays flat on a bad file."""
+
+    count: int = 0
+    _spool: tempfile.SpooledTemporaryFile = field(
+        # Closed by close(): the spool outlives any one block.
+        default_factory=lambda: tempfile.SpooledTemporaryFile(max_size=4 << 20, mode="w+b")  # noqa: SIM115
+    )
+
+    def add(self, line_number: int, raw: bytes, code: str, reason: str) -> None:
+        self.count += 1
+        text = raw.replace(b"\x00", b"\\x00").decode("utf-8", errors="backslashreplace")
+        row = io.StringIO()
+        csv.writer(row, lineterminator="\n").writerow([line_number, text, code, reason])
+        self._spool.write(row.getvalue().encode())
+
+    def copy_source(self) -> BinaryIO:
+        self._spool.seek(0)
+        return self._spool
+
+    def close(self) -> None:
+        self._spool.close()
+
+
+def open_source(path: Path) -> BinaryIO:
+    """Open a CSV or gzip-compressed CSV (recognised by its bytes, not its name) for binary reading."""
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == GZIP_MAGIC:
+        return io.BufferedReader(gzip.open(path, "rb"), buffer_size=READ_BUFFER_BYTES)  # type: ignore[arg-type]
+    return path.open("rb", buffering=READ_BUFFER_BYTES)
+
+
+def _normalise_header(fields: list[str]) -> tuple[str, ...]:
+    return tuple(f.strip().casefold() for f in fields)
+
+
+def _csv_fields(text: str) -> list[str]:
+    return next(csv.reader([text]), [])
+
+
+def _csv_line(fields: list[str]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(fields)
+    return out.getvalue().encode()
+
+
+class CsvStream:
+    """One pass over one source file: header check, then COPY rows out and rejects aside.
+
+    Construct it (which reads and checks the header). If `rejection` is None, iterate
+    `copy_chunks()` once; otherwise call `reject_all()` to account for the file's lines.
+    Line numbers are the file's own, 1-based, the header being line 1.
+    """
+
+    def __init__(self, stream: BinaryIO, layout: TableLayout, rejects: RejectSink) -> None:
+        self.layout = layout
+        self.counts = LineCounts()
+        self.rejects = rejects
+        self._stream = stream
+        self._separators = layout.field_count - 1
+        self._header_key = _normalise_header(list(layout.header))
+        self._line_number = 0
+        self._first_data_line: bytes | None = None
+        self.rejection: FileRejected | None = None
+        try:
+            self._check_header()
+        except FileRejected as exc:
+            self.rejection = exc
+
+    # ---- header -------------------------------------------------------------------------
+    def _check_header(self) -> None:
+        head = self._stream.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(self._stream, "peek") else b""
+        if not head:
+            raise FileRejected("empty_file", "the file is empty (0 bytes)")
+        if b"\x00" in head:
+            raise FileRejected("binary_file", "the file holds binary data (NUL bytes), not CSV text")
+        first = self._stream.readline()
+        self._line_number = 1
+        line = first.removeprefix(UTF8_BOM).rstrip(b"\r\n")
+        try:
+            fields = _csv_fields(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise FileRejected(
+                "binary_file", "the first line is not UTF-8 text; is this a CSV file?"
+            ) from None
+        expected = ",".join(self.layout.header)
+        if _normalise_header(fields) != self._header_key:
+            if fields and LOOKS_LIKE_DATE.match(fields[0]):
+                # The first line is data: count it as a row so the accounting covers it.
+                self._first_data_line = first
+                raise FileRejected("missing_header", f"no header line; expected '{expected}' as line 1")
+            raise FileRejected(
+                "wrong_header", f"header is '{line.decode(errors='replace')}', expected '{expected}'"
+            )
+        self._skip_to_data()
+
+    def _skip_to_data(self) -> None:
+        """Read past blank lines so that a header-only file is known before anything is written."""
+        while True:
+            line = self._stream.readline()
+            if not line:
+                raise FileRejected("no_data_rows", "the file has a header but no data rows")
+            self._line_number += 1
+            if line.strip():
+                self._first_data_line = line
+                return
+            self.counts.blank_lines += 1
+
+    # ---- rows ---------------------------------------------------------------------------
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        if self._first_data_line is not None:
+            yield self._line_number, self._first_data_line
+        number = self._line_number
+        for line in self._stream:
+            number += 1
+            yield number, line
+
+    def _slow_path(self, number: int, line: bytes, body: bytes) -> bytes | None:
+        """Lines that are not plain ASCII with the right number of commas; None means rejected."""
+        if b"\x00" in body:
+            self._reject(number, body, "nul_byte", "the line contains NUL bytes")
+            return None
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._reject(
+                number, body, "encoding", f"not valid UTF-8 (byte 0x{body[exc.start]:02x} at {exc.start})"
+            )
+            return None
+        fields = _csv_fields(text)
+        if len(fields) != self.layout.field_count:
+            truncated = not line.endswith(b"\n")
+            reason = f"expected {self.layout.field_count} fields, found {len(fields)}"
+            if truncated:
+                reason += " (last line has no newline: the file looks truncated)"
+            self._reject(number, body, "truncated_line" if truncated else "field_count", reason)
+            return None
+        if _normalise_header(fields) == self._header_key:
+            self._reject(number, body, "repeated_header", "the header line appears again inside the file")
+            return None
+        return _csv_line(fields)
+
+    def _reject(self, number: int, body: bytes, code: str, reason: str) -> None:
+        self.counts.rows_rejected += 1
+        self.rejects.add(number, body, code, reason)
+
+    def copy_chunks(self, prefix: bytes) -> Iterator[bytes]:
+        """COPY-format (CSV) bytes of the accepted rows, in chunks of about a megabyte.
+
+        `prefix` goes before each row's line number: the CSV fields that are the same for the file.
+        """
+        separators = self._separators
+        counts = self.counts
+        batch: list[bytes] = []
+        size = 0
+        for number, line in self._lines():
+            body = line.rstrip(b"\r\n")
+            if not body.strip():
+                counts.blank_lines += 1
+                continue
+            counts.rows_read += 1
+            # Fast path: the shape of nearly every line of a Yahoo CSV.
+            if body.count(b",") == separators and body.isascii() and b'"' not in body and b"\x00" not in body:
+                row = b"%b%d,%b\n" % (prefix, number, body)
+            else:
+                slow = self._slow_path(number, line, body)
+                if slow is None:
+                    continue
+                row = b"%b%d,%b" % (prefix, number, slow)
+            counts.rows_accepted += 1
+            batch.append(row)
+            size += len(row)
+            if size >= COPY_CHUNK_BYTES:
+                yield b"".join(batch)
+                batch, size = [], 0
+        if batch:
+            yield b"".join(batch)
+
+    def reject_all(self) -> None:
+        """The file is rejected as a whole: every data line goes to the rejects with the file's reason.
+
+        Only a bad header leaves lines to account for; binary, empty and header-only files have none.
+        """
+        assert self.rejection is not None
+        if self.rejection.code not in HEADER_PROBLEMS:
+            return
+        code, reason = self.rejection.code, self.rejection.reason
+        for number, line in self._lines():
+            body = line.rstrip(b"\r\n")
+            if not body.strip():
+                self.counts.blank_lines += 1
+                continue
+            self.counts.rows_read += 1
+            self._reject(number, body, code, reason)
+
+
+class IterReader(io.RawIOBase):
+    """A read()-able file over an iterator of byte chunks, for psycopg2's copy_expert."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        super().__init__()
+        self._chunks = chunks
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self._chunks, b"")

@@ -1,0 +1,210 @@
+"""Run a load: files spread over worker processes, progress shown, a summary kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg2.extensions
+from tqdm import tqdm
+
+from loader import database
+from loader.discovery import SourceFile
+from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, RejectSink, open_source
+
+log = logging.getLogger(__name__)
+PROGRESS_LOG_SECONDS = 10.0
+
+
+@dataclass
+class RunSummary:
+    dry_run: bool
+    files_seen: int = 0
+    files_loaded: int = 0
+    files_unchanged: int = 0
+    files_rejected: int = 0
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    blank_lines: int = 0
+    wall_seconds: float = 0.0
+    rows_per_second: float = 0.0
+    rejected_files: list[dict[str, str | None]] = field(default_factory=list)
+    files_with_rejected_rows: list[dict[str, str | int | None]] = field(default_factory=list)
+
+    def add(self, result: database.FileResult) -> None:
+        self.rows_read += result.rows_read
+        self.rows_loaded += result.rows_loaded
+        self.rows_rejected += result.rows_rejected
+        self.blank_lines += result.blank_lines
+        if result.status == "unchanged":
+            self.files_unchanged += 1
+        elif result.status == "rejected":
+            self.files_rejected += 1
+            self.rejected_files.append(
+                {"path": result.path, "reason": result.reason, "load_id": result.load_id}
+            )
+        else:
+            self.files_loaded += 1
+            if result.rows_rejected:
+                self.files_with_rejected_rows.append(
+                    {"path": result.path, "rows_rejected": result.rows_rejected, "load_id": result.load_id}
+                )
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.files_rejected or self.rows_rejected else 0
+
+    def write_json(self, path: Path) -> None:
+        """Write atomically, so a script never reads half a summary."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        tmp.replace(path)
+
+
+def inspect_source(source: SourceFile) -> database.FileResult:
+    """Dry run of one file: parse and count exactly as a load would, write nothing."""
+    result = database.FileResult(path=str(source.path), status="loaded")
+    rejects = RejectSink()
+    try:
+        with open_source(source.path) as stream:
+            parsed = CsvStream(stream, LAYOUTS[source.kind], rejects)
+            if parsed.rejection is not None:
+                parsed.reject_all()
+                result.status, result.reason = "rejected", parsed.rejection.reason
+            else:
+                for _ in parsed.copy_chunks(b""):
+                    pass
+                result.rows_loaded = parsed.counts.rows_accepted
+    except READ_ERRORS as exc:
+        return database.FileResult(
+            path=str(source.path), status="rejected", reason=f"cannot read the file: {exc}"
+        )
+    finally:
+        rejects.close()
+    result.rows_read = parsed.counts.rows_read
+    result.rows_rejected = parsed.counts.rows_rejected
+    result.blank_lines = parsed.counts.blank_lines
+    return result
+
+
+# ---- worker processes: one connection each, kept for all the files they load ----------------
+_worker_conn: psycopg2.extensions.connection | None = None
+
+
+def _init_worker() -> None:
+    global _worker_conn  # noqa: PLW0603 - one connection per worker process, made once
+    _worker_conn = database.connect()
+
+
+def _load_in_worker(source: SourceFile) -> database.FileResult:
+    assert _worker_conn is not None
+    return database.load_source(_worker_conn, source)
+
+
+def _results_in_process(sources: list[SourceFile], dry_run: bool) -> Iterator[database.FileResult]:
+    if dry_run:
+        yield from map(inspect_source, sources)
+        return
+    conn = database.connect()
+    try:
+        for source in sources:
+            yield database.load_source(conn, source)
+    finally:
+        conn.close()
+
+
+def _results_in_pool(sources: list[SourceFile], workers: int, dry_run: bool) -> Iterator[database.FileResult]:
+    task: Callable[[SourceFile], database.FileResult] = inspect_source if dry_run else _load_in_worker
+    with ProcessPoolExecutor(max_workers=workers, initializer=None if dry_run else _init_worker) as pool:
+        pending: set[Future[database.FileResult]] = {pool.submit(task, s) for s in sources}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    yield future.result()  # re-raises a worker's DatabaseUnavailable here
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+class Progress:
+    """A progress bar on a terminal; a log line every few seconds otherwise (CI, cron, pipes)."""
+
+    def __init__(self, total_files: int) -> None:
+        self.interactive = sys.stderr.isatty()
+        self._bar = tqdm(total=total_files, unit="file", disable=not self.interactive, dynamic_ncols=True)
+        self._total_files = total_files
+        self._files = 0
+        self._last_log = time.monotonic()
+
+    def update(self, summary: RunSummary) -> None:
+        self._files += 1
+        if self.interactive:
+            self._bar.set_postfix(
+                rows=f"{summary.rows_loaded:,}", rejected=summary.rows_rejected, refresh=False
+            )
+            self._bar.update(1)
+        elif time.monotonic() - self._last_log >= PROGRESS_LOG_SECONDS or self._files == self._total_files:
+            self._last_log = time.monotonic()
+            log.info(
+                "progress: %d/%d files, %s rows loaded",
+                self._files,
+                self._total_files,
+                f"{summary.rows_loaded:,}",
+            )
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
+    """Load (or, dry, inspect) every source; raises database.DatabaseUnavailable if the server goes."""
+    started = time.perf_counter()
+    summary = RunSummary(dry_run=dry_run, files_seen=len(sources))
+    # Biggest files first, so no worker is left with a long file at the end.
+    sizes = {s.path: s.path.stat().st_size for s in sources}
+    ordered = sorted(sources, key=lambda s: sizes[s.path], reverse=True)
+    if not dry_run:
+        conn = database.connect()
+        try:
+            database.ensure_schema(conn)
+        finally:
+            conn.close()
+    workers = max(1, min(workers, len(ordered)))
+    results = (
+        _results_in_process(ordered, dry_run) if workers == 1 else _results_in_pool(ordered, workers, dry_run)
+    )
+    progress = Progress(len(ordered))
+    try:
+        for result in results:
+            summary.add(result)
+            progress.update(summary)
+            if result.status == "rejected":
+                log.warning("rejected %s: %s", result.path, result.reason)
+            elif result.rows_rejected:
+                log.warning(
+                    "%s: %d of %d rows rejected (see raw.load_rejects, load_id %s)",
+                    result.path,
+                    result.rows_rejected,
+                    result.rows_read,
+                    result.load_id,
+                )
+    finally:
+        progress.close()
+    summary.wall_seconds = round(time.perf_counter() - started, 3)
+    summary.rows_per_second = (
+        round(summary.rows_loaded / summary.wall_seconds, 1) if summary.wall_seconds else 0.0
+    )
+    return summary
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -1,0 +1,67 @@
+-- Raw layer written by loader/copy_csv.py. Idempotent: run at the start of every load.
+-- Values are kept as text, exactly as they came; the dbt staging models cast them.
+
+create schema if not exists raw;
+
+create table if not exists raw.load_log (
+    load_id         bigint generated always as identity primary key,
+    source_key      text        not null,  -- what a later load replaces: 'prices/<symbol>' or 'symbols_meta'
+    file_path       text        not null,
+    file_kind       text        not null check (file_kind in ('prices', 'symbols')),
+    symbol          text,
+    asset_type      text check (asset_type in ('stock', 'etf')),  -- from the folder; null: use metadata
+    content_sha256  text,
+    file_size_bytes bigint,
+    status          text        not null check (status in ('loaded', 'replaced', 'rejected', 'failed')),
+    rows_read       bigint      not null default 0,
+    rows_loaded     bigint      not null default 0,
+    rows_rejected   bigint      not null default 0,
+    blank_lines     bigint      not null default 0,
+    started_at      timestamptz not null,
+    finished_at     timestamptz,
+    error           text,
+    check (status <> 'loaded' or rows_read = rows_loaded + rows_rejected)
+);
+create index if not exists load_log_source_key_idx on raw.load_log (source_key, load_id desc);
+
+create table if not exists raw.daily_prices (
+    load_id     bigint  not null,
+    line_number integer not null,
+    symbol      text    not null,
+    date        text,
+    open        text,
+    high        text,
+    low         text,
+    close       text,
+    adj_close   text,
+    volume      text
+);
+-- Serves the delete of a symbol's previous load; cheap to keep up since load_id only grows.
+create index if not exists daily_prices_load_id_idx on raw.daily_prices (load_id);
+
+create table if not exists raw.symbols_meta (
+    load_id          bigint  not null,
+    line_number      integer not null,
+    nasdaq_traded    text,
+    symbol           text,
+    security_name    text,
+    listing_exchange text,
+    market_category  text,
+    etf              text,
+    round_lot_size   text,
+    test_issue       text,
+    financial_status text,
+    cqs_symbol       text,
+    nasdaq_symbol    text,
+    next_shares      text
+);
+create index if not exists symbols_meta_load_id_idx on raw.symbols_meta (load_id);
+
+create table if not exists raw.load_rejects (
+    load_id     bigint  not null,
+    line_number integer not null,
+    raw_line    text    not null,
+    reason_code text    not null,
+    reason      text    not null
+);
+create index if not exists load_rejects_load_id_idx on raw.load_rejects (load_id);
