@@ -1,0 +1,10 @@
+{#- Whether the model being compiled will be built as a TimescaleDB continuous aggregate:
+    it asks for materialized='continuous_aggregate', var('use_continuous_aggregates') is on,
+    and the server's license allows it. Silent; the materialization logs a skip. -#}
+{% macro builds_as_continuous_aggregate() -%}
+    {{ return(
+        config.get('materialized') == 'continuous_aggregate'
+        and var('use_continuous_aggregates', false)
+        and stock_analytics.timescaledb_license() == 'timescale'
+    ) }}
+{%- endmacro %}

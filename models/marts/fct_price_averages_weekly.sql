@@ -1,0 +1,4 @@
+-- Weekly average high, low, volume and close per symbol, with the week candle.
+{{ config(materialized='continuous_aggregate') }}
+
+{{ period_price_averages('1 week') }}
