@@ -1,0 +1,72 @@
+# stock_analytics: `make demo` sets everything up and runs the pipeline on the bundled sample;
+# `make test` runs the test suite against throwaway databases. `make help` lists the rest.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE := data/sample
+# Every recipe that talks to the database gets the same libpq variables as `make env` prints.
+WITH_DB_ENV := eval "$$(bash scripts/db.sh env)" &&
+DBT := $(WITH_DB_ENV) $(BIN)/dbt
+
+.PHONY: help venv db-up db-down db-status env psql load build demo test lint docs docs-generate bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	@bash scripts/ensure_python_venv.sh "$(PYTHON)" "$(VENV)"
+	@echo "[venv] installing requirements.txt into $(VENV) ..."
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+venv: $(VENV)/.installed ## create .venv with the pinned Python packages
+
+db-up: ## install PostgreSQL + TimescaleDB if missing, start the project database
+	@bash scripts/db.sh up
+
+db-down: ## stop the project database (its data is kept)
+	@bash scripts/db.sh down
+
+db-status: ## say where the database is and whether it answers
+	@bash scripts/db.sh status
+
+env: ## print export lines for your shell: eval "$(make -s env)"
+	@bash scripts/db.sh env
+
+psql: ## open psql on the project database
+	@$(WITH_DB_ENV) exec psql
+
+load: venv db-up ## load the bundled sample with the loader
+	@$(WITH_DB_ENV) $(BIN)/python loader/copy_csv.py $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
+
+build: venv db-up ## dbt build: models, seeds, snapshots and tests
+	@$(DBT) build
+
+demo: venv db-up ## set up everything and run the pipeline on the bundled sample
+	@mkdir -p target
+	@$(WITH_DB_ENV) $(BIN)/python loader/copy_csv.py $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
+	@$(DBT) build --quiet || { echo "dbt build failed: see logs/dbt.log"; exit 1; }
+	@$(WITH_DB_ENV) $(BIN)/python scripts/demo_summary.py target/load_summary.json target/run_results.json
+
+test: venv db-up ## run the whole test suite (throwaway databases, never your data)
+	@$(WITH_DB_ENV) $(BIN)/python -m pytest
+
+lint: venv ## ruff on the Python code
+	@$(BIN)/ruff check loader tests scripts $(wildcard bench)
+	@$(BIN)/ruff format --check loader tests scripts $(wildcard bench)
+
+docs-generate: venv db-up
+	@$(DBT) docs generate
+
+docs: docs-generate ## build the dbt docs and serve them on http://localhost:8080
+	@$(DBT) docs serve --port 8080
+
+bench: venv db-up ## loader benchmark (see docs/benchmarks.md)
+	@$(WITH_DB_ENV) $(BIN)/python bench/bench_loader.py
+
+clean: ## remove build output (keeps the database and .venv)
+	rm -rf target logs .pytest_cache .ruff_cache

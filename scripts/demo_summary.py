@@ -1,0 +1,64 @@
+"""Print what `make demo` did: rows loaded, models built, tests passed or warned, what next."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import psycopg2
+
+MART_TABLES = (
+    "marts.fct_price_averages_weekly",
+    "marts.fct_price_averages_monthly",
+    "marts.fct_price_averages_quarterly",
+    "marts.fct_price_averages_yearly",
+    "marts.fct_daily_moving_averages",
+    "marts.dim_symbols",
+)
+
+
+def main(load_summary_path: str, run_results_path: str) -> int:
+    load = json.loads(Path(load_summary_path).read_text())
+    results = json.loads(Path(run_results_path).read_text())["results"]
+    kinds: Counter[tuple[str, str]] = Counter()
+    for result in results:
+        kinds[(result["unique_id"].split(".")[0], result["status"])] += 1
+    models = sum(n for (kind, _), n in kinds.items() if kind in {"model", "seed"})
+    tests = {status: n for (kind, status), n in kinds.items() if kind == "test"}
+
+    with psycopg2.connect("") as conn, conn.cursor() as cur:
+        counts = []
+        for table in MART_TABLES:
+            cur.execute(f"select count(*) from {table}")
+            counts.append((table, cur.fetchone()[0]))
+        cur.execute("select current_database(), current_setting('port')")
+        database, port = cur.fetchone()
+
+    print("\n=== stock_analytics demo: done ===")
+    print(
+        f"loader : {load['files_seen']} files: {load['files_loaded']} loaded, "
+        f"{load['files_unchanged']} unchanged, {load['files_rejected']} rejected; "
+        f"{load['rows_loaded']:,} rows loaded, {load['rows_rejected']:,} rejected"
+    )
+    print(
+        f"dbt    : {models} models and seeds built; tests: {tests.get('pass', 0)} passed, "
+        f"{tests.get('warn', 0)} warned, {tests.get('fail', 0) + tests.get('error', 0)} failed"
+    )
+    print("marts  :")
+    for table, count in counts:
+        print(f"  {table:<38} {count:>9,} rows")
+    print("\nnext:")
+    print('  eval "$(make -s env)"   # point psql, dbt and the loader at this database, then e.g.:')
+    print(
+        '  psql -c "select * from marts.fct_price_averages_monthly '
+        "where symbol = 'AAPL' order by period_start desc limit 5\""
+    )
+    print(f"  make psql               # psql on {database} (port {port})")
+    print("  make docs               # lineage and column docs on http://localhost:8080")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:3]))

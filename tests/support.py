@@ -1,0 +1,150 @@
+"""Throwaway databases and helpers to run the loader and dbt against them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = PROJECT_DIR / "data" / "sample"
+LOADER = PROJECT_DIR / "loader" / "copy_csv.py"
+DBT = Path(sys.executable).with_name("dbt")
+PG_VARS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+
+
+def server_env() -> dict[str, str]:
+    """The libpq variables of the server to test on: the caller's, else the project cluster's."""
+    env = dict(os.environ)
+    if "PGHOST" not in env:
+        out = subprocess.run(
+            ["bash", str(PROJECT_DIR / "scripts" / "db.sh"), "env"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for line in out.splitlines():
+            name, _, value = line.removeprefix("export ").partition("=")
+            env[name] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@dataclass
+class Database:
+    """A database of its own on the test server; the loader and dbt are pointed at it."""
+
+    name: str
+    env: dict[str, str]
+    work_dir: Path
+    _conn: psycopg2.extensions.connection | None = field(default=None, repr=False)
+
+    def connect(self) -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(**_dsn(self.env), dbname=self.name)
+        conn.autocommit = True
+        return conn
+
+    def query(self, sql: str, params: Any = None) -> list[tuple]:
+        if self._conn is None or self._conn.closed:
+            self._conn = self.connect()
+        with self._conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def scalar(self, sql: str, params: Any = None) -> Any:
+        rows = self.query(sql, params)
+        return rows[0][0] if rows else None
+
+    def run_loader(self, *args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(LOADER), *map(str, args)],
+            check=False,  # callers assert on the return code
+            env=self.env,
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def load_summary(self, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+        """Run the loader with --summary-json and return the process and the parsed summary."""
+        path = self.work_dir / f"summary-{uuid.uuid4().hex[:8]}.json"
+        proc = self.run_loader(*args, "--summary-json", path)
+        summary = json.loads(path.read_text()) if path.exists() else {}
+        return proc, summary
+
+    def dbt(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(DBT), *args],
+            check=False,  # callers assert on the return code
+            env=self.env,
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def dbt_results(self) -> dict[str, Any]:
+        """The run_results.json of this database's last dbt command."""
+        return json.loads((self.work_dir / "target" / "run_results.json").read_text())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+
+def _dsn(env: dict[str, str]) -> dict[str, str]:
+    keys = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password"}
+    return {keys[k]: env[k] for k in keys if env.get(k)}
+
+
+def create_database(work_dir: Path, prefix: str = "stock_analytics_test") -> Database:
+    """A fresh database with TimescaleDB; dbt writes its target/ and logs/ under work_dir."""
+    env = server_env()
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(**_dsn(env), dbname=env.get("PGDATABASE", "postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    admin.close()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    db_env = {
+        **env,
+        "PGDATABASE": name,
+        "DBT_PROFILES_DIR": str(PROJECT_DIR),
+        "DBT_TARGET_PATH": str(work_dir / "target"),
+        "DBT_LOG_PATH": str(work_dir / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    db = Database(name=name, env=db_env, work_dir=work_dir)
+    db.query("set client_min_messages = warning; create extension if not exists timescaledb")
+    return db
+
+
+def drop_database(db: Database) -> None:
+    db.close()
+    admin = psycopg2.connect(**_dsn(db.env), dbname=server_env().get("PGDATABASE", "postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{db.name}" with (force)')
+    admin.close()
+
+
+def sample_data_lines() -> dict[str, int]:
+    """Data lines per price file of the bundled sample, counted straight from the files."""
+    counts = {}
+    for path in sorted([*SAMPLE_DIR.glob("stocks/*.csv"), *SAMPLE_DIR.glob("etfs/*.csv")]):
+        with path.open("rb") as fh:
+            counts[path.stem] = sum(1 for line in fh if line.strip()) - 1
+    return counts
