@@ -15,7 +15,7 @@ set -euo pipefail
 PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_MAJOR=15
 PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
-STATE_DIR="${PROJECT_DIR}/.local"
+STATE_DIR="${STOCK_ANALYTICS_STATE_DIR:-${PROJECT_DIR}/.local}"
 DATA_DIR="${STATE_DIR}/pgdata"
 SOCKET_DIR="${STATE_DIR}/run"
 LOG_FILE="${STATE_DIR}/postgres.log"
@@ -72,10 +72,8 @@ cluster_running() {
 }
 
 port_in_use() {
-  # Any answer other than "no response" means something listens there.
-  local rc=0
-  "${PG_BIN}/pg_isready" -q -h localhost -p "${LOCAL_PORT}" -t 2 >/dev/null 2>&1 || rc=$?
-  [ "${rc}" -ne 2 ]
+  # A TCP connect that succeeds means something (PostgreSQL or not) listens there.
+  (exec 3<>"/dev/tcp/127.0.0.1/${LOCAL_PORT}") 2>/dev/null
 }
 
 init_cluster() {
