@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 # Run as a script (`python loader/copy_csv.py`), the project root is not on sys.path yet.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -37,18 +38,31 @@ where it goes (schema raw):
   raw.load_log       one row per file load: path, sha256, rows read/loaded/rejected, status
 
 re-runs:
-  A file whose content has not changed since its symbol was last loaded is skipped.
+  A file whose content is unchanged since its symbol was last loaded is skipped.
   A changed file replaces its symbol's previous rows in one transaction. Each file is
   its own transaction, so an interrupted run leaves whole files only; run it again.
 
 connection:
   The libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE
   (eval "$(make -s env)" sets them for the project's own database).
+
+exit codes:
+  0  everything loaded (or was unchanged)
+  2  finished, but some files or rows were rejected: see the log lines and raw.load_rejects
+  1  could not run: bad arguments, a path that does not exist, database unreachable
 """
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error; here 2 means "finished with rejects", so use 1."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python loader/copy_csv.py",
         description="Load daily stock price CSVs (and the symbols metadata) into the raw schema with COPY.",
         epilog=EPILOG,
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sources = discover(args.paths, symbol=args.symbol, asset_type=args.asset_type)
         summary = runner.run(sources, workers=args.workers, dry_run=args.dry_run)
-    except (DiscoveryError, database.DatabaseUnavailable) as exc:
+    except (DiscoveryError, database.DatabaseUnavailable, runner.WorkerCrashed) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:

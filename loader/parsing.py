@@ -262,8 +262,15 @@ class CsvStream:
                 counts.blank_lines += 1
                 continue
             counts.rows_read += 1
-            # Fast path: the shape of nearly every line of a Yahoo CSV.
-            if body.count(b",") == separators and body.isascii() and b'"' not in body and b"\x00" not in body:
+            # Fast path: the shape of nearly every line of a Yahoo CSV (starts with the date's
+            # digit, so a repeated header or a quoted line takes the careful path).
+            if (
+                body[:1].isdigit()
+                and body.count(b",") == separators
+                and body.isascii()
+                and b'"' not in body
+                and b"\x00" not in body
+            ):
                 row = b"%b%d,%b\n" % (prefix, number, body)
             else:
                 slow = self._slow_path(number, line, body)

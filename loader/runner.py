@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, RejectSink, open_sou
 
 log = logging.getLogger(__name__)
 PROGRESS_LOG_SECONDS = 10.0
+
+
+class WorkerCrashed(Exception):
+    """A worker process died mid-run; the message says what to do."""
 
 
 @dataclass
@@ -130,6 +135,11 @@ def _results_in_pool(sources: list[SourceFile], workers: int, dry_run: bool) -> 
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
                     yield future.result()  # re-raises a worker's DatabaseUnavailable here
+        except BrokenProcessPool:
+            raise WorkerCrashed(
+                "a loader worker process died (killed, or out of memory); files it had not "
+                "committed were rolled back. Re-run the loader to finish: loaded files are skipped."
+            ) from None
         finally:
             for future in pending:
                 future.cancel()

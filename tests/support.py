@@ -7,12 +7,14 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -132,13 +134,30 @@ def create_database(work_dir: Path, prefix: str = "stock_analytics_test") -> Dat
     return db
 
 
-def drop_database(db: Database) -> None:
+def drop_database(db: Database, attempts: int = 50) -> None:
+    """Drop a test database. Not WITH (FORCE): that would have to signal the server's own
+    workers (autovacuum, TimescaleDB's scheduler), which a non-superuser may not; a plain
+    DROP stops those itself, so end our own sessions and retry while it is still in use."""
     db.close()
     admin = psycopg2.connect(**_dsn(db.env), dbname=server_env().get("PGDATABASE", "postgres"))
     admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'drop database if exists "{db.name}" with (force)')
-    admin.close()
+    try:
+        with admin.cursor() as cur:
+            for attempt in range(attempts):
+                cur.execute(
+                    "select pg_terminate_backend(pid) from pg_stat_activity "
+                    "where datname = %s and usename = current_user and pid <> pg_backend_pid()",
+                    (db.name,),
+                )
+                try:
+                    cur.execute(f'drop database if exists "{db.name}"')
+                    return
+                except psycopg2.errors.ObjectInUse:
+                    if attempt == attempts - 1:
+                        raise
+                    time.sleep(0.2)
+    finally:
+        admin.close()
 
 
 def sample_data_lines() -> dict[str, int]:

@@ -1,0 +1,204 @@
+"""Re-runs, replacement, crashes and concurrency: never a duplicate, never a half-loaded file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.loader_support import HEADER, assert_accounting, price_rows, write
+from tests.support import LOADER, PROJECT_DIR, SAMPLE_DIR, Database, sample_data_lines
+
+SUMMARY_KEYS = {
+    "files_seen",
+    "files_loaded",
+    "files_unchanged",
+    "files_rejected",
+    "rows_read",
+    "rows_loaded",
+    "rows_rejected",
+}
+
+
+def start_loader(db: Database, *args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(LOADER), *map(str, args)],
+        env=db.env,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_until(predicate, timeout: float = 60.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(interval)
+
+
+def committed_loads(db: Database) -> int:
+    if db.scalar("select to_regclass('raw.load_log')") is None:  # the loader has not made it yet
+        return 0
+    return db.scalar("select count(*) from raw.load_log where status = 'loaded'")
+
+
+def test_sample_loads_with_asset_types_from_folders_and_summary_keys(fresh_db):
+    proc, summary = fresh_db.load_summary(SAMPLE_DIR)
+    assert proc.returncode == 0, proc.stderr
+    assert summary.keys() >= SUMMARY_KEYS
+    assert (summary["files_seen"], summary["files_loaded"], summary["rows_rejected"]) == (25, 25, 0)
+    assert summary["rows_loaded"] == sum(sample_data_lines().values()) + 2642
+    assert_accounting(fresh_db, summary)
+    types = dict(fresh_db.query("select symbol, asset_type from raw.load_log where file_kind = 'prices'"))
+    assert types["AAPL"] == "stock" and types["AGG"] == "etf"
+    assert fresh_db.scalar("select asset_type from raw.load_log where file_kind = 'symbols'") is None
+
+
+def test_changed_file_replaces_the_symbols_rows_in_one_go(fresh_db, tmp_path):
+    write(tmp_path / "day1", "MSFT.csv", HEADER + price_rows(100))
+    write(tmp_path / "day2", "MSFT.csv", HEADER + price_rows(101))  # the daily update: one row appended
+    assert fresh_db.run_loader(tmp_path / "day1" / "MSFT.csv").returncode == 0
+    proc, summary = fresh_db.load_summary(tmp_path / "day2" / "MSFT.csv")
+    assert proc.returncode == 0, proc.stderr
+    assert summary["rows_loaded"] == 101
+    assert fresh_db.scalar("select count(*) from raw.daily_prices") == 101
+    assert fresh_db.scalar("select count(distinct (symbol, date)) from raw.daily_prices") == 101
+    assert [s for (s,) in fresh_db.query("select status from raw.load_log order by load_id")] == [
+        "replaced",
+        "loaded",
+    ]
+    assert_accounting(fresh_db, summary)
+
+
+def test_corrected_history_replaces_values_and_moving_the_folder_changes_nothing(fresh_db, tmp_path):
+    rows = price_rows(10)
+    corrected = rows.replace(b",1005\n", b",999999\n")
+    write(tmp_path / "a", "IBM.csv", HEADER + rows)
+    fresh_db.run_loader(tmp_path / "a" / "IBM.csv")
+    write(tmp_path / "b", "IBM.csv", HEADER + corrected)
+    proc, _ = fresh_db.load_summary(tmp_path / "b" / "IBM.csv")
+    assert proc.returncode == 0
+    assert fresh_db.scalar("select count(*) from raw.daily_prices where volume = '999999'") == 1
+    shutil.copytree(tmp_path / "b", tmp_path / "moved")
+    proc, summary = fresh_db.load_summary(tmp_path / "moved" / "IBM.csv")
+    assert summary["files_unchanged"] == 1 and summary["rows_loaded"] == 0
+
+
+def test_symbol_and_asset_type_options_override_the_file_name(fresh_db, tmp_path):
+    path = write(tmp_path, "download (1).csv", HEADER + price_rows(3))
+    proc, _ = fresh_db.load_summary(path, "--symbol", "TSLA", "--asset-type", "stock")
+    assert proc.returncode == 0, proc.stderr
+    assert fresh_db.query("select distinct symbol from raw.daily_prices") == [("TSLA",)]
+    assert fresh_db.scalar("select asset_type from raw.load_log") == "stock"
+    both = fresh_db.run_loader(path, SAMPLE_DIR / "stocks" / "A.csv", "--symbol", "X")
+    assert both.returncode == 1 and "--symbol names the symbol of one price file" in both.stderr
+
+
+def test_dry_run_counts_like_a_load_and_writes_nothing(fresh_db, tmp_path):
+    write(tmp_path, "A.csv", HEADER + price_rows(20) + b"2021-13-01,1,2\n")
+    write(tmp_path, "B.csv", b"")
+    proc, summary = fresh_db.load_summary("--dry-run", tmp_path)
+    assert proc.returncode == 2
+    assert (summary["rows_read"], summary["rows_loaded"], summary["rows_rejected"]) == (21, 20, 1)
+    assert summary["files_rejected"] == 1 and summary["dry_run"] is True
+    assert "would load" in proc.stderr
+    assert fresh_db.scalar("select to_regclass('raw.load_log')") is None
+
+
+def test_help_explains_paths_reruns_exit_codes_and_connection(fresh_db):
+    proc = fresh_db.run_loader("--help")
+    assert proc.returncode == 0
+    for phrase in (
+        "symbols_valid_meta.csv",
+        "--dry-run",
+        "--summary-json",
+        "--workers",
+        "PGHOST",
+        "raw.load_rejects",
+        "unchanged",
+        "exit codes",
+    ):
+        assert phrase.lower() in proc.stdout.lower(), phrase
+
+
+def test_a_concurrent_reader_sees_the_old_rows_or_the_new_never_half(fresh_db, tmp_path):
+    write(tmp_path / "v1", "BIG.csv", HEADER + price_rows(1_000))
+    write(tmp_path / "v2", "BIG.csv", HEADER + price_rows(300_000))
+    assert fresh_db.run_loader(tmp_path / "v1" / "BIG.csv").returncode == 0
+    loader = start_loader(fresh_db, tmp_path / "v2" / "BIG.csv")
+    seen = set()
+    while loader.poll() is None:
+        seen.add(fresh_db.scalar("select count(*) from raw.daily_prices"))
+    assert loader.returncode == 0, loader.stderr.read()
+    seen.add(fresh_db.scalar("select count(*) from raw.daily_prices"))
+    assert seen <= {1_000, 300_000} and 300_000 in seen
+
+
+def test_killing_the_loader_mid_run_then_rerunning_gives_exactly_a_clean_load(fresh_db, tmp_path):
+    expected = {}
+    for i in range(24):
+        n = 15_000 + i * 500
+        write(tmp_path / "stocks", f"S{i:02d}.csv", HEADER + price_rows(n))
+        expected[f"S{i:02d}"] = n
+    loader = start_loader(fresh_db, tmp_path, "--workers", "2")
+    wait_until(lambda: committed_loads(fresh_db) >= 3)
+    os.killpg(loader.pid, signal.SIGKILL)
+    loader.wait()
+    committed = fresh_db.scalar("select count(*) from raw.load_log where status = 'loaded'")
+    assert 3 <= committed < 24, "the kill should land mid-run"
+    assert_accounting(fresh_db, {"rows_read": 0, "rows_loaded": 0, "rows_rejected": 0})  # whole files only
+
+    proc, summary = fresh_db.load_summary(tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert summary["files_unchanged"] == committed
+    assert dict(fresh_db.query("select symbol, count(*) from raw.daily_prices group by symbol")) == expected
+    assert (
+        fresh_db.scalar(
+            "select count(*) from (select symbol, line_number from raw.daily_prices "
+            "group by 1, 2 having count(*) > 1) d"
+        )
+        == 0
+    )
+
+
+def test_the_database_going_away_mid_load_stops_cleanly_and_a_rerun_finishes(fresh_db, tmp_path):
+    path = write(tmp_path, "LONG.csv", HEADER + price_rows(600_000))
+    loader = start_loader(fresh_db, path, "--workers", "1")
+    wait_until(
+        lambda: (
+            fresh_db.scalar(
+                "select count(*) from pg_stat_activity where datname = current_database() "
+                "and application_name = 'stock_analytics loader' and query ilike 'copy%%'"
+            )
+            == 1
+        )
+    )
+    fresh_db.query(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() "
+        "and application_name = 'stock_analytics loader'"
+    )
+    _, stderr = loader.communicate(timeout=60)
+    assert loader.returncode == 1
+    assert "database went away while loading" in stderr and "Re-run the loader" in stderr
+    assert "Traceback" not in stderr
+    assert fresh_db.scalar("select count(*) from raw.daily_prices") == 0
+
+    proc, summary = fresh_db.load_summary(path)
+    assert proc.returncode == 0, proc.stderr
+    assert summary["rows_loaded"] == 600_000
+    assert_accounting(fresh_db, summary)
+
+
+def test_two_loaders_at_once_on_the_same_files_load_each_row_once(fresh_db):
+    first = start_loader(fresh_db, SAMPLE_DIR)
+    second = start_loader(fresh_db, SAMPLE_DIR)
+    assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
+    assert fresh_db.scalar("select count(*) from raw.daily_prices") == sum(sample_data_lines().values())
+    assert fresh_db.scalar("select count(*) from raw.load_log where status = 'loaded'") == 25
