@@ -23,6 +23,7 @@ SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 HASH_CHUNK_BYTES = 1 << 20
 # Any constant works; it only has to be the same for every loader process.
 SCHEMA_LOCK_KEY = 0x5354_4F43
+PURGE_LOCK_KEY = 0x5354_4F44
 
 
 class DatabaseUnavailable(Exception):
@@ -52,6 +53,11 @@ def connect() -> psycopg2.extensions.connection:
             f"cannot connect to the database ({detail}). Is it running (make db-up)? "
             'Are the PG* variables set (eval "$(make -s env)")?'
         ) from None
+    with conn, conn.cursor() as cur:
+        # One commit per file: without this, thousands of files wait for thousands of WAL
+        # flushes. A server crash can then lose the last moments of commits, each whole (a
+        # file is one transaction, its load_log row with it), and a re-run loads them again.
+        cur.execute("set synchronous_commit = off")
     return conn
 
 
@@ -87,46 +93,64 @@ def _copy_statement(table: str, columns: tuple[str, ...]) -> sql.Composed:
     )
 
 
-def _insert_log(
-    cur: psycopg2.extensions.cursor, source: SourceFile, digest: str, size: int, status: str
-) -> int:
+def _claim_load(cur: psycopg2.extensions.cursor, source: SourceFile, digest: str, size: int) -> int | None:
+    """Take the source's lock, then log a new load unless the source's current load has this
+    very content; returns the new load_id, or None when the file is unchanged.
+
+    Two statements on purpose: under READ COMMITTED each statement sees what committed before
+    it started, so only an insert issued after the lock is granted sees a load of the same
+    source that committed while we waited for it.
+    """
+    cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (source.source_key,))
     cur.execute(
         """
         insert into raw.load_log (source_key, file_path, file_kind, symbol, asset_type,
                                   content_sha256, file_size_bytes, status, started_at)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())
+        select %(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
+               'loaded', clock_timestamp()
+         where not exists (select from raw.load_log
+                            where source_key = %(key)s and status = 'loaded' and content_sha256 = %(digest)s)
         returning load_id
         """,
-        (
-            source.source_key,
-            str(source.path.resolve()),
-            source.kind.value,
-            source.symbol,
-            source.asset_type,
-            digest,
-            size,
-            status,
-        ),
+        {
+            "key": source.source_key,
+            "path": str(source.path.resolve()),
+            "kind": source.kind.value,
+            "symbol": source.symbol,
+            "asset_type": source.asset_type,
+            "digest": digest,
+            "size": size,
+        },
     )
-    return cur.fetchone()[0]
+    row = cur.fetchone()
+    return None if row is None else row[0]
 
 
-def _finish_log(cur: psycopg2.extensions.cursor, load_id: int, result: FileResult) -> None:
+def _finish_load(
+    cur: psycopg2.extensions.cursor, source: SourceFile, load_id: int, result: FileResult
+) -> None:
+    """Record the outcome; a successful load supersedes the source's previous one in the same
+    transaction (its rows are deleted later, in bulk, by purge_replaced)."""
     cur.execute(
         """
+        update raw.load_log set status = 'replaced'
+         where %(status)s = 'loaded' and source_key = %(key)s and status = 'loaded' and load_id <> %(id)s;
         update raw.load_log
-           set rows_read = %s, rows_loaded = %s, rows_rejected = %s, blank_lines = %s,
-               error = %s, finished_at = clock_timestamp()
-         where load_id = %s
+           set status = %(status)s, rows_read = %(read)s, rows_loaded = %(loaded)s,
+               rows_rejected = %(rejected)s, blank_lines = %(blank)s, error = %(error)s,
+               finished_at = clock_timestamp()
+         where load_id = %(id)s
         """,
-        (
-            result.rows_read,
-            result.rows_loaded,
-            result.rows_rejected,
-            result.blank_lines,
-            result.reason,
-            load_id,
-        ),
+        {
+            "status": result.status,
+            "key": source.source_key,
+            "id": load_id,
+            "read": result.rows_read,
+            "loaded": result.rows_loaded,
+            "rejected": result.rows_rejected,
+            "blank": result.blank_lines,
+            "error": result.reason,
+        },
     )
 
 
@@ -152,22 +176,45 @@ def _copy_rejects(cur: psycopg2.extensions.cursor, load_id: int, rejects: Reject
     )
 
 
-def _supersede_previous(cur: psycopg2.extensions.cursor, source: SourceFile, load_id: int) -> int:
-    """Delete the rows of earlier loads of the same source; return how many rows went."""
-    table = sql.SQL(LAYOUTS[source.kind].table)
-    cur.execute(
-        """
-        update raw.load_log set status = 'replaced'
-         where source_key = %s and status = 'loaded' and load_id <> %s
-        returning load_id
-        """,
-        (source.source_key, load_id),
-    )
-    previous = [row[0] for row in cur.fetchall()]
-    if not previous:
-        return 0
-    cur.execute(sql.SQL("delete from {} where load_id = any(%s)").format(table), (previous,))
-    return cur.rowcount
+def analyze_raw(conn: psycopg2.extensions.connection) -> None:
+    """Fresh planner statistics after a load: without them the staging build's joins are
+    planned for a handful of rows and can run for hours instead of seconds."""
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("analyze raw.load_log, raw.daily_prices, raw.symbols_meta, raw.load_rejects")
+    finally:
+        conn.autocommit = False
+
+
+def purge_replaced(conn: psycopg2.extensions.connection) -> int:
+    """Delete the raw rows of every replaced load in one pass; returns how many loads.
+
+    Deferred from the loads themselves so the raw tables need no index (COPY runs at the speed
+    of an unindexed table) and a run that replaces thousands of files scans the table once.
+    Until then the rows are inert: their load is marked 'replaced' and staging reads 'loaded'.
+    """
+    with conn, conn.cursor() as cur:
+        cur.execute("select pg_advisory_xact_lock(%s)", (PURGE_LOCK_KEY,))
+        cur.execute(
+            """
+            with purged as (
+                update raw.load_log set purged_at = clock_timestamp()
+                 where status = 'replaced' and purged_at is null
+                returning load_id, file_kind
+            ),
+            prices as (
+                delete from raw.daily_prices
+                 where load_id in (select load_id from purged where file_kind = 'prices')
+            ),
+            symbols as (
+                delete from raw.symbols_meta
+                 where load_id in (select load_id from purged where file_kind = 'symbols')
+            )
+            select count(*) from purged
+            """
+        )
+        return cur.fetchone()[0]
 
 
 def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> FileResult:
@@ -182,44 +229,29 @@ def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> Fil
     rejects = RejectSink()
     try:
         with conn, conn.cursor() as cur, open_source(source.path) as stream:
-            # Serialises loads of the same symbol across workers and concurrent loader runs.
-            cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (source.source_key,))
-            cur.execute(
-                "select content_sha256 from raw.load_log where source_key = %s and status = 'loaded' "
-                "order by load_id desc limit 1",
-                (source.source_key,),
-            )
-            current = cur.fetchone()
-            if current is not None and current[0] == digest:
+            load_id = _claim_load(cur, source, digest, size)
+            if load_id is None:
                 result.status = "unchanged"
                 return result
-
+            result.load_id = load_id
             parsed = CsvStream(stream, layout, rejects)
             if parsed.rejection is not None:
                 # The previous load of this source stays: a broken file must not wipe good data.
                 parsed.reject_all()
                 result.status, result.reason = "rejected", parsed.rejection.reason
-                load_id = _insert_log(cur, source, digest, size, "rejected")
             else:
-                load_id = _insert_log(cur, source, digest, size, "loaded")
                 copy = _copy_statement(layout.table, _copy_columns(source))
-                cur.copy_expert(
-                    copy, IterReader(parsed.copy_chunks(_row_prefix(source, load_id))), size=1 << 20
-                )
+                cur.copy_expert(copy, IterReader(parsed.copy_chunks(_row_prefix(source, load_id))))
                 result.rows_loaded = cur.rowcount
                 if result.rows_loaded != parsed.counts.rows_accepted:
                     raise RuntimeError(
                         f"COPY stored {cur.rowcount} rows, expected {parsed.counts.rows_accepted}"
                     )
-                replaced = _supersede_previous(cur, source, load_id)
-                if replaced:
-                    log.debug("%s: replaced %d rows of the previous load", source.path, replaced)
-            result.load_id = load_id
             result.rows_read = parsed.counts.rows_read
             result.rows_rejected = parsed.counts.rows_rejected
             result.blank_lines = parsed.counts.blank_lines
             _copy_rejects(cur, load_id, rejects)
-            _finish_log(cur, load_id, result)
+            _finish_load(cur, source, load_id, result)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise DatabaseUnavailable(
@@ -254,6 +286,7 @@ def _log_rejected_file(
     conn: psycopg2.extensions.connection, source: SourceFile, digest: str, size: int, result: FileResult
 ) -> None:
     with conn, conn.cursor() as cur:
-        load_id = _insert_log(cur, source, digest, size, "rejected")
-        _finish_log(cur, load_id, result)
+        load_id = _claim_load(cur, source, digest, size)
+        if load_id is not None:
+            _finish_load(cur, source, load_id, result)
     result.load_id = load_id

@@ -186,6 +186,7 @@ def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
         conn = database.connect()
         try:
             database.ensure_schema(conn)
+            database.purge_replaced(conn)  # left over by an interrupted run, if any
         finally:
             conn.close()
     workers = max(1, min(workers, len(ordered)))
@@ -209,6 +210,15 @@ def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
                 )
     finally:
         progress.close()
+    if not dry_run and summary.files_loaded:
+        conn = database.connect()
+        try:
+            purged = database.purge_replaced(conn)
+            database.analyze_raw(conn)
+        finally:
+            conn.close()
+        if purged:
+            log.info("replaced the rows of %d earlier loads", purged)
     summary.wall_seconds = round(time.perf_counter() - started, 3)
     summary.rows_per_second = (
         round(summary.rows_loaded / summary.wall_seconds, 1) if summary.wall_seconds else 0.0

@@ -19,6 +19,7 @@ create table if not exists raw.load_log (
     blank_lines     bigint      not null default 0,
     started_at      timestamptz not null,
     finished_at     timestamptz,
+    purged_at       timestamptz,  -- when a replaced load's raw rows were deleted
     error           text,
     check (status <> 'loaded' or rows_read = rows_loaded + rows_rejected)
 );
@@ -36,8 +37,8 @@ create table if not exists raw.daily_prices (
     adj_close   text,
     volume      text
 );
--- Serves the delete of a symbol's previous load; cheap to keep up since load_id only grows.
-create index if not exists daily_prices_load_id_idx on raw.daily_prices (load_id);
+-- No index: COPY runs at the speed of a bare table. Nothing reads a single load's rows but
+-- the purge of replaced loads, which deletes them all in one pass at the end of a run.
 
 create table if not exists raw.symbols_meta (
     load_id          bigint  not null,
@@ -55,7 +56,6 @@ create table if not exists raw.symbols_meta (
     nasdaq_symbol    text,
     next_shares      text
 );
-create index if not exists symbols_meta_load_id_idx on raw.symbols_meta (load_id);
 
 create table if not exists raw.load_rejects (
     load_id     bigint  not null,

@@ -228,3 +228,12 @@ def test_an_unreachable_database_stops_with_a_clear_message(fresh_db, tmp_path):
     assert proc.returncode == 1
     assert "cannot connect to the database" in proc.stderr and "make db-up" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_overlong_line_is_rejected_without_reading_it_into_memory(fresh_db, tmp_path):
+    content = HEADER + GOOD + b"2021-01-05," + b"9" * (3 << 20) + b"\n" + GOOD.replace(b"04", b"06")
+    summary = load(fresh_db, write(tmp_path, "HUGE.csv", content), expect_exit=2)
+    assert (summary["rows_read"], summary["rows_loaded"], summary["rows_rejected"]) == (3, 2, 1)
+    [(line, code, raw)] = rejects(fresh_db)
+    assert (line, code) == (3, "line_too_long") and len(raw) < 300
+    assert [n for (n,) in fresh_db.query("select line_number from raw.daily_prices order by 1")] == [2, 4]

@@ -133,12 +133,18 @@ def test_a_concurrent_reader_sees_the_old_rows_or_the_new_never_half(fresh_db, t
     write(tmp_path / "v2", "BIG.csv", HEADER + price_rows(300_000))
     assert fresh_db.run_loader(tmp_path / "v1" / "BIG.csv").returncode == 0
     loader = start_loader(fresh_db, tmp_path / "v2" / "BIG.csv")
+    # What staging reads: the rows of each symbol's current load.
+    current_rows = (
+        "select count(*) from raw.daily_prices join raw.load_log using (load_id) where status = 'loaded'"
+    )
     seen = set()
     while loader.poll() is None:
-        seen.add(fresh_db.scalar("select count(*) from raw.daily_prices"))
+        seen.add(fresh_db.scalar(current_rows))
     assert loader.returncode == 0, loader.stderr.read()
-    seen.add(fresh_db.scalar("select count(*) from raw.daily_prices"))
+    seen.add(fresh_db.scalar(current_rows))
     assert seen <= {1_000, 300_000} and 300_000 in seen
+    # ... and once the run is over the replaced rows are gone from raw too.
+    assert fresh_db.scalar("select count(*) from raw.daily_prices") == 300_000
 
 
 def test_killing_the_loader_mid_run_then_rerunning_gives_exactly_a_clean_load(fresh_db, tmp_path):

@@ -9,12 +9,29 @@ symbols_meta as (
 
 ),
 
+load_log as (
+
+    select * from {{ source('raw', 'load_log') }}
+
+),
+
+current_symbols_meta as (
+
+    -- Only the current load: a replaced load's rows wait in raw for the loader's purge.
+    select symbols_meta.*
+    from symbols_meta
+    inner join load_log
+        on symbols_meta.load_id = load_log.load_id
+    where load_log.status = 'loaded'
+
+),
+
 ranked as (
 
     select
         *,
         row_number() over (partition by trim(symbol) order by load_id desc, line_number desc) as recency_rank
-    from symbols_meta
+    from current_symbols_meta
     where nullif(trim(symbol), '') is not null
 
 ),

@@ -1,0 +1,140 @@
+"""Write a deterministic synthetic dataset in the Kaggle stock-market-dataset layout.
+
+    python bench/generate_dataset.py --out bench/data/full                    # ~8,000 files, 25 M rows
+    python bench/generate_dataset.py --out bench/data/small --files 200 --rows 500000
+
+Prices follow a geometric random walk per symbol on weekdays ending 2020-04-01, with realistic
+OHLC shapes and volumes. A configurable share of rows carries the defects real files have:
+a date and nothing else, High < Low, Open = 0 (all still valid CSV), and, with
+--malformed-share, lines with a wrong field count, which the loader must reject.
+The same arguments always give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import random
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
+META_HEADER = (
+    "Nasdaq Traded,Symbol,Security Name,Listing Exchange,Market Category,ETF,Round Lot Size,"
+    "Test Issue,Financial Status,CQS Symbol,NASDAQ Symbol,NextShares\n"
+)
+LAST_DAY = dt.date(2020, 4, 1)
+FIRST_DAY = dt.date(1962, 1, 2)
+ETF_SHARE = 0.27  # as in the Kaggle dataset: about 2,165 ETFs of 8,049 files
+
+
+@dataclass(frozen=True)
+class Spec:
+    files: int
+    rows: int
+    seed: int
+    defect_share: float
+    malformed_share: float
+
+
+def weekdays() -> list[str]:
+    days, day = [], FIRST_DAY
+    while day <= LAST_DAY:
+        if day.weekday() < 5:
+            days.append(day.isoformat())
+        day += dt.timedelta(days=1)
+    return days
+
+
+def symbol_name(index: int) -> str:
+    letters = ""
+    index += 26 * 26 * 26  # four letters at least: AAAA, AAAB, ...
+    while index:
+        index, rem = divmod(index, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def file_lengths(spec: Spec, max_rows: int) -> list[int]:
+    rng = random.Random(spec.seed)
+    weights = [rng.lognormvariate(0.0, 0.9) for _ in range(spec.files)]
+    scale = spec.rows / sum(weights)
+    return [max(1, min(max_rows, round(w * scale))) for w in weights]
+
+
+def write_file(args: tuple[Path, int, int, Spec, list[str]]) -> int:
+    path, index, length, spec, days = args
+    rng = random.Random(spec.seed * 1_000_003 + index)
+    price = math.exp(rng.gauss(3.0, 1.0))
+    adj_factor = rng.uniform(0.6, 1.0)
+    lines = [HEADER]
+    for date in days[-length:]:
+        roll = rng.random()
+        if roll < spec.malformed_share:
+            lines.append(f"{date},{price!r},{price!r}\n")  # wrong field count
+            continue
+        if roll < spec.malformed_share + spec.defect_share / 3:
+            lines.append(f"{date},,,,,,\n")  # a date and nothing else (a holiday row)
+            continue
+        open_ = price * (1 + rng.gauss(0, 0.005))
+        close = open_ * (1 + rng.gauss(0.0003, 0.02))
+        high = max(open_, close) * (1 + abs(rng.gauss(0, 0.008)))
+        low = min(open_, close) * (1 - abs(rng.gauss(0, 0.008)))
+        volume = int(rng.lognormvariate(13, 1.2))
+        if roll < spec.malformed_share + 2 * spec.defect_share / 3:
+            high, low = low, high  # High < Low
+        elif roll < spec.malformed_share + spec.defect_share:
+            open_ = 0.0  # Open = 0
+        lines.append(f"{date},{open_!r},{high!r},{low!r},{close!r},{close * adj_factor!r},{volume}\n")
+        price = close
+    path.write_text("".join(lines))
+    return length
+
+
+def generate(out: Path, spec: Spec, workers: int = 2) -> dict[str, int]:
+    marker = out / "dataset.json"
+    if marker.exists() and json.loads(marker.read_text()).get("spec") == asdict(spec):
+        return json.loads(marker.read_text())["written"]
+    days = weekdays()
+    lengths = file_lengths(spec, len(days))
+    rng = random.Random(spec.seed)
+    is_etf = [rng.random() < ETF_SHARE for _ in range(spec.files)]
+    for folder in ("stocks", "etfs"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    jobs = []
+    meta = [META_HEADER]
+    for i, length in enumerate(lengths):
+        symbol = symbol_name(i)
+        folder = "etfs" if is_etf[i] else "stocks"
+        jobs.append((out / folder / f"{symbol}.csv", i, length, spec, days))
+        etf = "Y" if is_etf[i] else "N"
+        meta.append(f"Y,{symbol},Synthetic {symbol} Inc.,N, ,{etf},100.0,N,,{symbol},{symbol},N\n")
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        rows = sum(pool.map(write_file, jobs, chunksize=64))
+    (out / "symbols_valid_meta.csv").write_text("".join(meta))
+    written = {"files": spec.files, "rows": rows}
+    marker.write_text(json.dumps({"spec": asdict(spec), "written": written}, indent=2) + "\n")
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="folder to write (reused when up to date)")
+    parser.add_argument("--files", type=int, default=8000, help="price files (default: %(default)s)")
+    parser.add_argument("--rows", type=int, default=25_000_000, help="price rows in all (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--defect-share", type=float, default=0.001,
+                        help="share of rows that are empty, High<Low or Open=0 (default: %(default)s)")
+    parser.add_argument("--malformed-share", type=float, default=0.0,
+                        help="share of rows with a wrong field count (default: %(default)s)")
+    args = parser.parse_args()
+    spec = Spec(args.files, args.rows, args.seed, args.defect_share, args.malformed_share)
+    written = generate(args.out, spec)
+    print(f"{args.out}: {written['files']} files, {written['rows']:,} rows")
+
+
+if __name__ == "__main__":
+    main()
