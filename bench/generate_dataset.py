@@ -121,15 +121,27 @@ def generate(out: Path, spec: Spec, workers: int = 2) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder to write (reused when up to date)")
     parser.add_argument("--files", type=int, default=8000, help="price files (default: %(default)s)")
-    parser.add_argument("--rows", type=int, default=25_000_000, help="price rows in all (default: %(default)s)")
+    parser.add_argument(
+        "--rows", type=int, default=25_000_000, help="price rows in all (default: %(default)s)"
+    )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--defect-share", type=float, default=0.001,
-                        help="share of rows that are empty, High<Low or Open=0 (default: %(default)s)")
-    parser.add_argument("--malformed-share", type=float, default=0.0,
-                        help="share of rows with a wrong field count (default: %(default)s)")
+    parser.add_argument(
+        "--defect-share",
+        type=float,
+        default=0.001,
+        help="share of rows that are empty, High<Low or Open=0 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--malformed-share",
+        type=float,
+        default=0.0,
+        help="share of rows with a wrong field count (default: %(default)s)",
+    )
     args = parser.parse_args()
     spec = Spec(args.files, args.rows, args.seed, args.defect_share, args.malformed_share)
     written = generate(args.out, spec)

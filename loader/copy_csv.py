@@ -35,7 +35,9 @@ where it goes (schema raw):
   raw.daily_prices   every accepted line, values as text, with load_id and line_number
   raw.symbols_meta   symbols_valid_meta.csv
   raw.load_rejects   every rejected line: load_id, line_number, raw_line, reason
-  raw.load_log       one row per file load: path, sha256, rows read/loaded/rejected, status
+  raw.load_log       one row per file load: symbol, path, content hash, rows read/loaded/
+                     rejected, status (loaded = the symbol's current load)
+  raw.current_daily_prices  view: the current load's rows with symbol and file path
 
 re-runs:
   A file whose content is unchanged since its symbol was last loaded is skipped.

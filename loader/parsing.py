@@ -141,10 +141,13 @@ def _csv_fields(text: str) -> list[str]:
     return next(csv.reader([text]), [])
 
 
-def _csv_line(fields: list[str]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(fields)
-    return out.getvalue().encode()
+# COPY's text format: tab-separated, backslash escapes, and (with NULL '') an empty field is
+# NULL as in the CSV files. The server parses it about a sixth faster than CSV.
+TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text_line(fields: list[str]) -> bytes:
+    return ("\t".join(field.translate(TEXT_ESCAPES) for field in fields) + "\n").encode()
 
 
 class CsvStream:
@@ -241,7 +244,7 @@ class CsvStream:
         if _normalise_header(fields) == self._header_key:
             return self._reject(number, body, "repeated_header", "the header appears again inside the file")
         self.counts.rows_accepted += 1
-        return _csv_line(fields)
+        return _copy_text_line(fields)
 
     def _reject(self, number: int, body: bytes, code: str, reason: str) -> None:
         self.counts.rows_rejected += 1
@@ -261,22 +264,31 @@ class CsvStream:
             and b'"' not in part
             and b"\x00" not in part
             and b"\r" not in part
-            and all(line[:1].isdigit() and line.count(b",") == separators for line in lines)
+            and b"\t" not in part
+            and b"\\" not in part
         ):
-            self.counts.rows_read += len(lines)
-            self.counts.rows_accepted += len(lines)
-            return b"".join([b"%b%d,%b\n" % (prefix, n, line) for n, line in enumerate(lines, first_number)])
+            rows = [
+                b"%b%d\t%b\n" % (prefix, n, line)
+                for n, line in enumerate(lines, first_number)
+                if line[:1].isdigit() and line.count(b",") == separators
+            ]
+            if len(rows) == len(lines):  # one pass checks and formats; else redo it carefully
+                self.counts.rows_read += len(lines)
+                self.counts.rows_accepted += len(lines)
+                # With no tab or backslash in the block, commas become COPY text separators as is.
+                return b"".join(rows).replace(b",", b"\t")
         rows = []
         for n, line in enumerate(lines, first_number):
             row = self._careful_row(n, line, has_newline=True)
             if row is not None:
-                rows.append(b"%b%d,%b" % (prefix, n, row))
+                rows.append(b"%b%d\t%b" % (prefix, n, row))
         return b"".join(rows)
 
     def copy_chunks(self, prefix: bytes) -> Iterator[bytes]:
-        """COPY-format (CSV) bytes of the accepted rows, about a megabyte at a time.
+        """COPY text-format bytes of the accepted rows, a block (256 KB of input) at a time.
 
-        `prefix` goes before each row's line number: the CSV fields that are the same for the file.
+        `prefix` goes before each row's line number: the fields that are the same for the whole
+        file, each followed by a tab (its load_id).
         Reads whole blocks and works on the complete lines in each, so the common case costs a
         few C-level scans per block and one formatting step per line.
         """
@@ -311,7 +323,7 @@ class CsvStream:
         if pending:  # a last line with no newline after it
             row = self._careful_row(next_number, pending.removesuffix(b"\r"), has_newline=False)
             if row is not None:
-                yield b"%b%d,%b" % (prefix, next_number, row)
+                yield b"%b%d\t%b" % (prefix, next_number, row)
 
     def reject_all(self) -> None:
         """The file is rejected as a whole: every data line goes to the rejects with the file's reason.

@@ -10,7 +10,7 @@ create table if not exists raw.load_log (
     file_kind       text        not null check (file_kind in ('prices', 'symbols')),
     symbol          text,
     asset_type      text check (asset_type in ('stock', 'etf')),  -- from the folder; null: use metadata
-    content_sha256  text,
+    content_hash    text,         -- XXH3-128 of the file's bytes, hex
     file_size_bytes bigint,
     status          text        not null check (status in ('loaded', 'replaced', 'rejected', 'failed')),
     rows_read       bigint      not null default 0,
@@ -25,10 +25,10 @@ create table if not exists raw.load_log (
 );
 create index if not exists load_log_source_key_idx on raw.load_log (source_key, load_id desc);
 
+-- The symbol and file of a row are its load's (raw.load_log), not repeated on 25 M rows.
 create table if not exists raw.daily_prices (
     load_id     bigint  not null,
     line_number integer not null,
-    symbol      text    not null,
     date        text,
     open        text,
     high        text,
@@ -65,3 +65,12 @@ create table if not exists raw.load_rejects (
     reason      text    not null
 );
 create index if not exists load_rejects_load_id_idx on raw.load_rejects (load_id);
+
+-- For people and ad-hoc queries: the rows of each symbol's current load, with symbol and file.
+create or replace view raw.current_daily_prices as
+select load_log.symbol, load_log.asset_type, load_log.file_path, daily_prices.line_number,
+       daily_prices.date, daily_prices.open, daily_prices.high, daily_prices.low, daily_prices.close,
+       daily_prices.adj_close, daily_prices.volume, daily_prices.load_id
+  from raw.daily_prices
+  join raw.load_log on load_log.load_id = daily_prices.load_id
+ where load_log.status = 'loaded';

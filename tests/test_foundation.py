@@ -18,7 +18,7 @@ def test_timescaledb_extension_is_loaded(fresh_db: Database):
 
 def test_raw_row_count_equals_data_lines_of_the_sample(sample_db: Database):
     expected = sample_data_lines()
-    loaded = dict(sample_db.query("select symbol, count(*) from raw.daily_prices group by symbol"))
+    loaded = dict(sample_db.query("select symbol, count(*) from raw.current_daily_prices group by symbol"))
     assert loaded == expected
     assert sum(loaded.values()) == 187_462  # the figure the sample's README gives
     meta_lines = sum(1 for _ in (SAMPLE_DIR / "symbols_valid_meta.csv").open()) - 1

@@ -63,7 +63,7 @@ def test_header_only_file_is_rejected_and_does_not_wipe_the_symbols_rows(fresh_d
     summary = load(fresh_db, header_only, expect_exit=2)
     assert summary["files_rejected"] == 1 and summary["rows_read"] == 0
     assert "no data rows" in file_status(fresh_db)[-1][1]
-    assert fresh_db.scalar("select count(*) from raw.daily_prices where symbol = 'KEEP'") == 5
+    assert fresh_db.scalar("select count(*) from raw.current_daily_prices where symbol = 'KEEP'") == 5
 
 
 def test_binary_file_named_csv_is_rejected(fresh_db, tmp_path):
@@ -188,7 +188,7 @@ def test_gzip_file_loads_like_the_plain_one(fresh_db, tmp_path):
         fresh_db, write(tmp_path, "ZIP.csv.gz", HEADER + price_rows(50), compress=True), expect_exit=0
     )
     assert summary["rows_loaded"] == 50
-    assert fresh_db.query("select distinct symbol from raw.daily_prices") == [("ZIP",)]
+    assert fresh_db.query("select distinct symbol from raw.current_daily_prices") == [("ZIP",)]
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_gzip_file_loads_like_the_plain_one(fresh_db, tmp_path):
 def test_odd_file_names_are_data_never_sql(fresh_db, tmp_path, name):
     summary = load(fresh_db, write(tmp_path, name, HEADER + GOOD), expect_exit=0)
     assert summary["rows_loaded"] == 1
-    assert fresh_db.query("select symbol from raw.daily_prices") == [(name.removesuffix(".csv"),)]
+    assert fresh_db.query("select symbol from raw.current_daily_prices") == [(name.removesuffix(".csv"),)]
     assert fresh_db.scalar("select count(*) from raw.load_log") == 1
 
 

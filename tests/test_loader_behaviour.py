@@ -69,7 +69,7 @@ def test_changed_file_replaces_the_symbols_rows_in_one_go(fresh_db, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert summary["rows_loaded"] == 101
     assert fresh_db.scalar("select count(*) from raw.daily_prices") == 101
-    assert fresh_db.scalar("select count(distinct (symbol, date)) from raw.daily_prices") == 101
+    assert fresh_db.scalar("select count(distinct (symbol, date)) from raw.current_daily_prices") == 101
     assert [s for (s,) in fresh_db.query("select status from raw.load_log order by load_id")] == [
         "replaced",
         "loaded",
@@ -95,7 +95,7 @@ def test_symbol_and_asset_type_options_override_the_file_name(fresh_db, tmp_path
     path = write(tmp_path, "download (1).csv", HEADER + price_rows(3))
     proc, _ = fresh_db.load_summary(path, "--symbol", "TSLA", "--asset-type", "stock")
     assert proc.returncode == 0, proc.stderr
-    assert fresh_db.query("select distinct symbol from raw.daily_prices") == [("TSLA",)]
+    assert fresh_db.query("select distinct symbol from raw.current_daily_prices") == [("TSLA",)]
     assert fresh_db.scalar("select asset_type from raw.load_log") == "stock"
     both = fresh_db.run_loader(path, SAMPLE_DIR / "stocks" / "A.csv", "--symbol", "X")
     assert both.returncode == 1 and "--symbol names the symbol of one price file" in both.stderr
@@ -134,9 +134,7 @@ def test_a_concurrent_reader_sees_the_old_rows_or_the_new_never_half(fresh_db, t
     assert fresh_db.run_loader(tmp_path / "v1" / "BIG.csv").returncode == 0
     loader = start_loader(fresh_db, tmp_path / "v2" / "BIG.csv")
     # What staging reads: the rows of each symbol's current load.
-    current_rows = (
-        "select count(*) from raw.daily_prices join raw.load_log using (load_id) where status = 'loaded'"
-    )
+    current_rows = "select count(*) from raw.current_daily_prices"
     seen = set()
     while loader.poll() is None:
         seen.add(fresh_db.scalar(current_rows))
@@ -164,10 +162,13 @@ def test_killing_the_loader_mid_run_then_rerunning_gives_exactly_a_clean_load(fr
     proc, summary = fresh_db.load_summary(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert summary["files_unchanged"] == committed
-    assert dict(fresh_db.query("select symbol, count(*) from raw.daily_prices group by symbol")) == expected
+    assert (
+        dict(fresh_db.query("select symbol, count(*) from raw.current_daily_prices group by symbol"))
+        == expected
+    )
     assert (
         fresh_db.scalar(
-            "select count(*) from (select symbol, line_number from raw.daily_prices "
+            "select count(*) from (select symbol, line_number from raw.current_daily_prices "
             "group by 1, 2 having count(*) > 1) d"
         )
         == 0

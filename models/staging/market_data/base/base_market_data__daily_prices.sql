@@ -22,7 +22,7 @@ trimmed as (
     select
         daily_prices.load_id,
         daily_prices.line_number,
-        daily_prices.symbol,
+        load_log.symbol,
         load_log.asset_type as folder_asset_type,
         load_log.finished_at as loaded_at,
         nullif(trim(daily_prices.date), '') as date_text,

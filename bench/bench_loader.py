@@ -1,0 +1,221 @@
+"""Loader benchmark: the loader against a single-stream `psql \\copy` and row-by-row INSERT,
+measured side by side in one run, on the same synthetic dataset, in a database of its own.
+
+    python bench/bench_loader.py                                  # Kaggle scale: 8,000 files, 25 M rows
+    python bench/bench_loader.py --files 500 --rows 1000000       # a quick look
+
+Prints a table of times and ratios (machines are noisy: read the ratios, not the seconds) and
+writes the figures to bench/results/loader-<time>.json. Needs the PG* variables (make bench sets them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BENCH_DIR.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from bench.generate_dataset import Spec, generate  # noqa: E402
+from tests.support import create_database, drop_database  # noqa: E402
+
+BASELINE_TABLE = "bench_copy_target"
+TEXT_COLUMNS = "date text, open text, high text, low text, close text, adj_close text, volume text"
+
+
+@dataclass
+class Measure:
+    name: str
+    rows: int
+    seconds: float
+    peak_rss_mb: float | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Wall seconds and peak RSS (MB) of a command and everything it waited for (its workers)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - started
+    # ru_maxrss of a reaped child covers its reaped descendants too (KiB on Linux).
+    peak_mb = _child_peak_rss_kib() / 1024
+    return seconds, peak_mb, subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
+def _child_peak_rss_kib() -> float:
+    import resource  # noqa: PLC0415 - POSIX only, and only here
+
+    return float(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def psql_copy(env: dict[str, str], data: Path) -> Measure:
+    """The bar: one psql \\copy stream of every price row into an unindexed all-text table."""
+    conn = psycopg2.connect("", dbname=env["PGDATABASE"])
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"drop table if exists {BASELINE_TABLE}; create table {BASELINE_TABLE} ({TEXT_COLUMNS})")
+    program = f"cd '{data}' && tail -q -n +2 stocks/*.csv etfs/*.csv".replace("'", "''")
+    seconds, _, proc = run_timed(
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            f"\\copy {BASELINE_TABLE} from program '{program}' with (format csv)",
+        ],
+        env,
+    )
+    if proc.returncode:
+        raise SystemExit(f"psql \\copy failed: {proc.stderr}")
+    with conn.cursor() as cur:
+        cur.execute(f"select count(*) from {BASELINE_TABLE}")
+        rows = cur.fetchone()[0]
+        cur.execute(f"drop table {BASELINE_TABLE}")
+    conn.close()
+    return Measure("psql \\copy, 1 stream, unindexed", rows, seconds)
+
+
+def loader(env: dict[str, str], data: Path, workers: int, fresh: bool = True) -> Measure:
+    if fresh:
+        conn = psycopg2.connect("", dbname=env["PGDATABASE"])
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("set client_min_messages = warning; drop schema if exists raw cascade")
+        conn.close()
+    summary_path = BENCH_DIR / "results" / ".loader-summary.json"
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        str(PROJECT_DIR / "loader" / "copy_csv.py"),
+        str(data),
+        "--workers",
+        str(workers),
+        "--summary-json",
+        str(summary_path),
+    ]
+    seconds, peak, proc = run_timed(cmd, env)
+    if proc.returncode not in (0, 2):
+        raise SystemExit(f"loader failed:\n{proc.stderr}")
+    summary = json.loads(summary_path.read_text())
+    label = f"loader, {workers} worker{'s' if workers > 1 else ''}" + (
+        "" if fresh else ", re-run (all unchanged)"
+    )
+    rows = summary["rows_loaded"] if fresh else summary["files_unchanged"]
+    return Measure(label, rows, seconds, peak)
+
+
+def row_by_row_insert(env: dict[str, str], data: Path, limit: int) -> Measure:
+    """psycopg2 execute() per row, one transaction: the way not to do it, on a subset."""
+    conn = psycopg2.connect("", dbname=env["PGDATABASE"])
+    with conn, conn.cursor() as cur:
+        cur.execute(f"drop table if exists {BASELINE_TABLE}; create table {BASELINE_TABLE} ({TEXT_COLUMNS})")
+    rows: list[list[str]] = []
+    for path in sorted((data / "stocks").glob("*.csv")):
+        with path.open() as fh:
+            next(fh)
+            rows.extend(line.rstrip("\n").split(",") for line in fh)
+        if len(rows) >= limit:
+            break
+    rows = rows[:limit]
+    started = time.perf_counter()
+    with conn, conn.cursor() as cur:
+        for row in rows:
+            cur.execute(f"insert into {BASELINE_TABLE} values (%s, %s, %s, %s, %s, %s, %s)", row)
+    seconds = time.perf_counter() - started
+    with conn, conn.cursor() as cur:
+        cur.execute(f"drop table {BASELINE_TABLE}")
+    conn.close()
+    return Measure(f"row-by-row INSERT ({limit:,}-row subset)", len(rows), seconds)
+
+
+def print_table(measures: list[Measure], baseline: Measure, loader_best: Measure, insert: Measure) -> None:
+    """Times, and each method's rows/s against psql's; the two target ratios under the table."""
+    print(
+        f"\n{'method':<44} {'rows':>12} {'seconds':>9} {'rows/s':>11} {'rows/s vs psql':>15} {'peak RSS':>9}"
+    )
+    for m in measures:
+        speed = f"{m.rows_per_second / baseline.rows_per_second:.2f}x" if "re-run" not in m.name else "-"
+        rss = f"{m.peak_rss_mb:.0f} MB" if m.peak_rss_mb else ""
+        print(
+            f"{m.name:<44} {m.rows:>12,} {m.seconds:>9.1f} {m.rows_per_second:>11,.0f} {speed:>15} {rss:>9}"
+        )
+    time_ratio = loader_best.seconds / baseline.seconds
+    speedup = loader_best.rows_per_second / insert.rows_per_second
+    print(
+        f"\nloader time / psql \\copy time, same rows: {time_ratio:.2f}x (target <= 1.0, acceptable <= 1.25)"
+    )
+    print(f"loader rows/s / row-by-row INSERT rows/s: {speedup:.0f}x (target >= 50)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--files", type=int, default=8000)
+    parser.add_argument("--rows", type=int, default=25_000_000)
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--repeat", type=int, default=1, help="alternate psql and loader this many times")
+    parser.add_argument("--insert-rows", type=int, default=20_000, help="subset size for row-by-row INSERT")
+    args = parser.parse_args()
+
+    data = BENCH_DIR / "data" / f"{args.files}x{args.rows}"
+    print(f"dataset: {data} (generated once, then reused) ...", flush=True)
+    written = generate(data, Spec(args.files, args.rows, seed=42, defect_share=0.001, malformed_share=0.0))
+    print(f"dataset: {written['files']:,} files, {written['rows']:,} rows", flush=True)
+
+    db = create_database(BENCH_DIR / "results" / "db", prefix="stock_analytics_bench")
+    try:
+        env = db.env
+        copies, loads = [], []
+        for i in range(args.repeat):
+            print(f"round {i + 1}/{args.repeat}: psql \\copy ...", flush=True)
+            copies.append(psql_copy(env, data))
+            print(f"round {i + 1}/{args.repeat}: loader ...", flush=True)
+            loads.append(loader(env, data, args.workers))
+        rerun = loader(env, data, args.workers, fresh=False)
+        insert = row_by_row_insert(env, data, args.insert_rows)
+    finally:
+        drop_database(db)
+
+    baseline = min(copies, key=lambda m: m.seconds)
+    best = min(loads, key=lambda m: m.seconds)
+    measures = [baseline, best, rerun, insert]
+    print_table(measures, baseline, best, insert)
+    if args.repeat > 1:
+        medians = statistics.median(m.seconds for m in loads) / statistics.median(m.seconds for m in copies)
+        print(f"(best of {args.repeat} each; the ratio of the medians is {medians:.2f}x)")
+    out = BENCH_DIR / "results" / f"loader-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "dataset": written,
+                "measures": [m.__dict__ | {"rows_per_second": m.rows_per_second} for m in measures],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nfigures written to {out.relative_to(PROJECT_DIR)}")
+
+
+if __name__ == "__main__":
+    main()
