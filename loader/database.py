@@ -172,13 +172,20 @@ def _copy_rejects(cur: psycopg2.extensions.cursor, load_id: int, rejects: Reject
     )
 
 
-def analyze_raw(conn: psycopg2.extensions.connection) -> None:
-    """Fresh planner statistics after a load: without them the staging build's joins are
-    planned for a handful of rows and can run for hours instead of seconds."""
+def analyze_raw(conn: psycopg2.extensions.connection, data_changed: bool) -> None:
+    """Fresh planner statistics: without them the staging build's joins are planned for a
+    handful of rows and can run for many minutes instead of seconds. The load log is always
+    analyzed (autovacuum never analyzes a table of under 50 rows; it costs milliseconds); the
+    data tables when the run changed them."""
+    tables = (
+        "raw.load_log, raw.daily_prices, raw.symbols_meta, raw.load_rejects"
+        if data_changed
+        else "raw.load_log"
+    )
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("analyze raw.load_log, raw.daily_prices, raw.symbols_meta, raw.load_rejects")
+            cur.execute(f"analyze {tables}")
     finally:
         conn.autocommit = False
 

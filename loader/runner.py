@@ -210,11 +210,11 @@ def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
                 )
     finally:
         progress.close()
-    if not dry_run and summary.files_loaded:
+    if not dry_run:
         conn = database.connect()
         try:
-            purged = database.purge_replaced(conn)
-            database.analyze_raw(conn)
+            purged = database.purge_replaced(conn) if summary.files_loaded else 0
+            database.analyze_raw(conn, data_changed=bool(summary.files_loaded or summary.files_rejected))
         finally:
             conn.close()
         if purged:
