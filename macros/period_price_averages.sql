@@ -1,7 +1,8 @@
 {#- The body of a period-average mart: one row per (symbol, period_start) with the period's
     average high, low, volume and close and its candle (first open, max high, min low, last
     close, total volume), over the trading days (rows with a close) in each `bucket_width`
-    bucket ('1 week', '1 month', '3 months', '1 year') of time_bucket.
+    bucket ('1 week', '1 month', '3 months', '1 year') of time_bucket. The period's open is
+    the first positive open: Yahoo writes 0 where it has no open (whole years of BAC, ED, CVX).
 
     As a continuous aggregate TimescaleDB accepts only a single SELECT on the hypertable, so
     that form is emitted when the model is built as one; otherwise the usual CTE layout. -#}
@@ -17,7 +18,7 @@
         avg(low) as avg_low,
         cast(avg(volume) as double precision) as avg_volume,
         avg(close) as avg_close,
-        first(open, trade_date) filter (where open is not null) as period_open,
+        first(open, trade_date) filter (where open > 0) as period_open,
         max(high) as period_high,
         min(low) as period_low,
         last(close, trade_date) as period_close,

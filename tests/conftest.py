@@ -26,5 +26,6 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     assert proc.returncode == 0, proc.stderr
     build = db.dbt("build")
     assert build.returncode == 0, build.stdout[-5000:]
+    db.build_results = db.dbt_results()  # later dbt commands in the session overwrite the file
     yield db
     drop_database(db)

@@ -50,6 +50,8 @@ def daily_prices(sample_dir: Path = SAMPLE_DIR) -> pd.DataFrame:
         }
     )
     prices = prices.dropna(subset=["close"])
+    # A zero open is Yahoo's "no open": the candle's open is the first real one.
+    prices["candle_open"] = prices["open"].where(prices["open"] > 0)
     return prices.sort_values(["symbol", "trade_date"], ignore_index=True)
 
 
@@ -70,7 +72,7 @@ def period_averages(period: str) -> pd.DataFrame:
         avg_low=("low", "mean"),
         avg_volume=("volume", "mean"),
         avg_close=("close", "mean"),
-        period_open=("open", "first"),  # first non-null, in date order
+        period_open=("candle_open", "first"),  # first non-null, in date order
         period_high=("high", "max"),
         period_low=("low", "min"),
         period_close=("close", "last"),

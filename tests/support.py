@@ -47,6 +47,7 @@ class Database:
     name: str
     env: dict[str, str]
     work_dir: Path
+    build_results: dict[str, Any] | None = None  # run_results.json of the fixture's dbt build
     _conn: psycopg2.extensions.connection | None = field(default=None, repr=False)
 
     def connect(self) -> psycopg2.extensions.connection:
