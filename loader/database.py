@@ -89,7 +89,9 @@ def _copy_statement(table: str, columns: tuple[str, ...], options: str = "format
     )
 
 
-def _claim_load(cur: psycopg2.extensions.cursor, source: SourceFile, digest: str, size: int) -> int | None:
+def _claim_load(
+    cur: psycopg2.extensions.cursor, source: SourceFile, digest: str | None, size: int | None
+) -> int | None:
     """Take the source's lock, then log a new load unless the source's current load has this
     very content; returns the new load_id, or None when the file is unchanged.
 
@@ -226,11 +228,13 @@ def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> Fil
     Either the whole file's rows replace the source's previous rows at commit, or nothing changes.
     """
     started = time.perf_counter()
-    digest, size = file_digest(source.path)
     layout = LAYOUTS[source.kind]
     result = FileResult(path=str(source.path), status="loaded")
     rejects = RejectSink()
+    digest: str | None = None
+    size: int | None = None
     try:
+        digest, size = file_digest(source.path)
         with conn, conn.cursor() as cur, open_source(source.path) as stream:
             load_id = _claim_load(cur, source, digest, size)
             if load_id is None:
@@ -277,7 +281,11 @@ def _copy_columns(source: SourceFile) -> tuple[str, ...]:
 
 
 def _log_rejected_file(
-    conn: psycopg2.extensions.connection, source: SourceFile, digest: str, size: int, result: FileResult
+    conn: psycopg2.extensions.connection,
+    source: SourceFile,
+    digest: str | None,
+    size: int | None,
+    result: FileResult,
 ) -> None:
     with conn, conn.cursor() as cur:
         load_id = _claim_load(cur, source, digest, size)

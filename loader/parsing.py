@@ -137,8 +137,13 @@ def _normalise_header(fields: list[str]) -> tuple[str, ...]:
     return tuple(f.strip().casefold() for f in fields)
 
 
-def _csv_fields(text: str) -> list[str]:
-    return next(csv.reader([text]), [])
+def _csv_fields(text: str) -> list[str] | None:
+    """The fields of one CSV line; None if the csv module cannot read it (a stray carriage
+    return inside the line, a field over its size limit)."""
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error:
+        return None
 
 
 # COPY's text format: tab-separated, backslash escapes, and (with NULL '') an empty field is
@@ -184,7 +189,7 @@ class CsvStream:
         self._line_number = 1
         line = first.removeprefix(UTF8_BOM).rstrip(b"\r\n")
         try:
-            fields = _csv_fields(line.decode("utf-8"))
+            fields = _csv_fields(line.decode("utf-8")) or []
         except UnicodeDecodeError:
             raise FileRejected(
                 "binary_file", "the first line is not UTF-8 text; is this a CSV file?"
@@ -236,6 +241,10 @@ class CsvStream:
             reason = f"not valid UTF-8 (byte 0x{body[exc.start]:02x} at {exc.start})"
             return self._reject(number, body, "encoding", reason)
         fields = _csv_fields(text)
+        if fields is None:
+            return self._reject(
+                number, body, "malformed_csv", "not a readable CSV line (a stray carriage return?)"
+            )
         if len(fields) != self.layout.field_count:
             reason = f"expected {self.layout.field_count} fields, found {len(fields)}"
             if not has_newline:
@@ -294,13 +303,13 @@ class CsvStream:
         """
         pending = self._first_data_line or b""
         next_number = self._line_number if self._first_data_line is not None else self._line_number + 1
-        overlong_from: int | None = None  # line number of an overlong line being skipped
+        skipping_overlong_line = False
         while block := self._stream.read(READ_BUFFER_BYTES):
-            if overlong_from is not None:  # drop the rest of an overlong line
+            if skipping_overlong_line:  # drop the rest of a line already rejected as too long
                 end = block.find(b"\n")
                 if end < 0:
                     continue
-                block, overlong_from = block[end + 1 :], None
+                block, skipping_overlong_line = block[end + 1 :], False
                 next_number += 1
             pending += block
             cut = pending.rfind(b"\n")
@@ -313,7 +322,7 @@ class CsvStream:
                         "line_too_long",
                         f"line longer than {MAX_LINE_BYTES:,} bytes",
                     )
-                    overlong_from, pending = next_number, b""
+                    skipping_overlong_line, pending = True, b""
                 continue
             part, pending = pending[:cut], pending[cut + 1 :]
             converted = self._convert_block(part, next_number, prefix)

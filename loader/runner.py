@@ -180,7 +180,7 @@ def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
     started = time.perf_counter()
     summary = RunSummary(dry_run=dry_run, files_seen=len(sources))
     # Biggest files first, so no worker is left with a long file at the end.
-    sizes = {s.path: s.path.stat().st_size for s in sources}
+    sizes = {s.path: _size_or_zero(s.path) for s in sources}
     ordered = sorted(sources, key=lambda s: sizes[s.path], reverse=True)
     if not dry_run:
         conn = database.connect()
@@ -224,6 +224,14 @@ def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
         round(summary.rows_loaded / summary.wall_seconds, 1) if summary.wall_seconds else 0.0
     )
     return summary
+
+
+def _size_or_zero(path: Path) -> int:
+    """For ordering only: a file gone since discovery is rejected with its reason when loaded."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def default_workers() -> int:

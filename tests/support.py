@@ -66,9 +66,10 @@ class Database:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
 
-    def run_loader(self, *args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        """A command against this database, from the project folder, its output captured."""
         return subprocess.run(
-            [sys.executable, str(LOADER), *map(str, args)],
+            command,
             check=False,  # callers assert on the return code
             env=self.env,
             cwd=PROJECT_DIR,
@@ -77,6 +78,9 @@ class Database:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
+
+    def run_loader(self, *args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.run([sys.executable, str(LOADER), *map(str, args)], timeout)
 
     def load_summary(self, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
         """Run the loader with --summary-json and return the process and the parsed summary."""
@@ -86,16 +90,7 @@ class Database:
         return proc, summary
 
     def dbt(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(DBT), *args],
-            check=False,  # callers assert on the return code
-            env=self.env,
-            cwd=PROJECT_DIR,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        return self.run([str(DBT), *args], timeout)
 
     def dbt_results(self) -> dict[str, Any]:
         """The run_results.json of this database's last dbt command."""

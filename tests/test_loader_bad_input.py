@@ -237,3 +237,10 @@ def test_an_overlong_line_is_rejected_without_reading_it_into_memory(fresh_db, t
     [(line, code, raw)] = rejects(fresh_db)
     assert (line, code) == (3, "line_too_long") and len(raw) < 300
     assert [n for (n,) in fresh_db.query("select line_number from raw.daily_prices order by 1")] == [2, 4]
+
+
+def test_a_stray_carriage_return_inside_a_line_rejects_that_line(fresh_db, tmp_path):
+    content = HEADER + GOOD + b"2021-01-05,10.0,11\r.0,9.5,10,10.4,1000\n" + GOOD.replace(b"04", b"06")
+    summary = load(fresh_db, write(tmp_path, "CR.csv", content), expect_exit=2)
+    assert (summary["rows_loaded"], summary["rows_rejected"]) == (2, 1)
+    assert rejects(fresh_db)[0][:2] == (3, "malformed_csv")
