@@ -1,12 +1,12 @@
--- Day-over-day change of the close, absolute and in percent, per symbol. The window is
--- partitioned by symbol: without that, each symbol's first day would be compared with the
--- previous symbol's last day.
+-- Day-over-day change of the close, absolute and in percent, per symbol, over trading days
+-- (rows with a close). The window is partitioned by symbol: without that, each symbol's
+-- first day would be compared with the previous symbol's last day.
 
 with
 
-daily_prices as (
+trading_days as (
 
-    select * from {{ ref('stg_market_data__daily_prices') }}
+    select * from {{ ref('int_daily_prices__running_close') }}
 
 ),
 
@@ -17,8 +17,7 @@ with_previous as (
         trade_date,
         close,
         lag(close) over (partition by symbol order by trade_date) as previous_close
-    from daily_prices
-    where close is not null
+    from trading_days
 
 ),
 
