@@ -23,8 +23,11 @@ def main(load_summary_path: str, run_results_path: str) -> int:
     load = json.loads(Path(load_summary_path).read_text())
     results = json.loads(Path(run_results_path).read_text())["results"]
     kinds: Counter[tuple[str, str]] = Counter()
+    warned = []
     for result in results:
         kinds[(result["unique_id"].split(".")[0], result["status"])] += 1
+        if result["status"] == "warn":
+            warned.append((result["unique_id"].split(".")[2], result["failures"]))
     models = sum(n for (kind, _), n in kinds.items() if kind in {"model", "seed"})
     tests = {status: n for (kind, status), n in kinds.items() if kind == "test"}
 
@@ -46,6 +49,10 @@ def main(load_summary_path: str, run_results_path: str) -> int:
         f"dbt    : {models} models and seeds built; tests: {tests.get('pass', 0)} passed, "
         f"{tests.get('warn', 0)} warned, {tests.get('fail', 0) + tests.get('error', 0)} failed"
     )
+    for name, failures in sorted(warned):
+        print(f"  warned: {name:<36} {failures:>6,} rows in audit.{name}")
+    if warned:
+        print("  (what each warning means and why it is not an error: docs/data_quality.md)")
     print("marts  :")
     for table, count in counts:
         print(f"  {table:<38} {count:>9,} rows")
