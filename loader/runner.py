@@ -69,6 +69,7 @@ class RunSummary:
 
     def write_json(self, path: Path) -> None:
         """Write atomically, so a script never reads half a summary."""
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
         tmp.replace(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -209,3 +210,10 @@ def test_two_loaders_at_once_on_the_same_files_load_each_row_once(fresh_db):
     assert first.wait(timeout=120) == 0 and second.wait(timeout=120) == 0
     assert fresh_db.scalar("select count(*) from raw.daily_prices") == sum(sample_data_lines().values())
     assert fresh_db.scalar("select count(*) from raw.load_log where status = 'loaded'") == 25
+
+
+def test_summary_json_goes_where_asked_even_into_a_new_folder(fresh_db, tmp_path):
+    target = tmp_path / "reports" / "nightly" / "summary.json"
+    proc = fresh_db.run_loader(SAMPLE_DIR / "stocks" / "ABNB.csv", "--summary-json", target)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(target.read_text())["rows_loaded"] == 32
