@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +12,6 @@ from psycopg2 import sql
 
 from loader.discovery import SourceFile
 from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, IterReader, RejectSink, open_source
-
-log = logging.getLogger(__name__)
 
 SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 HASH_CHUNK_BYTES = 1 << 20
@@ -38,7 +34,14 @@ class FileResult:
     blank_lines: int = 0
     reason: str | None = None
     load_id: int | None = None
-    seconds: float = 0.0
+
+    def take_counts(self, parsed: CsvStream) -> None:
+        """The counts of a finished parse; a file rejected whole becomes 'rejected' with its reason."""
+        if parsed.rejection is not None:
+            self.status, self.reason = "rejected", parsed.rejection.reason
+        self.rows_read = parsed.counts.rows_read
+        self.rows_rejected = parsed.counts.rows_rejected
+        self.blank_lines = parsed.counts.blank_lines
 
 
 def connect() -> psycopg2.extensions.connection:
@@ -227,7 +230,6 @@ def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> Fil
 
     Either the whole file's rows replace the source's previous rows at commit, or nothing changes.
     """
-    started = time.perf_counter()
     layout = LAYOUTS[source.kind]
     result = FileResult(path=str(source.path), status="loaded")
     rejects = RejectSink()
@@ -245,7 +247,6 @@ def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> Fil
             if parsed.rejection is not None:
                 # The previous load of this source stays: a broken file must not wipe good data.
                 parsed.reject_all()
-                result.status, result.reason = "rejected", parsed.rejection.reason
             else:
                 copy = _copy_statement(layout.table, _copy_columns(source), "format text, null ''")
                 cur.copy_expert(copy, IterReader(parsed.copy_chunks(b"%d\t" % load_id)))
@@ -254,9 +255,7 @@ def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> Fil
                     raise RuntimeError(
                         f"COPY stored {cur.rowcount} rows, expected {parsed.counts.rows_accepted}"
                     )
-            result.rows_read = parsed.counts.rows_read
-            result.rows_rejected = parsed.counts.rows_rejected
-            result.blank_lines = parsed.counts.blank_lines
+            result.take_counts(parsed)
             _copy_rejects(cur, load_id, rejects)
             _finish_load(cur, source, load_id, result)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
@@ -271,7 +270,6 @@ def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> Fil
         _log_rejected_file(conn, source, digest, size, result)
     finally:
         rejects.close()
-    result.seconds = time.perf_counter() - started
     return result
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 SYMBOLS_FILE_NAME = "symbols_valid_meta.csv"
 CSV_SUFFIXES = (".csv", ".csv.gz")

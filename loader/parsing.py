@@ -124,13 +124,13 @@ class RejectSink:
         self._spool.close()
 
 
-def open_source(path: Path) -> BinaryIO:
+def open_source(path: Path) -> io.BufferedReader:
     """Open a CSV or gzip-compressed CSV (recognised by its bytes, not its name) for binary reading."""
     with path.open("rb") as probe:
         magic = probe.read(2)
     if magic == GZIP_MAGIC:
         return io.BufferedReader(gzip.open(path, "rb"), buffer_size=READ_BUFFER_BYTES)  # type: ignore[arg-type]
-    return path.open("rb", buffering=READ_BUFFER_BYTES)
+    return path.open("rb", buffering=READ_BUFFER_BYTES)  # a BufferedReader: has peek()
 
 
 def _normalise_header(fields: list[str]) -> tuple[str, ...]:
@@ -163,7 +163,7 @@ class CsvStream:
     Line numbers are the file's own, 1-based, the header being line 1.
     """
 
-    def __init__(self, stream: BinaryIO, layout: TableLayout, rejects: RejectSink) -> None:
+    def __init__(self, stream: io.BufferedReader, layout: TableLayout, rejects: RejectSink) -> None:
         self.layout = layout
         self.counts = LineCounts()
         self.rejects = rejects
@@ -180,7 +180,7 @@ class CsvStream:
 
     # ---- header -------------------------------------------------------------------------
     def _check_header(self) -> None:
-        head = self._stream.peek(SNIFF_BYTES)[:SNIFF_BYTES] if hasattr(self._stream, "peek") else b""
+        head = self._stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
         if not head:
             raise FileRejected("empty_file", "the file is empty (0 bytes)")
         if b"\x00" in head:

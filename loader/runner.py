@@ -84,20 +84,17 @@ def inspect_source(source: SourceFile) -> database.FileResult:
             parsed = CsvStream(stream, LAYOUTS[source.kind], rejects)
             if parsed.rejection is not None:
                 parsed.reject_all()
-                result.status, result.reason = "rejected", parsed.rejection.reason
             else:
                 for _ in parsed.copy_chunks(b""):
                     pass
                 result.rows_loaded = parsed.counts.rows_accepted
+            result.take_counts(parsed)
     except READ_ERRORS as exc:
         return database.FileResult(
             path=str(source.path), status="rejected", reason=f"cannot read the file: {exc}"
         )
     finally:
         rejects.close()
-    result.rows_read = parsed.counts.rows_read
-    result.rows_rejected = parsed.counts.rows_rejected
-    result.blank_lines = parsed.counts.blank_lines
     return result
 
 
