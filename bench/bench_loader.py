@@ -20,14 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
-
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
 sys.path.insert(0, str(PROJECT_DIR))
 
 from bench.generate_dataset import Spec, generate  # noqa: E402
-from tests.support import create_database, drop_database  # noqa: E402
+from tests.support import Database, create_database, drop_database  # noqa: E402
 
 BASELINE_TABLE = "bench_copy_target"
 TEXT_COLUMNS = "date text, open text, high text, low text, close text, adj_close text, volume text"
@@ -64,12 +62,9 @@ def _child_peak_rss_kib() -> float:
     return float(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
-def psql_copy(env: dict[str, str], data: Path) -> Measure:
+def psql_copy(db: Database, data: Path) -> Measure:
     """The bar: one psql \\copy stream of every price row into an unindexed all-text table."""
-    conn = psycopg2.connect("", dbname=env["PGDATABASE"])
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"drop table if exists {BASELINE_TABLE}; create table {BASELINE_TABLE} ({TEXT_COLUMNS})")
+    db.query(f"drop table if exists {BASELINE_TABLE}; create table {BASELINE_TABLE} ({TEXT_COLUMNS})")
     program = f"cd '{data}' && tail -q -n +2 stocks/*.csv etfs/*.csv".replace("'", "''")
     seconds, _, proc = run_timed(
         [
@@ -81,25 +76,18 @@ def psql_copy(env: dict[str, str], data: Path) -> Measure:
             "-c",
             f"\\copy {BASELINE_TABLE} from program '{program}' with (format csv)",
         ],
-        env,
+        db.env,
     )
     if proc.returncode:
         raise SystemExit(f"psql \\copy failed: {proc.stderr}")
-    with conn.cursor() as cur:
-        cur.execute(f"select count(*) from {BASELINE_TABLE}")
-        rows = cur.fetchone()[0]
-        cur.execute(f"drop table {BASELINE_TABLE}")
-    conn.close()
+    rows = db.scalar(f"select count(*) from {BASELINE_TABLE}")
+    db.query(f"drop table {BASELINE_TABLE}")
     return Measure("psql \\copy, 1 stream, unindexed", rows, seconds)
 
 
-def loader(env: dict[str, str], data: Path, workers: int, fresh: bool = True) -> Measure:
+def loader(db: Database, data: Path, workers: int, fresh: bool = True) -> Measure:
     if fresh:
-        conn = psycopg2.connect("", dbname=env["PGDATABASE"])
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("set client_min_messages = warning; drop schema if exists raw cascade")
-        conn.close()
+        db.query("set client_min_messages = warning; drop schema if exists raw cascade")
     summary_path = BENCH_DIR / "results" / ".loader-summary.json"
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -111,7 +99,7 @@ def loader(env: dict[str, str], data: Path, workers: int, fresh: bool = True) ->
         "--summary-json",
         str(summary_path),
     ]
-    seconds, peak, proc = run_timed(cmd, env)
+    seconds, peak, proc = run_timed(cmd, db.env)
     if proc.returncode not in (0, 2):
         raise SystemExit(f"loader failed:\n{proc.stderr}")
     summary = json.loads(summary_path.read_text())
@@ -122,12 +110,10 @@ def loader(env: dict[str, str], data: Path, workers: int, fresh: bool = True) ->
     return Measure(label, rows, seconds, peak)
 
 
-def row_by_row_insert(env: dict[str, str], data: Path, limit: int, commit_each_row: bool = False) -> Measure:
+def row_by_row_insert(db: Database, data: Path, limit: int, commit_each_row: bool = False) -> Measure:
     """psycopg2 execute() per row, on a subset: in one transaction (the strong form), or
     committing each row (what naive loaders do)."""
-    conn = psycopg2.connect("", dbname=env["PGDATABASE"])
-    with conn, conn.cursor() as cur:
-        cur.execute(f"drop table if exists {BASELINE_TABLE}; create table {BASELINE_TABLE} ({TEXT_COLUMNS})")
+    db.query(f"drop table if exists {BASELINE_TABLE}; create table {BASELINE_TABLE} ({TEXT_COLUMNS})")
     rows: list[list[str]] = []
     for path in sorted((data / "stocks").glob("*.csv")):
         with path.open() as fh:
@@ -136,6 +122,7 @@ def row_by_row_insert(env: dict[str, str], data: Path, limit: int, commit_each_r
         if len(rows) >= limit:
             break
     rows = rows[:limit]
+    conn = db.connect()
     conn.autocommit = commit_each_row
     started = time.perf_counter()
     with conn.cursor() as cur:
@@ -143,10 +130,8 @@ def row_by_row_insert(env: dict[str, str], data: Path, limit: int, commit_each_r
             cur.execute(f"insert into {BASELINE_TABLE} values (%s, %s, %s, %s, %s, %s, %s)", row)
     conn.commit()
     seconds = time.perf_counter() - started
-    conn.autocommit = False
-    with conn, conn.cursor() as cur:
-        cur.execute(f"drop table {BASELINE_TABLE}")
     conn.close()
+    db.query(f"drop table {BASELINE_TABLE}")
     how = "commit per row" if commit_each_row else "one transaction"
     return Measure(f"row-by-row INSERT, {how}", len(rows), seconds)
 
@@ -198,16 +183,15 @@ def main() -> None:
 
     db = create_database(BENCH_DIR / "results" / "db", prefix="stock_analytics_bench")
     try:
-        env = db.env
         copies, loads = [], []
         for i in range(args.repeat):
             print(f"round {i + 1}/{args.repeat}: psql \\copy ...", flush=True)
-            copies.append(psql_copy(env, data))
+            copies.append(psql_copy(db, data))
             print(f"round {i + 1}/{args.repeat}: loader ...", flush=True)
-            loads.append(loader(env, data, args.workers))
-        rerun = loader(env, data, args.workers, fresh=False)
-        insert = row_by_row_insert(env, data, args.insert_rows)
-        insert_autocommit = row_by_row_insert(env, data, args.insert_rows // 4, commit_each_row=True)
+            loads.append(loader(db, data, args.workers))
+        rerun = loader(db, data, args.workers, fresh=False)
+        insert = row_by_row_insert(db, data, args.insert_rows)
+        insert_autocommit = row_by_row_insert(db, data, args.insert_rows // 4, commit_each_row=True)
     finally:
         drop_database(db)
 
