@@ -27,7 +27,7 @@ PERIOD_VALUE_COLUMNS = [
     "period_close",
     "total_volume",
 ]
-MOVING_AVERAGE_WINDOWS = (20, 30, 200)
+MOVING_AVERAGE_WINDOWS = (20, 30, 50, 200)
 
 
 @cache

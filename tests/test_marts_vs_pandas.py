@@ -47,14 +47,14 @@ def test_moving_averages_equal_pandas_rolling_mean(sample_db: Database):
 def test_moving_averages_are_null_until_the_window_is_full(sample_db: Database):
     rows = sample_db.query(
         """
-        select symbol, count(*), count(sma_20), count(sma_30), count(sma_200)
+        select symbol, count(*), count(sma_20), count(sma_30), count(sma_50), count(sma_200)
           from marts.fct_daily_moving_averages group by symbol
         """
     )
-    for symbol, days, n20, n30, n200 in rows:
-        assert (n20, n30, n200) == (max(days - 19, 0), max(days - 29, 0), max(days - 199, 0)), symbol
+    for symbol, days, *filled in rows:
+        assert filled == [max(days - n + 1, 0) for n in (20, 30, 50, 200)], symbol
     counts = {r[0]: r[1:] for r in rows}
-    assert counts["ABNB"] == (32, 13, 3, 0)  # fewer than 200 rows: sma_200 never fills
+    assert counts["ABNB"] == (32, 13, 3, 0, 0)  # fewer than 50 rows: sma_50 and sma_200 never fill
 
 
 def test_the_first_full_window_is_the_mean_of_exactly_n_closes(sample_db: Database):

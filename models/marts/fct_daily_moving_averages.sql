@@ -1,8 +1,8 @@
--- Simple moving averages of the close over the last 20, 30 and 200 trading days of each
+-- Simple moving averages of the close over the last 20, 30, 50 and 200 trading days of each
 -- symbol. A view: a query for one symbol reads and windows that symbol's rows only (the
 -- symbol filter is pushed below the window functions, which partition by symbol).
 {{ config(materialized='view') }}
-{%- set windows = [20, 30, 200] %}
+{%- set windows = [20, 30, 50, 200] %}
 
 with
 
