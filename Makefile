@@ -8,9 +8,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE := data/sample
-# Every recipe that talks to the database gets the same libpq variables as `make env` prints.
+# Every recipe that talks to the database gets the same libpq variables as `make env` prints:
+# the owner's, or (AS_<ROLE>) those of the component role that does that job.
 WITH_DB_ENV := eval "$$(bash scripts/db.sh env)" &&
-DBT := $(WITH_DB_ENV) $(BIN)/dbt
+AS_LOADER := eval "$$(bash scripts/db.sh env loader)" &&
+AS_TRANSFORMER := eval "$$(bash scripts/db.sh env transformer)" &&
+DBT := $(AS_TRANSFORMER) $(BIN)/dbt
+LOADER := $(AS_LOADER) $(BIN)/python loader/copy_csv.py
+ROLE ?=
 
 .PHONY: help venv db-up db-down db-status env psql load build demo test lint docs docs-generate bench clean
 
@@ -34,23 +39,23 @@ db-down: ## stop the project database (its data is kept)
 db-status: ## say where the database is and whether it answers
 	@bash scripts/db.sh status
 
-env: ## print export lines for your shell: eval "$(make -s env)"
-	@bash scripts/db.sh env
+env: ## print export lines for your shell: eval "$(make -s env)"; a role's: make -s env ROLE=reader
+	@bash scripts/db.sh env $(ROLE)
 
 psql: ## open psql on the project database
 	@$(WITH_DB_ENV) exec psql
 
 load: venv db-up ## load the bundled sample with the loader
-	@$(WITH_DB_ENV) $(BIN)/python loader/copy_csv.py $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
+	@$(LOADER) $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
 
 build: venv db-up ## dbt build: models, seeds, snapshots and tests
 	@$(DBT) build
 
 demo: venv db-up ## set up everything and run the pipeline on the bundled sample
 	@mkdir -p target
-	@$(WITH_DB_ENV) $(BIN)/python loader/copy_csv.py $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
+	@$(LOADER) $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
 	@$(DBT) build --quiet || { echo "dbt build failed: see logs/dbt.log"; exit 1; }
-	@$(WITH_DB_ENV) $(BIN)/python scripts/demo_summary.py target/load_summary.json target/run_results.json
+	@$(AS_TRANSFORMER) $(BIN)/python scripts/demo_summary.py target/load_summary.json target/run_results.json
 
 test: venv db-up ## run the whole test suite (throwaway databases, never your data)
 	@$(WITH_DB_ENV) $(BIN)/python -m pytest

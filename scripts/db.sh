@@ -5,7 +5,9 @@
 #   scripts/db.sh up      install what is missing, start the cluster, create role, db, extension
 #   scripts/db.sh down    stop the project cluster (its data stays in .local/pgdata)
 #   scripts/db.sh status  say where the database is and whether it answers
-#   scripts/db.sh env     print `export PG...=` lines for eval in a shell
+#   scripts/db.sh env [ROLE]  print `export PG...=` lines for eval in a shell: the owner's, or
+#                         those of a component role (loader, transformer, reader, streamer)
+#   scripts/db.sh roles   create the component roles and their grants (also part of `up`)
 #
 # Local mode (the default): nothing of PGHOST/PGPORT is set, or they point at the project
 # cluster. External mode: PGHOST or PGPORT point elsewhere; nothing is installed or started,
@@ -23,6 +25,8 @@ PASSWORD_FILE="${STATE_DIR}/pgpassword"
 LOCAL_PORT="${STOCK_ANALYTICS_PG_PORT:-55432}"
 LOCAL_USER="stock_analytics"
 LOCAL_DB="stock_analytics"
+# One login role per component (scripts/sql/grant_roles.sql says what each may do).
+COMPONENT_ROLES=(loader transformer reader streamer)
 
 say() { printf '[db] %s\n' "$*" >&2; }
 die() { printf '[db] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -42,15 +46,29 @@ as_cluster_owner() {
 }
 cluster_owner() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
 
-local_password() {
-  if [ ! -s "${PASSWORD_FILE}" ]; then
+# A generated password, kept in the state folder (git-ignored); $1: the file.
+generated_password() {
+  if [ ! -s "$1" ]; then
     mkdir -p "${STATE_DIR}"
-    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"${PASSWORD_FILE}")
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$1")
   fi
-  cat "${PASSWORD_FILE}"
+  cat "$1"
+}
+local_password() { generated_password "${PASSWORD_FILE}"; }
+role_password() { generated_password "${PASSWORD_FILE}-$1"; }
+
+is_component_role() {
+  local role
+  for role in "${COMPONENT_ROLES[@]}"; do [ "$1" = "${role}" ] && return 0; done
+  return 1
 }
 
+# $1: empty for the owner (the admin role), or a component role.
 print_env() {
+  local role="${1:-}"
+  if [ -n "${role}" ] && ! is_component_role "${role}"; then
+    die "unknown role '${role}'; use one of: ${COMPONENT_ROLES[*]} (or none for the owner)."
+  fi
   if is_local_mode; then
     cat <<EOF
 export PGHOST=localhost
@@ -63,6 +81,9 @@ EOF
     for var in PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE; do
       [ -n "${!var:-}" ] && printf 'export %s=%q\n' "${var}" "${!var}"
     done
+  fi
+  if [ -n "${role}" ]; then  # the same server and database, as that role
+    printf 'export PGUSER=%s\nexport PGPASSWORD=%s\n' "${role}" "$(role_password "${role}")"
   fi
   printf 'export DBT_PROFILES_DIR=%q\n' "${PROJECT_DIR}"
 }
@@ -130,6 +151,35 @@ select format('create database %I owner %I', :'db', :'role')
  where not exists (select from pg_database where datname = :'db') \gexec
 SQL
   superuser_psql -d "${LOCAL_DB}" -c "set client_min_messages = warning" -c "create extension if not exists timescaledb"
+  role_psql=(superuser_psql -d postgres)
+  setup_roles "${LOCAL_USER}"
+  # As the superuser here: it alone can re-own the hypertables of a database built before the
+  # roles existed (the owner, on a server of your own, makes dbt rebuild them instead).
+  superuser_psql -d "${LOCAL_DB}" -f "${PROJECT_DIR}/scripts/sql/grant_roles.sql"
+}
+
+# Create (or set the passwords of) the component roles; $1: the owner role. Runs through the
+# array role_psql: a psql command line connected as a role with CREATEROLE.
+setup_roles() {
+  local args=(-v owner="$1") role
+  for role in "${COMPONENT_ROLES[@]}"; do args+=(-v "${role}_pw=$(role_password "${role}")"); done
+  "${role_psql[@]}" "${args[@]}" -f "${PROJECT_DIR}/scripts/sql/create_roles.sql" >/dev/null
+}
+
+# Your own server: the roles need CREATEROLE once; the grants need the database owner.
+external_roles() {
+  local can
+  can="$(psql -X -At -c "select rolsuper or rolcreaterole from pg_roles where rolname = current_user")" \
+    || die "cannot reach your server to set up the roles."
+  if [ "${can}" != "t" ]; then
+    die "creating the component roles (${COMPONENT_ROLES[*]}) needs CREATEROLE, which ${PGUSER:-your role} lacks.
+  Ask your DBA to run scripts/sql/create_roles.sql once (see the README), then re-run."
+  fi
+  role_psql=(psql -X -q -v ON_ERROR_STOP=1 -d "${PGDATABASE:-postgres}")
+  setup_roles "$(psql -X -At -c 'select current_user')"
+  psql -X -q -v ON_ERROR_STOP=1 -f "${PROJECT_DIR}/scripts/sql/grant_roles.sql" \
+    || die "granting the roles failed: run it as the owner of database ${PGDATABASE:-}."
+  say "Roles ${COMPONENT_ROLES[*]} ready; passwords in ${STATE_DIR}/pgpassword-<role>."
 }
 
 check_external() {
@@ -142,7 +192,7 @@ check_external() {
 }
 
 cmd_up() {
-  if ! is_local_mode; then check_external; return; fi
+  if ! is_local_mode; then check_external; external_roles; return; fi
   bash "${PROJECT_DIR}/scripts/install_timescaledb.sh"
   [ -f "${DATA_DIR}/PG_VERSION" ] || init_cluster
   cluster_running || start_cluster
@@ -176,6 +226,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  env) print_env ;;
-  *) echo "usage: $0 {up|down|status|env}" >&2; exit 64 ;;
+  env) print_env "${2:-}" ;;
+  roles) if is_local_mode; then cmd_up; else external_roles; fi ;;
+  *) echo "usage: $0 {up|down|status|env [ROLE]|roles}" >&2; exit 64 ;;
 esac

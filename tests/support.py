@@ -22,22 +22,39 @@ SAMPLE_DIR = PROJECT_DIR / "data" / "sample"
 LOADER = PROJECT_DIR / "loader" / "copy_csv.py"
 DBT = Path(sys.executable).with_name("dbt")
 PG_VARS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+GRANT_ROLES_SQL = PROJECT_DIR / "scripts" / "sql" / "grant_roles.sql"
+COMPONENT_ROLES = ("loader", "transformer", "reader", "streamer")
+
+
+def _db_script_env(*args: str) -> dict[str, str]:
+    """The variables `scripts/db.sh env ARGS` prints, for the caller's environment."""
+    out = subprocess.run(
+        ["bash", str(PROJECT_DIR / "scripts" / "db.sh"), "env", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    env = {}
+    for line in out.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = shlex.split(value)[0] if value else ""
+    return env
 
 
 def server_env() -> dict[str, str]:
     """The libpq variables of the server to test on: the caller's, else the project cluster's."""
     env = dict(os.environ)
     if "PGHOST" not in env:
-        out = subprocess.run(
-            ["bash", str(PROJECT_DIR / "scripts" / "db.sh"), "env"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        for line in out.splitlines():
-            name, _, value = line.removeprefix("export ").partition("=")
-            env[name] = shlex.split(value)[0] if value else ""
+        env |= _db_script_env()
     return env
+
+
+def role_credentials(role: str) -> dict[str, str]:
+    """PGUSER and PGPASSWORD of a component role (scripts/db.sh keeps its password)."""
+    if role not in COMPONENT_ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    env = _db_script_env(role)
+    return {"PGUSER": env["PGUSER"], "PGPASSWORD": env["PGPASSWORD"]}
 
 
 @dataclass
@@ -50,8 +67,15 @@ class Database:
     build_results: dict[str, Any] | None = None  # run_results.json of the fixture's dbt build
     _conn: psycopg2.extensions.connection | None = field(default=None, repr=False)
 
-    def connect(self) -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(**_dsn(self.env), dbname=self.name)
+    def role_env(self, role: str) -> dict[str, str]:
+        """This database's environment, logged in as a component role (loader, transformer,
+        reader, streamer) instead of the owner."""
+        return {**self.env, **role_credentials(role)}
+
+    def connect(self, role: str | None = None) -> psycopg2.extensions.connection:
+        """A connection as the owner, or as a component role."""
+        env = self.env if role is None else self.role_env(role)
+        conn = psycopg2.connect(**_dsn(env), dbname=self.name)
         conn.autocommit = True
         return conn
 
@@ -66,12 +90,15 @@ class Database:
         rows = self.query(sql, params)
         return rows[0][0] if rows else None
 
-    def run(self, command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        """A command against this database, from the project folder, its output captured."""
+    def run(
+        self, command: list[str], timeout: float, role: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """A command against this database (as the owner, or a component role), from the
+        project folder, its output captured."""
         return subprocess.run(
             command,
             check=False,  # callers assert on the return code
-            env=self.env,
+            env=self.env if role is None else self.role_env(role),
             cwd=PROJECT_DIR,
             capture_output=True,
             text=True,
@@ -79,8 +106,10 @@ class Database:
             stdin=subprocess.DEVNULL,
         )
 
-    def run_loader(self, *args: str | Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return self.run([sys.executable, str(LOADER), *map(str, args)], timeout)
+    def run_loader(
+        self, *args: str | Path, timeout: float = 600, role: str = "loader"
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run([sys.executable, str(LOADER), *map(str, args)], timeout, role)
 
     def load_summary(self, *args: str | Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
         """Run the loader with --summary-json and return the process and the parsed summary."""
@@ -89,8 +118,10 @@ class Database:
         summary = json.loads(path.read_text()) if path.exists() else {}
         return proc, summary
 
-    def dbt(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        return self.run([str(DBT), *args], timeout)
+    def dbt(
+        self, *args: str, timeout: float = 900, role: str = "transformer"
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run([str(DBT), *args], timeout, role)
 
     def dbt_results(self) -> dict[str, Any]:
         """The run_results.json of this database's last dbt command."""
@@ -106,14 +137,17 @@ def _dsn(env: dict[str, str]) -> dict[str, str]:
     return {keys[k]: env[k] for k in keys if env.get(k)}
 
 
-def create_database(work_dir: Path, prefix: str = "stock_analytics_test") -> Database:
+def create_database(
+    work_dir: Path, prefix: str = "stock_analytics_test", encoding: str | None = None
+) -> Database:
     """A fresh database with TimescaleDB; dbt writes its target/ and logs/ under work_dir."""
     env = server_env()
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(**_dsn(env), dbname=env.get("PGDATABASE", "postgres"))
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f'create database "{name}"')
+        options = f" encoding '{encoding}' template template0" if encoding else ""
+        cur.execute(f'create database "{name}"{options}')
     admin.close()
     work_dir.mkdir(parents=True, exist_ok=True)
     db_env = {
@@ -127,6 +161,8 @@ def create_database(work_dir: Path, prefix: str = "stock_analytics_test") -> Dat
     }
     db = Database(name=name, env=db_env, work_dir=work_dir)
     db.query("set client_min_messages = warning; create extension if not exists timescaledb")
+    # As every project database: the component roles own and may use what their job needs.
+    db.query(GRANT_ROLES_SQL.read_text())
     return db
 
 
@@ -142,7 +178,8 @@ def drop_database(db: Database, attempts: int = 50) -> None:
             for attempt in range(attempts):
                 cur.execute(
                     "select pg_terminate_backend(pid) from pg_stat_activity "
-                    "where datname = %s and usename = current_user and pid <> pg_backend_pid()",
+                    "where datname = %s and pid <> pg_backend_pid() "
+                    "and pg_has_role(current_user, usename, 'member')",
                     (db.name,),
                 )
                 try:

@@ -32,6 +32,8 @@
         with data
     {%- endcall -%}
     {%- do log("TimescaleDB continuous aggregate built: " ~ target_relation, info=true) -%}
+    {#- A new relation each run: grant afresh (schema default privileges also cover it). -#}
+    {%- do apply_grants(target_relation, config.get('grants'), should_revoke=False) -%}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
