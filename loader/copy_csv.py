@@ -19,8 +19,14 @@ from typing import NoReturn
 # Run as a script (`python loader/copy_csv.py`), the project root is not on sys.path yet.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loader import database, runner
-from loader.discovery import DiscoveryError, discover
+try:
+    from loader import database, history, runner, schema
+    from loader.discovery import DiscoveryError, discover
+except ModuleNotFoundError as missing:  # run by an interpreter without the project's packages
+    sys.exit(
+        f"copy_csv.py: the Python package '{missing.name}' is not installed for {sys.executable}. "
+        "Run `make venv`, then use .venv/bin/python (or `. .venv/bin/activate` first)."
+    )
 
 log = logging.getLogger("loader")
 
@@ -35,14 +41,22 @@ where it goes (schema raw):
   raw.daily_prices   every accepted line, values as text, with load_id and line_number
   raw.symbols_meta   symbols_valid_meta.csv
   raw.load_rejects   every rejected line: load_id, line_number, raw_line, reason
-  raw.load_log       one row per file load: symbol, path, content hash, rows read/loaded/
-                     rejected, status (loaded = the symbol's current load)
-  raw.current_daily_prices  view: the current load's rows with symbol and file path
+  raw.load_log       one row per file load: symbol, path, content hash, mode, rows read/
+                     loaded/rejected, status (loaded = live, superseded, rejected)
+  raw.current_daily_prices  view: per symbol and date, the newest live row, with its file
 
-re-runs:
-  A file whose content is unchanged since its symbol was last loaded is skipped.
-  A changed file replaces its symbol's previous rows in one transaction. Each file is
-  its own transaction, so an interrupted run leaves whole files only; run it again.
+load modes (the summary counts the files of each; -v logs each file's):
+  append   the file begins with exactly the bytes of its symbol's latest load (the daily
+           refresh: each file one line longer): only the new lines are loaded.
+  merge    the default otherwise: the file's rows supersede the same (symbol, date); dates
+           it does not hold are kept. A short or partial file never shrinks a history; a
+           re-downloaded full history supersedes every date (and retires the old copy).
+  replace  only with --replace: the file becomes the symbol's whole history; the summary
+           says how many dates were removed, and which range.
+  A file whose content equals its symbol's latest load is skipped as unchanged; one whose
+  content was rejected before is reported again (exit 2) without storing anything again.
+  Each file is its own transaction, so an interrupted run leaves whole files only; run it
+  again. Superseded rows stay in raw (status 'superseded') for --keep-superseded days.
 
 connection:
   The libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE
@@ -95,10 +109,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="FILE",
         help="also write the summary as JSON to FILE, for scripts",
     )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="each file becomes its symbol's whole history: dates it does not hold are removed "
+        "(default: append or merge, which never remove a date)",
+    )
+    parser.add_argument(
+        "--keep-superseded",
+        type=int,
+        default=history.DEFAULT_RETENTION_DAYS,
+        metavar="DAYS",
+        help="days superseded raw rows are kept for audit and undo before they are purged "
+        "(default: %(default)s; 0 purges them at the end of this run)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every file")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.keep_superseded < 0:
+        parser.error("--keep-superseded must be 0 or more days")
+    if args.replace and args.dry_run:
+        parser.error("--replace and --dry-run: a dry run writes nothing, so it replaces nothing")
     return args
 
 
@@ -120,6 +152,27 @@ def log_summary(summary: runner.RunSummary) -> None:
         f"{summary.rows_rejected:,}",
         f"{summary.blank_lines:,}",
     )
+    if summary.files_by_mode:
+        modes = ", ".join(f"{n} {mode}" for mode, n in sorted(summary.files_by_mode.items()))
+        log.info("modes: %s", modes)
+    if summary.files_already_rejected:
+        log.info(
+            "%d of the rejected files were rejected before with the same content: nothing stored again",
+            summary.files_already_rejected,
+        )
+    for replaced in summary.replaced_histories:
+        if replaced["rows_removed"]:
+            log.warning(
+                "replace: %s lost %s dates (%s to %s) that the new file does not hold",
+                replaced["symbol"],
+                f"{replaced['rows_removed']:,}",
+                replaced["removed_first_date"],
+                replaced["removed_last_date"],
+            )
+        else:
+            log.info("replace: %s lost no dates", replaced["symbol"])
+    if summary.loads_superseded:
+        log.info("superseded: %d earlier loads whose every row a new load holds", summary.loads_superseded)
     log.info("time:  %.1f s, %s rows/s", summary.wall_seconds, f"{summary.rows_per_second:,.0f}")
     if summary.files_loaded == 0 and summary.files_unchanged and not summary.dry_run:
         log.info("nothing new: every file is unchanged since its last load (0 rows loaded)")
@@ -140,8 +193,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         sources = discover(args.paths, symbol=args.symbol, asset_type=args.asset_type)
-        summary = runner.run(sources, workers=args.workers, dry_run=args.dry_run)
-    except (DiscoveryError, database.DatabaseUnavailable, runner.WorkerCrashed) as exc:
+        summary = runner.run(
+            sources,
+            workers=args.workers,
+            dry_run=args.dry_run,
+            replace=args.replace,
+            retention_days=args.keep_superseded,
+        )
+    except (DiscoveryError, database.DatabaseUnavailable, runner.WorkerCrashed, schema.SchemaError) as exc:
         log.error("%s", exc)
         return 1
     except KeyboardInterrupt:

@@ -1,39 +1,47 @@
-"""Database side of the loader: connection, raw schema, and the one-transaction load of a file."""
+"""Database side of the loader: connection, and the one-transaction load of a file in its mode."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import xxhash
 from psycopg2 import sql
 
 from loader.discovery import SourceFile
-from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, IterReader, RejectSink, open_source
+from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, IterReader, RejectSink, is_gzip, open_source
 
-SCHEMA_SQL = Path(__file__).with_name("schema.sql")
 HASH_CHUNK_BYTES = 1 << 20
-# Any constant works; it only has to be the same for every loader process.
-SCHEMA_LOCK_KEY = 0x5354_4F43
-PURGE_LOCK_KEY = 0x5354_4F44
 
 
 class DatabaseUnavailable(Exception):
     """The server cannot be reached or went away; the message says what to check."""
 
 
+class LoadMode(StrEnum):
+    """How a file's rows join its symbol's history (raw.load_log.load_mode)."""
+
+    APPEND = "append"  # the file is the latest load plus new lines: only those are loaded
+    MERGE = "merge"  # the file's dates supersede the same dates; the others are kept
+    REPLACE = "replace"  # --replace only: the file becomes the symbol's whole history
+
+
 @dataclass
 class FileResult:
     path: str
     status: str  # loaded | unchanged | rejected
+    mode: str | None = None  # a LoadMode, for loaded files
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
     blank_lines: int = 0
     reason: str | None = None
     load_id: int | None = None
+    already_rejected: bool = False  # the same content was rejected before: nothing stored again
 
     def take_counts(self, parsed: CsvStream) -> None:
         """The counts of a finished parse; a file rejected whole becomes 'rejected' with its reason."""
@@ -44,6 +52,37 @@ class FileResult:
         self.blank_lines = parsed.counts.blank_lines
 
 
+@dataclass(frozen=True)
+class FileDigest:
+    """A file's XXH3-128 and size, and the same of its first `prefix_size` bytes (for append)."""
+
+    content_hash: str
+    size: int
+    prefix_size: int | None = None
+    prefix_hash: str | None = None  # None: the file is not longer than prefix_size
+    prefix_lines: int = 0  # newlines in the prefix: the number of its last line
+    prefix_ends_line: bool = False
+
+
+@dataclass(frozen=True)
+class LiveLoad:
+    load_id: int
+    content_hash: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a load of a file will do, decided under its symbol's lock."""
+
+    outcome: str  # new | unchanged | already_rejected
+    load_id: int | None = None
+    mode: LoadMode | None = None
+    append_offset: int = 0
+    first_line: int = 1
+    earlier_reason: str | None = None
+
+
 def connect() -> psycopg2.extensions.connection:
     """Connect with the libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)."""
     try:
@@ -52,8 +91,11 @@ def connect() -> psycopg2.extensions.connection:
         detail = " ".join(str(exc).split())
         raise DatabaseUnavailable(
             f"cannot connect to the database ({detail}). Is it running (make db-up)? "
-            'Are the PG* variables set (eval "$(make -s env)")?'
+            'Are the PG* variables set (eval "$(make -s env ROLE=loader)")?'
         ) from None
+    # The COPY rows are UTF-8 (the parser checked); a database in another encoding converts
+    # them, or refuses a character it cannot hold, instead of storing garbled bytes.
+    conn.set_client_encoding("UTF8")
     with conn, conn.cursor() as cur:
         # One commit per file: without this, thousands of files wait for thousands of WAL
         # flushes. A server crash can then lose the last moments of commits, each whole (a
@@ -62,24 +104,39 @@ def connect() -> psycopg2.extensions.connection:
     return conn
 
 
-def ensure_schema(conn: psycopg2.extensions.connection) -> None:
-    with conn, conn.cursor() as cur:
-        # Two loaders starting at once must not race on `create ... if not exists`.
-        cur.execute("select pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        cur.execute("set local client_min_messages = warning")
-        cur.execute(SCHEMA_SQL.read_text())
-
-
-def file_digest(path: Path) -> tuple[str, int]:
+def file_digest(path: Path, prefix_size: int | None = None) -> FileDigest:
+    """Hash the whole file in one pass, noting the hash of its first `prefix_size` bytes on the way."""
     # XXH3-128: detects changed content as surely as a cryptographic hash would (nobody forges
     # price files against us) at memory speed; SHA-256 here cost a sixth of the loader's CPU.
     digest = xxhash.xxh3_128()
     size = 0
+    prefix_hash: str | None = None
+    prefix_lines = 0
+    prefix_ends_line = False
     with path.open("rb") as fh:
+        if prefix_size is not None:
+            remaining = prefix_size
+            while remaining and (chunk := fh.read(min(HASH_CHUNK_BYTES, remaining))):
+                digest.update(chunk)
+                size += len(chunk)
+                remaining -= len(chunk)
+                prefix_lines += chunk.count(b"\n")
+                prefix_ends_line = chunk.endswith(b"\n")
+            if not remaining:
+                prefix_hash = digest.hexdigest()  # xxh3 goes on hashing after a hexdigest
         while chunk := fh.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
             size += len(chunk)
-    return digest.hexdigest(), size
+    if prefix_size is not None and size == prefix_size:
+        prefix_hash = None  # nothing after the prefix: not an append
+    return FileDigest(
+        content_hash=digest.hexdigest(),
+        size=size,
+        prefix_size=prefix_size,
+        prefix_hash=prefix_hash,
+        prefix_lines=prefix_lines,
+        prefix_ends_line=prefix_ends_line,
+    )
 
 
 def _copy_statement(table: str, columns: tuple[str, ...], options: str = "format csv") -> sql.Composed:
@@ -92,25 +149,72 @@ def _copy_statement(table: str, columns: tuple[str, ...], options: str = "format
     )
 
 
-def _claim_load(
-    cur: psycopg2.extensions.cursor, source: SourceFile, digest: str | None, size: int | None
-) -> int | None:
-    """Take the source's lock, then log a new load unless the source's current load has this
-    very content; returns the new load_id, or None when the file is unchanged.
-
-    Two statements on purpose (sent in one round trip): under READ COMMITTED each statement
-    sees what committed before it started, so only an insert that starts after the lock is
-    granted sees a load of the same source that committed while we waited for it.
-    """
+def latest_live_load(cur: psycopg2.extensions.cursor, source_key: str) -> LiveLoad | None:
+    """The source's newest live load: what an unchanged file equals and an append extends."""
     cur.execute(
         """
-        select pg_advisory_xact_lock(hashtextextended(%(key)s, 0));
-        insert into raw.load_log (source_key, file_path, file_kind, symbol, asset_type,
-                                  content_hash, file_size_bytes, status, started_at)
-        select %(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
-               'loaded', clock_timestamp()
-         where not exists (select from raw.load_log
-                            where source_key = %(key)s and status = 'loaded' and content_hash = %(digest)s)
+        select load_id, content_hash, file_size_bytes from raw.load_log
+         where source_key = %s and status = 'loaded'
+         order by load_id desc limit 1
+        """,
+        (source_key,),
+    )
+    row = cur.fetchone()
+    return None if row is None else LiveLoad(*row)
+
+
+def _choose_mode(source: SourceFile, digest: FileDigest, latest: LiveLoad | None, replace: bool) -> Claim:
+    if replace:
+        return Claim("new", mode=LoadMode.REPLACE)
+    if (
+        latest is not None
+        and latest.size is not None
+        and digest.prefix_size == latest.size
+        and digest.prefix_hash == latest.content_hash
+        and digest.prefix_ends_line
+        and not is_gzip(source.path)  # a gzip stream cannot be read from a byte offset
+    ):
+        return Claim(
+            "new", mode=LoadMode.APPEND, append_offset=latest.size, first_line=digest.prefix_lines + 1
+        )
+    return Claim("new", mode=LoadMode.MERGE)
+
+
+def _claim_load(
+    cur: psycopg2.extensions.cursor, source: SourceFile, digest: FileDigest | None, replace: bool
+) -> Claim:
+    """Take the source's lock (held to the end of the file's transaction), then decide: the
+    file is unchanged, was rejected before with this very content, or is logged as a new load
+    in its mode. Statements run one by one after the lock: under READ COMMITTED each sees what
+    committed before it started, so a load of the same source that committed while we waited
+    for the lock is seen."""
+    cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (source.source_key,))
+    content_hash = None if digest is None else digest.content_hash
+    latest = latest_live_load(cur, source.source_key)
+    if latest is not None and content_hash is not None and latest.content_hash == content_hash:
+        return Claim("unchanged")
+    cur.execute(
+        """
+        select load_id, error from raw.load_log
+         where source_key = %s and status = 'rejected' and content_hash is not distinct from %s
+         order by load_id desc limit 1
+        """,
+        (source.source_key, content_hash),
+    )
+    earlier = cur.fetchone()
+    if earlier is not None and content_hash is not None:
+        return Claim("already_rejected", load_id=earlier[0], earlier_reason=earlier[1])
+    claim = (
+        Claim("new", mode=LoadMode.REPLACE if replace else LoadMode.MERGE)
+        if digest is None
+        else _choose_mode(source, digest, latest, replace)
+    )
+    cur.execute(
+        """
+        insert into raw.load_log (source_key, file_path, file_kind, symbol, asset_type, content_hash,
+                                  file_size_bytes, status, load_mode, append_offset_bytes, started_at)
+        values (%(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
+                'loaded', %(mode)s, %(offset)s, clock_timestamp())
         returning load_id
         """,
         {
@@ -119,23 +223,36 @@ def _claim_load(
             "kind": source.kind.value,
             "symbol": source.symbol,
             "asset_type": source.asset_type,
-            "digest": digest,
-            "size": size,
+            "digest": content_hash,
+            "size": None if digest is None else digest.size,
+            "mode": claim.mode.value if claim.mode else None,
+            "offset": claim.append_offset if claim.mode is LoadMode.APPEND else None,
         },
     )
-    row = cur.fetchone()
-    return None if row is None else row[0]
+    return Claim(
+        "new",
+        load_id=cur.fetchone()[0],
+        mode=claim.mode,
+        append_offset=claim.append_offset,
+        first_line=claim.first_line,
+    )
 
 
 def _finish_load(
-    cur: psycopg2.extensions.cursor, source: SourceFile, load_id: int, result: FileResult
+    cur: psycopg2.extensions.cursor,
+    source: SourceFile,
+    load_id: int,
+    mode: LoadMode | None,
+    result: FileResult,
 ) -> None:
-    """Record the outcome; a successful load supersedes the source's previous one in the same
-    transaction (its rows are deleted later, in bulk, by purge_replaced)."""
+    """Record the outcome. A successful replace supersedes the source's earlier live loads in
+    the same transaction; merges are checked for what they cover at the end of the run."""
     cur.execute(
         """
-        update raw.load_log set status = 'replaced'
-         where %(status)s = 'loaded' and source_key = %(key)s and status = 'loaded' and load_id <> %(id)s;
+        update raw.load_log
+           set status = 'superseded', superseded_by = %(id)s, superseded_at = clock_timestamp()
+         where %(status)s = 'loaded' and %(mode)s = 'replace'
+           and source_key = %(key)s and status = 'loaded' and load_id <> %(id)s;
         update raw.load_log
            set status = %(status)s, rows_read = %(read)s, rows_loaded = %(loaded)s,
                rows_rejected = %(rejected)s, blank_lines = %(blank)s, error = %(error)s,
@@ -144,6 +261,7 @@ def _finish_load(
         """,
         {
             "status": result.status,
+            "mode": mode.value if mode else None,
             "key": source.source_key,
             "id": load_id,
             "read": result.rows_read,
@@ -177,6 +295,109 @@ def _copy_rejects(cur: psycopg2.extensions.cursor, load_id: int, rejects: Reject
     )
 
 
+def _digest_for(conn: psycopg2.extensions.connection, source: SourceFile, replace: bool) -> FileDigest:
+    """Hash the file; unless replacing, also its prefix the size of the symbol's latest load,
+    so that an append is recognised in the same single read."""
+    prefix_size = None
+    if not replace:
+        with conn, conn.cursor() as cur:
+            latest = latest_live_load(cur, source.source_key)  # a hint, checked again under the lock
+        prefix_size = None if latest is None else latest.size
+    return file_digest(source.path, prefix_size)
+
+
+def load_source(
+    conn: psycopg2.extensions.connection, source: SourceFile, replace: bool = False
+) -> FileResult:
+    """Load one file in one transaction, in its mode: unchanged files are skipped, files rejected
+    before with the same content are reported without storing anything again, bad ones are
+    rejected with a reason. Either the file's rows join the symbol's history at commit (and, in
+    replace mode, supersede its earlier loads), or nothing changes."""
+    layout = LAYOUTS[source.kind]
+    result = FileResult(path=str(source.path), status="loaded")
+    rejects = RejectSink()
+    digest: FileDigest | None = None
+    try:
+        digest = _digest_for(conn, source, replace)
+        with conn, conn.cursor() as cur, open_source(source.path) as stream:
+            claim = _claim_load(cur, source, digest, replace)
+            if claim.outcome != "new":
+                return _not_loaded(result, claim)
+            assert claim.load_id is not None
+            result.load_id, result.mode = claim.load_id, claim.mode.value if claim.mode else None
+            if claim.mode is LoadMode.APPEND:
+                stream.seek(claim.append_offset)
+                parsed = CsvStream(stream, layout, rejects, continue_at_line=claim.first_line)
+            else:
+                parsed = CsvStream(stream, layout, rejects)
+            if parsed.rejection is not None:
+                # The symbol's earlier loads stay: a broken file must not wipe good data.
+                parsed.reject_all()
+            else:
+                copy = _copy_statement(layout.table, _copy_columns(source), "format text, null ''")
+                cur.copy_expert(copy, IterReader(parsed.copy_chunks(b"%d\t" % claim.load_id)))
+                result.rows_loaded = cur.rowcount
+                if result.rows_loaded != parsed.counts.rows_accepted:
+                    raise RuntimeError(
+                        f"COPY stored {cur.rowcount} rows, expected {parsed.counts.rows_accepted}"
+                    )
+            result.take_counts(parsed)
+            _copy_rejects(cur, claim.load_id, rejects)
+            _finish_load(cur, source, claim.load_id, claim.mode, result)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnavailable(
+            f"the database went away while loading {source.path} ({detail}); nothing of that file "
+            "was written. Re-run the loader to finish: loaded files are skipped as unchanged."
+        ) from None
+    except READ_ERRORS as exc:
+        # Unreadable or corrupt (e.g. a truncated gzip): nothing of it was written.
+        result = FileResult(path=str(source.path), status="rejected", reason=f"cannot read the file: {exc}")
+        _log_rejected_file(conn, source, digest, result)
+    except psycopg2.errors.UntranslatableCharacter as exc:
+        # The database's encoding (say LATIN1) has no such character: the file cannot be stored
+        # as it is; its transaction was rolled back whole.
+        detail = " ".join(str(exc).split())
+        result = FileResult(
+            path=str(source.path),
+            status="rejected",
+            reason=f"the database's encoding cannot hold a character of this file ({detail})",
+        )
+        _log_rejected_file(conn, source, digest, result)
+    finally:
+        rejects.close()
+    return result
+
+
+def _not_loaded(result: FileResult, claim: Claim) -> FileResult:
+    if claim.outcome == "unchanged":
+        result.status = "unchanged"
+    else:  # already rejected: the problem is still there, but it is on record once
+        result.status, result.already_rejected, result.load_id = "rejected", True, claim.load_id
+        result.reason = (
+            f"rejected before with the same content (load_id {claim.load_id}): {claim.earlier_reason}"
+        )
+    return result
+
+
+def _copy_columns(source: SourceFile) -> tuple[str, ...]:
+    """Columns in the order the COPY rows give them: load_id, line_number, the file's fields."""
+    return ("load_id", "line_number", *LAYOUTS[source.kind].columns)
+
+
+def _log_rejected_file(
+    conn: psycopg2.extensions.connection, source: SourceFile, digest: FileDigest | None, result: FileResult
+) -> None:
+    with conn, conn.cursor() as cur:
+        claim = _claim_load(cur, source, digest, replace=False)
+        if claim.outcome == "new":
+            assert claim.load_id is not None
+            _finish_load(cur, source, claim.load_id, claim.mode, result)
+            result.load_id = claim.load_id
+        elif claim.outcome == "already_rejected":
+            _not_loaded(result, claim)
+
+
 def analyze_raw(conn: psycopg2.extensions.connection, data_changed: bool) -> None:
     """Fresh planner statistics: without them the staging build's joins are planned for a
     handful of rows and can run for many minutes instead of seconds. The load log is always
@@ -193,100 +414,3 @@ def analyze_raw(conn: psycopg2.extensions.connection, data_changed: bool) -> Non
             cur.execute(f"analyze {tables}")
     finally:
         conn.autocommit = False
-
-
-def purge_replaced(conn: psycopg2.extensions.connection) -> int:
-    """Delete the raw rows of every replaced load in one pass; returns how many loads.
-
-    Deferred from the loads themselves so the raw tables need no index (COPY runs at the speed
-    of an unindexed table) and a run that replaces thousands of files scans the table once.
-    Until then the rows are inert: their load is marked 'replaced' and staging reads 'loaded'.
-    """
-    with conn, conn.cursor() as cur:
-        cur.execute("select pg_advisory_xact_lock(%s)", (PURGE_LOCK_KEY,))
-        cur.execute(
-            """
-            with purged as (
-                update raw.load_log set purged_at = clock_timestamp()
-                 where status = 'replaced' and purged_at is null
-                returning load_id, file_kind
-            ),
-            prices as (
-                delete from raw.daily_prices
-                 where load_id in (select load_id from purged where file_kind = 'prices')
-            ),
-            symbols as (
-                delete from raw.symbols_meta
-                 where load_id in (select load_id from purged where file_kind = 'symbols')
-            )
-            select count(*) from purged
-            """
-        )
-        return cur.fetchone()[0]
-
-
-def load_source(conn: psycopg2.extensions.connection, source: SourceFile) -> FileResult:
-    """Load one file in one transaction: unchanged files are skipped, bad ones rejected with a reason.
-
-    Either the whole file's rows replace the source's previous rows at commit, or nothing changes.
-    """
-    layout = LAYOUTS[source.kind]
-    result = FileResult(path=str(source.path), status="loaded")
-    rejects = RejectSink()
-    digest: str | None = None
-    size: int | None = None
-    try:
-        digest, size = file_digest(source.path)
-        with conn, conn.cursor() as cur, open_source(source.path) as stream:
-            load_id = _claim_load(cur, source, digest, size)
-            if load_id is None:
-                result.status = "unchanged"
-                return result
-            result.load_id = load_id
-            parsed = CsvStream(stream, layout, rejects)
-            if parsed.rejection is not None:
-                # The previous load of this source stays: a broken file must not wipe good data.
-                parsed.reject_all()
-            else:
-                copy = _copy_statement(layout.table, _copy_columns(source), "format text, null ''")
-                cur.copy_expert(copy, IterReader(parsed.copy_chunks(b"%d\t" % load_id)))
-                result.rows_loaded = cur.rowcount
-                if result.rows_loaded != parsed.counts.rows_accepted:
-                    raise RuntimeError(
-                        f"COPY stored {cur.rowcount} rows, expected {parsed.counts.rows_accepted}"
-                    )
-            result.take_counts(parsed)
-            _copy_rejects(cur, load_id, rejects)
-            _finish_load(cur, source, load_id, result)
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise DatabaseUnavailable(
-            f"the database went away while loading {source.path} ({detail}); nothing of that file "
-            "was written. Re-run the loader to finish: loaded files are skipped as unchanged."
-        ) from None
-    except READ_ERRORS as exc:
-        # Unreadable or corrupt (e.g. a truncated gzip): nothing of it was written.
-        result = FileResult(path=str(source.path), status="rejected", reason=f"cannot read the file: {exc}")
-        _log_rejected_file(conn, source, digest, size, result)
-    finally:
-        rejects.close()
-    return result
-
-
-def _copy_columns(source: SourceFile) -> tuple[str, ...]:
-    """Columns in the order the COPY rows give them: load_id, line_number, the file's fields."""
-    return ("load_id", "line_number", *LAYOUTS[source.kind].columns)
-
-
-def _log_rejected_file(
-    conn: psycopg2.extensions.connection,
-    source: SourceFile,
-    digest: str | None,
-    size: int | None,
-    result: FileResult,
-) -> None:
-    with conn, conn.cursor() as cur:
-        load_id = _claim_load(cur, source, digest, size)
-        if load_id is not None:
-            _finish_load(cur, source, load_id, result)
-    result.load_id = load_id

@@ -24,6 +24,8 @@ UTF8_BOM = b"\xef\xbb\xbf"
 SNIFF_BYTES = 8192
 READ_BUFFER_BYTES = 256 << 10
 MAX_LINE_BYTES = 1 << 20
+# The longest header line read: the real ones are under 200 bytes.
+MAX_HEADER_BYTES = 64 << 10
 # What reading a damaged file raises (a truncated or corrupt gzip among them).
 READ_ERRORS = (OSError, EOFError, zlib.error)
 HEADER_PROBLEMS = ("missing_header", "wrong_header")
@@ -124,6 +126,11 @@ class RejectSink:
         self._spool.close()
 
 
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as probe:
+        return probe.read(2) == GZIP_MAGIC
+
+
 def open_source(path: Path) -> io.BufferedReader:
     """Open a CSV or gzip-compressed CSV (recognised by its bytes, not its name) for binary reading."""
     with path.open("rb") as probe:
@@ -160,10 +167,18 @@ class CsvStream:
 
     Construct it (which reads and checks the header). If `rejection` is None, iterate
     `copy_chunks()` once; otherwise call `reject_all()` to account for the file's lines.
-    Line numbers are the file's own, 1-based, the header being line 1.
+    Line numbers are the file's own, 1-based, the header being line 1. An append reads from
+    where the earlier load ended: `continue_at_line` is the number of the stream's first line,
+    and there is no header to check.
     """
 
-    def __init__(self, stream: io.BufferedReader, layout: TableLayout, rejects: RejectSink) -> None:
+    def __init__(
+        self,
+        stream: io.BufferedReader,
+        layout: TableLayout,
+        rejects: RejectSink,
+        continue_at_line: int | None = None,
+    ) -> None:
         self.layout = layout
         self.counts = LineCounts()
         self.rejects = rejects
@@ -173,6 +188,9 @@ class CsvStream:
         self._line_number = 0
         self._first_data_line: bytes | None = None
         self.rejection: FileRejected | None = None
+        if continue_at_line is not None:
+            self._line_number = continue_at_line - 1
+            return
         try:
             self._check_header()
         except FileRejected as exc:
@@ -185,8 +203,14 @@ class CsvStream:
             raise FileRejected("empty_file", "the file is empty (0 bytes)")
         if b"\x00" in head:
             raise FileRejected("binary_file", "the file holds binary data (NUL bytes), not CSV text")
-        first = self._stream.readline()
+        first = self._stream.readline(MAX_HEADER_BYTES + 1)
         self._line_number = 1
+        if len(first) > MAX_HEADER_BYTES:  # memory stays flat on a file without newlines
+            raise FileRejected(
+                "header_too_long",  # not a header problem reject_all() could read line by line
+                f"the first line is longer than {MAX_HEADER_BYTES:,} bytes: not a price file header "
+                f"(it begins '{first[:80].decode(errors='replace')}')",
+            )
         line = first.removeprefix(UTF8_BOM).rstrip(b"\r\n")
         try:
             fields = _csv_fields(line.decode("utf-8")) or []
@@ -200,9 +224,10 @@ class CsvStream:
                 # The first line is data: count it as a row so the accounting covers it.
                 self._first_data_line = first
                 raise FileRejected("missing_header", f"no header line; expected '{expected}' as line 1")
-            raise FileRejected(
-                "wrong_header", f"header is '{line.decode(errors='replace')}', expected '{expected}'"
-            )
+            found = line.decode(errors="replace")
+            if len(found) > 200:
+                found = found[:200] + "..."
+            raise FileRejected("wrong_header", f"header is '{found}', expected '{expected}'")
         self._skip_to_data()
 
     def _skip_to_data(self) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2.extensions
 from tqdm import tqdm
 
-from loader import database
+from loader import database, history, schema
 from loader.discovery import SourceFile
 from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, RejectSink, open_source
 
@@ -41,10 +41,28 @@ class RunSummary:
     blank_lines: int = 0
     wall_seconds: float = 0.0
     rows_per_second: float = 0.0
-    rejected_files: list[dict[str, str | None]] = field(default_factory=list)
+    replace: bool = False  # --replace: every loaded file became its symbol's whole history
+    files_by_mode: dict[str, int] = field(default_factory=dict)
+    files_already_rejected: int = 0
+    loads_superseded: int = 0  # earlier loads whose every row a load of this run supersedes
+    loads_purged: int = 0
+    rows_removed: int = 0  # replace: dates the symbols had and the new files do not
+    rejected_files: list[dict[str, str | int | bool | None]] = field(default_factory=list)
     files_with_rejected_rows: list[dict[str, str | int | None]] = field(default_factory=list)
+    replaced_histories: list[dict[str, str | int | None]] = field(default_factory=list)
+    files: list[dict[str, str | int | None]] = field(default_factory=list)
 
     def add(self, result: database.FileResult) -> None:
+        self.files.append(
+            {
+                "path": result.path,
+                "status": result.status,
+                "mode": result.mode,
+                "rows_loaded": result.rows_loaded,
+                "rows_rejected": result.rows_rejected,
+                "load_id": result.load_id,
+            }
+        )
         self.rows_read += result.rows_read
         self.rows_loaded += result.rows_loaded
         self.rows_rejected += result.rows_rejected
@@ -53,11 +71,19 @@ class RunSummary:
             self.files_unchanged += 1
         elif result.status == "rejected":
             self.files_rejected += 1
+            self.files_already_rejected += result.already_rejected
             self.rejected_files.append(
-                {"path": result.path, "reason": result.reason, "load_id": result.load_id}
+                {
+                    "path": result.path,
+                    "reason": result.reason,
+                    "load_id": result.load_id,
+                    "already_rejected": result.already_rejected,
+                }
             )
         else:
             self.files_loaded += 1
+            if result.mode:
+                self.files_by_mode[result.mode] = self.files_by_mode.get(result.mode, 0) + 1
             if result.rows_rejected:
                 self.files_with_rejected_rows.append(
                     {"path": result.path, "rows_rejected": result.rows_rejected, "load_id": result.load_id}
@@ -100,33 +126,43 @@ def inspect_source(source: SourceFile) -> database.FileResult:
 
 # ---- worker processes: one connection each, kept for all the files they load ----------------
 _worker_conn: psycopg2.extensions.connection | None = None
+_worker_replace = False
 
 
-def _init_worker() -> None:
-    global _worker_conn  # noqa: PLW0603 - one connection per worker process, made once
+def _init_worker(replace: bool) -> None:
+    global _worker_conn, _worker_replace  # noqa: PLW0603 - one connection per worker process, made once
     _worker_conn = database.connect()
+    _worker_replace = replace
 
 
 def _load_in_worker(source: SourceFile) -> database.FileResult:
     assert _worker_conn is not None
-    return database.load_source(_worker_conn, source)
+    return database.load_source(_worker_conn, source, replace=_worker_replace)
 
 
-def _results_in_process(sources: list[SourceFile], dry_run: bool) -> Iterator[database.FileResult]:
+def _results_in_process(
+    sources: list[SourceFile], dry_run: bool, replace: bool
+) -> Iterator[database.FileResult]:
     if dry_run:
         yield from map(inspect_source, sources)
         return
     conn = database.connect()
     try:
         for source in sources:
-            yield database.load_source(conn, source)
+            yield database.load_source(conn, source, replace=replace)
     finally:
         conn.close()
 
 
-def _results_in_pool(sources: list[SourceFile], workers: int, dry_run: bool) -> Iterator[database.FileResult]:
+def _results_in_pool(
+    sources: list[SourceFile], workers: int, dry_run: bool, replace: bool
+) -> Iterator[database.FileResult]:
     task: Callable[[SourceFile], database.FileResult] = inspect_source if dry_run else _load_in_worker
-    with ProcessPoolExecutor(max_workers=workers, initializer=None if dry_run else _init_worker) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        initializer=None if dry_run else _init_worker,
+        initargs=() if dry_run else (replace,),
+    ) as pool:
         pending: set[Future[database.FileResult]] = {pool.submit(task, s) for s in sources}
         try:
             while pending:
@@ -173,23 +209,36 @@ class Progress:
         self._bar.close()
 
 
-def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
-    """Load (or, dry, inspect) every source; raises database.DatabaseUnavailable if the server goes."""
+def run(
+    sources: list[SourceFile],
+    workers: int,
+    dry_run: bool,
+    replace: bool = False,
+    retention_days: int = history.DEFAULT_RETENTION_DAYS,
+) -> RunSummary:
+    """Load (or, dry, inspect) every source; raises database.DatabaseUnavailable if the server goes.
+
+    replace: each loaded file becomes its symbol's whole history (else appends and merges).
+    retention_days: how long superseded raw rows are kept before they are purged.
+    """
     started = time.perf_counter()
-    summary = RunSummary(dry_run=dry_run, files_seen=len(sources))
+    summary = RunSummary(dry_run=dry_run, files_seen=len(sources), replace=replace)
     # Biggest files first, so no worker is left with a long file at the end.
     sizes = {s.path: _size_or_zero(s.path) for s in sources}
     ordered = sorted(sources, key=lambda s: sizes[s.path], reverse=True)
     if not dry_run:
         conn = database.connect()
         try:
-            database.ensure_schema(conn)
-            database.purge_replaced(conn)  # left over by an interrupted run, if any
+            schema.upgrade(conn)
+            # What an interrupted run left undone, and superseded rows whose retention is over.
+            earlier = history.run(conn, retention_days)
         finally:
             conn.close()
     workers = max(1, min(workers, len(ordered)))
     results = (
-        _results_in_process(ordered, dry_run) if workers == 1 else _results_in_pool(ordered, workers, dry_run)
+        _results_in_process(ordered, dry_run, replace)
+        if workers == 1
+        else _results_in_pool(ordered, workers, dry_run, replace)
     )
     progress = Progress(len(ordered))
     try:
@@ -198,6 +247,8 @@ def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
             progress.update(summary)
             if result.status == "rejected":
                 log.warning("rejected %s: %s", result.path, result.reason)
+            elif result.status == "loaded":
+                log.debug("%s: %s, %d rows", result.path, result.mode, result.rows_loaded)
             elif result.rows_rejected:
                 log.warning(
                     "%s: %d of %d rows rejected (see raw.load_rejects, load_id %s)",
@@ -211,17 +262,45 @@ def run(sources: list[SourceFile], workers: int, dry_run: bool) -> RunSummary:
     if not dry_run:
         conn = database.connect()
         try:
-            purged = database.purge_replaced(conn) if summary.files_loaded else 0
+            done = history.run(conn, retention_days)
+            summary.loads_superseded = earlier.loads_superseded + done.loads_superseded
+            summary.loads_purged = earlier.loads_purged + done.loads_purged
+            _add_replaced_histories(conn, summary)
             database.analyze_raw(conn, data_changed=bool(summary.files_loaded or summary.files_rejected))
         finally:
             conn.close()
-        if purged:
-            log.info("replaced the rows of %d earlier loads", purged)
     summary.wall_seconds = round(time.perf_counter() - started, 3)
     summary.rows_per_second = (
         round(summary.rows_loaded / summary.wall_seconds, 1) if summary.wall_seconds else 0.0
     )
     return summary
+
+
+def _add_replaced_histories(conn: psycopg2.extensions.connection, summary: RunSummary) -> None:
+    """What each replace of this run removed from its symbol's history (counted by history.run)."""
+    replace_ids = [f["load_id"] for f in summary.files if f["mode"] == database.LoadMode.REPLACE]
+    if not replace_ids:
+        return
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            select symbol, file_path, load_id, rows_removed, removed_first_date, removed_last_date
+              from raw.load_log where load_id = any(%s) and file_kind = 'prices' order by symbol
+            """,
+            (replace_ids,),
+        )
+        for symbol, path, load_id, removed, first, last in cur.fetchall():
+            summary.rows_removed += removed or 0
+            summary.replaced_histories.append(
+                {
+                    "symbol": symbol,
+                    "path": path,
+                    "load_id": load_id,
+                    "rows_removed": removed,
+                    "removed_first_date": first,
+                    "removed_last_date": last,
+                }
+            )
 
 
 def _size_or_zero(path: Path) -> int:

@@ -36,17 +36,18 @@ def assert_accounting(db: Database, summary: dict[str, Any]) -> None:
     assert summary["rows_read"] == summary["rows_loaded"] + summary["rows_rejected"]
     if not db.scalar("select to_regclass('raw.load_log') is not null"):
         return
-    for load_id, kind, status, read, loaded, rejected in db.query(
-        "select load_id, file_kind, status, rows_read, rows_loaded, rows_rejected from raw.load_log"
+    for load_id, kind, status, read, loaded, rejected, purged_at in db.query(
+        "select load_id, file_kind, status, rows_read, rows_loaded, rows_rejected, purged_at "
+        "from raw.load_log"
     ):
         table = "raw.daily_prices" if kind == "prices" else "raw.symbols_meta"
         stored = db.scalar(f"select count(*) from {table} where load_id = %s", (load_id,))
         stored_rejects = db.scalar("select count(*) from raw.load_rejects where load_id = %s", (load_id,))
         assert read == loaded + rejected, (load_id, read, loaded, rejected)
         assert stored_rejects == rejected, (load_id, stored_rejects, rejected)
-        if status == "loaded":
-            assert stored == loaded, (load_id, stored, loaded)
-        else:  # rejected files write nothing; replaced loads had their rows deleted
+        if status == "loaded" or (status == "superseded" and purged_at is None):
+            assert stored == loaded, (load_id, status, stored, loaded)
+        else:  # rejected files write nothing; purged superseded loads had their rows deleted
             assert stored == 0, (load_id, status, stored)
 
 

@@ -28,7 +28,7 @@ SUMMARY_KEYS = {
 def start_loader(db: Database, *args: str | Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(LOADER), *map(str, args)],
-        env=db.env,
+        env=db.role_env("loader"),
         cwd=PROJECT_DIR,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -62,23 +62,7 @@ def test_sample_loads_with_asset_types_from_folders_and_summary_keys(fresh_db):
     assert fresh_db.scalar("select asset_type from raw.load_log where file_kind = 'symbols'") is None
 
 
-def test_changed_file_replaces_the_symbols_rows_in_one_go(fresh_db, tmp_path):
-    write(tmp_path / "day1", "MSFT.csv", HEADER + price_rows(100))
-    write(tmp_path / "day2", "MSFT.csv", HEADER + price_rows(101))  # the daily update: one row appended
-    assert fresh_db.run_loader(tmp_path / "day1" / "MSFT.csv").returncode == 0
-    proc, summary = fresh_db.load_summary(tmp_path / "day2" / "MSFT.csv")
-    assert proc.returncode == 0, proc.stderr
-    assert summary["rows_loaded"] == 101
-    assert fresh_db.scalar("select count(*) from raw.daily_prices") == 101
-    assert fresh_db.scalar("select count(distinct (symbol, date)) from raw.current_daily_prices") == 101
-    assert [s for (s,) in fresh_db.query("select status from raw.load_log order by load_id")] == [
-        "replaced",
-        "loaded",
-    ]
-    assert_accounting(fresh_db, summary)
-
-
-def test_corrected_history_replaces_values_and_moving_the_folder_changes_nothing(fresh_db, tmp_path):
+def test_corrected_history_supersedes_values_and_moving_the_folder_changes_nothing(fresh_db, tmp_path):
     rows = price_rows(10)
     corrected = rows.replace(b",1005\n", b",999999\n")
     write(tmp_path / "a", "IBM.csv", HEADER + rows)
@@ -142,7 +126,7 @@ def test_a_concurrent_reader_sees_the_old_rows_or_the_new_never_half(fresh_db, t
     assert loader.returncode == 0, loader.stderr.read()
     seen.add(fresh_db.scalar(current_rows))
     assert seen <= {1_000, 300_000} and 300_000 in seen
-    # ... and once the run is over the replaced rows are gone from raw too.
+    # v2 begins with v1's bytes: an append, so raw holds each row once.
     assert fresh_db.scalar("select count(*) from raw.daily_prices") == 300_000
 
 
