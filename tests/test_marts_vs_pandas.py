@@ -34,6 +34,17 @@ def test_period_mart_equals_pandas(sample_db: Database, period: str):
     assert worst < 1e-9
 
 
+def test_daily_prices_mart_equals_the_files(sample_db: Database):
+    """fct_daily_prices: one row per symbol and trading day (a day with a close), as in the CSVs."""
+    actual = read_sql(sample_db, "select * from marts.fct_daily_prices")
+    actual["trade_date"] = pd.to_datetime(actual["trade_date"])
+    expected = reference.daily_prices()
+    assert len(actual) == len(expected) == 187_459
+    values = ["open", "high", "low", "close", "adj_close", "volume"]
+    worst = reference.assert_matches(actual, expected, ["symbol", "trade_date"], values)
+    assert worst < 1e-9
+
+
 def test_moving_averages_equal_pandas_rolling_mean(sample_db: Database):
     actual = read_sql(sample_db, "select * from marts.fct_daily_moving_averages")
     actual["trade_date"] = pd.to_datetime(actual["trade_date"])
