@@ -1,5 +1,7 @@
 """Loader benchmark: the loader against a single-stream `psql \\copy` and row-by-row INSERT,
-measured side by side in one run, on the same synthetic dataset, in a database of its own.
+measured side by side in one run, on the same synthetic dataset, in a database of its own;
+then the daily refresh (every file one line longer: the append path) against a full reload
+of the same grown files.
 
     python bench/bench_loader.py                                  # Kaggle scale: 8,000 files, 25 M rows
     python bench/bench_loader.py --files 500 --rows 1000000       # a quick look
@@ -11,8 +13,10 @@ writes the figures to bench/results/loader-<time>.json. Needs the PG* variables 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -85,9 +89,38 @@ def psql_copy(db: Database, data: Path) -> Measure:
     return Measure("psql \\copy, 1 stream, unindexed", rows, seconds)
 
 
-def loader(db: Database, data: Path, workers: int, fresh: bool = True) -> Measure:
+def empty_raw_schema(db: Database) -> None:
+    db.query(
+        "set client_min_messages = warning; drop schema if exists raw cascade; "
+        "create schema raw authorization loader"
+    )
+
+
+def grow_by_one_line(data: Path, grown: Path) -> int:
+    """A copy of the dataset with every price file one trading day longer (the daily refresh)."""
+    if grown.exists():
+        shutil.rmtree(grown)
+    files = 0
+    for path in sorted([*data.glob("stocks/*.csv"), *data.glob("etfs/*.csv")]):
+        target = grown / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 200))
+            last = fh.read().rstrip(b"\n").rsplit(b"\n", 1)[-1].decode()
+        day, *values = last.split(",")
+        next_day = dt.date.fromisoformat(day) + dt.timedelta(days=1)
+        while next_day.weekday() >= 5:
+            next_day += dt.timedelta(days=1)
+        with target.open("a") as fh:
+            fh.write(",".join([next_day.isoformat(), *values]) + "\n")
+        files += 1
+    return files
+
+
+def loader(db: Database, data: Path, workers: int, fresh: bool = True, label: str | None = None) -> Measure:
     if fresh:
-        db.query("set client_min_messages = warning; drop schema if exists raw cascade")
+        empty_raw_schema(db)
     summary_path = BENCH_DIR / "results" / ".loader-summary.json"
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -99,14 +132,15 @@ def loader(db: Database, data: Path, workers: int, fresh: bool = True) -> Measur
         "--summary-json",
         str(summary_path),
     ]
-    seconds, peak, proc = run_timed(cmd, db.env)
+    seconds, peak, proc = run_timed(cmd, db.role_env("loader"))
     if proc.returncode not in (0, 2):
         raise SystemExit(f"loader failed:\n{proc.stderr}")
     summary = json.loads(summary_path.read_text())
-    label = f"loader, {workers} worker{'s' if workers > 1 else ''}" + (
-        "" if fresh else ", re-run (all unchanged)"
-    )
-    rows = summary["rows_loaded"] if fresh else summary["files_unchanged"]
+    if label is None:
+        label = f"loader, {workers} worker{'s' if workers > 1 else ''}" + (
+            "" if fresh else ", re-run (all unchanged)"
+        )
+    rows = summary["files_unchanged"] if "unchanged" in label else summary["rows_loaded"]
     return Measure(label, rows, seconds, peak)
 
 
@@ -148,7 +182,8 @@ def print_table(
         f"\n{'method':<44} {'rows':>12} {'seconds':>9} {'rows/s':>11} {'rows/s vs psql':>15} {'peak RSS':>9}"
     )
     for m in measures:
-        speed = f"{m.rows_per_second / baseline.rows_per_second:.2f}x" if "re-run" not in m.name else "-"
+        comparable = "re-run" not in m.name and "daily refresh" not in m.name
+        speed = f"{m.rows_per_second / baseline.rows_per_second:.2f}x" if comparable else "-"
         rss = f"{m.peak_rss_mb:.0f} MB" if m.peak_rss_mb else ""
         print(
             f"{m.name:<44} {m.rows:>12,} {m.seconds:>9.1f} {m.rows_per_second:>11,.0f} {speed:>15} {rss:>9}"
@@ -190,6 +225,12 @@ def main() -> None:
             print(f"round {i + 1}/{args.repeat}: loader ...", flush=True)
             loads.append(loader(db, data, args.workers))
         rerun = loader(db, data, args.workers, fresh=False)
+        print("daily refresh: every file one line longer ...", flush=True)
+        grown = BENCH_DIR / "data" / f"{args.files}x{args.rows}-plus-one-day"
+        grow_by_one_line(data, grown)
+        refresh = loader(db, grown, args.workers, fresh=False, label="daily refresh: loader (append)")
+        appended = db.scalar("select count(*) from raw.load_log where load_mode = 'append'")
+        reload = loader(db, grown, args.workers, fresh=True, label="daily refresh: full reload")
         insert = row_by_row_insert(db, data, args.insert_rows)
         insert_autocommit = row_by_row_insert(db, data, args.insert_rows // 4, commit_each_row=True)
     finally:
@@ -197,8 +238,13 @@ def main() -> None:
 
     baseline = min(copies, key=lambda m: m.seconds)
     best = min(loads, key=lambda m: m.seconds)
-    measures = [baseline, best, rerun, insert, insert_autocommit]
+    measures = [baseline, best, rerun, refresh, reload, insert, insert_autocommit]
     print_table(measures, baseline, best, insert, insert_autocommit)
+    print(
+        f"daily refresh: {refresh.rows:,} rows appended by {appended:,} append loads in "
+        f"{refresh.seconds:.1f} s; a full reload of the same files {reload.seconds:.1f} s: "
+        f"{reload.seconds / refresh.seconds:.1f}x faster"
+    )
     if args.repeat > 1:
         medians = statistics.median(m.seconds for m in loads) / statistics.median(m.seconds for m in copies)
         print(f"(best of {args.repeat} each; the ratio of the medians is {medians:.2f}x)")
