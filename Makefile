@@ -17,7 +17,8 @@ DBT := $(AS_TRANSFORMER) $(BIN)/dbt
 LOADER := $(AS_LOADER) $(BIN)/python loader/copy_csv.py
 ROLE ?=
 
-.PHONY: help venv db-up db-down db-status env psql load build demo test lint docs docs-generate bench clean
+.PHONY: help venv db-up db-down db-status env psql load build demo test lint docs docs-generate bench clean \
+	backup restore maintenance
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -69,6 +70,16 @@ docs-generate: venv db-up
 
 docs: docs-generate ## build the dbt docs and serve them on http://localhost:8080
 	@$(DBT) docs serve --port 8080
+
+backup: venv db-up ## back up the project database into backups/ (pg_dump -Fc, one snapshot)
+	@$(WITH_DB_ENV) $(BIN)/python scripts/backup.py backup $(if $(DIR),--dir "$(DIR)")
+
+restore: venv db-up ## restore FILE=backups/<file>.dump into an empty database (DB=<name>; default the project's)
+	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/<file>.dump [DB=<database>]" >&2; exit 1; }
+	@$(WITH_DB_ENV) $(BIN)/python scripts/backup.py restore "$(FILE)" $(if $(DB),--dbname "$(DB)")
+
+maintenance: venv db-up ## sizes, unused indexes, dead rows, chunks; VACUUM (ANALYZE) where it pays
+	@$(WITH_DB_ENV) $(BIN)/python scripts/maintenance.py --vacuum
 
 bench: venv db-up ## loader benchmark (see docs/benchmarks.md)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_loader.py
