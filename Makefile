@@ -14,11 +14,13 @@ WITH_DB_ENV := eval "$$(bash scripts/db.sh env)" &&
 AS_LOADER := eval "$$(bash scripts/db.sh env loader)" &&
 AS_TRANSFORMER := eval "$$(bash scripts/db.sh env transformer)" &&
 DBT := $(AS_TRANSFORMER) $(BIN)/dbt
+AS_READER := eval "$$(bash scripts/db.sh env reader)" &&
 LOADER := $(AS_LOADER) $(BIN)/python loader/copy_csv.py
 ROLE ?=
+PYTHON_DIRS := loader tests scripts bench api report
 
 .PHONY: help venv db-up db-down db-status env psql load build demo test lint docs docs-generate bench clean \
-	backup restore maintenance
+	backup restore maintenance api bench-api
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,8 +64,8 @@ test: venv db-up ## run the whole test suite (throwaway databases, never your da
 	@$(WITH_DB_ENV) $(BIN)/python -m pytest
 
 lint: venv ## ruff on the Python code
-	@$(BIN)/ruff check loader tests scripts $(wildcard bench)
-	@$(BIN)/ruff format --check loader tests scripts $(wildcard bench)
+	@$(BIN)/ruff check $(PYTHON_DIRS)
+	@$(BIN)/ruff format --check $(PYTHON_DIRS)
 
 docs-generate: venv db-up
 	@$(DBT) docs generate
@@ -80,6 +82,12 @@ restore: venv db-up ## restore FILE=backups/<file>.dump into an empty database (
 
 maintenance: venv db-up ## sizes, unused indexes, dead rows, chunks; VACUUM (ANALYZE) where it pays
 	@$(WITH_DB_ENV) $(BIN)/python scripts/maintenance.py --vacuum
+
+api: venv db-up ## serve the HTTP API on API_PORT (default 8000) as the read-only reader role
+	@$(AS_READER) $(BIN)/python -m api $(API_ARGS)
+
+bench-api: venv db-up ## API load benchmark on a throwaway copy of the sample (docs/api.md)
+	@$(WITH_DB_ENV) $(BIN)/python bench/bench_api.py --sample-db
 
 bench: venv db-up ## loader benchmark (see docs/benchmarks.md)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_loader.py

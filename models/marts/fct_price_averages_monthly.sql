@@ -1,4 +1,9 @@
 -- Monthly average high, low, volume and close per symbol, with the month candle.
-{{ config(materialized='continuous_aggregate') }}
+{{
+    config(
+        materialized='continuous_aggregate',
+        indexes=[{'columns': ['symbol', 'period_start'], 'unique': true}]
+    )
+}}
 
 {{ period_price_averages('1 month') }}

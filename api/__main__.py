@@ -1,0 +1,5 @@
+import sys
+
+from api.serve import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""The API's settings, all from the environment: the libpq variables say where the database
+is and as whom to connect (run it as the read-only `reader` role); API_* tune the service."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PG_VARS = {
+    "PGHOST": "host",
+    "PGPORT": "port",
+    "PGUSER": "user",
+    "PGPASSWORD": "password",
+    "PGDATABASE": "dbname",
+}
+
+
+class SettingsError(ValueError):
+    """An API_* variable holds something the API cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Connection parameters from the PG* variables; what is unset libpq defaults itself.
+    connection: dict[str, str] = field(default_factory=dict)
+    pool_min_size: int = 1
+    pool_max_size: int = 4  # per worker process; each request holds one only while its SQL runs
+    # How long a request waits for a connection before it gets 503: bounds the wait while the
+    # database is down, so clients learn it in seconds, not at their own timeout.
+    pool_timeout: float = 3.0
+    # How long the pool keeps retrying one lost connection before starting afresh; bounds how
+    # long after the database returns the API still answers 503.
+    reconnect_timeout: float = 5.0
+    max_waiting: int = 200  # requests queued for a connection beyond this get 503 at once
+    connect_timeout: int = 3
+    statement_timeout_ms: int = 10_000
+    max_range_days: int = 36_525  # a stated start..end may span at most a century
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        return cls(
+            connection={PG_VARS[name]: env[name] for name in PG_VARS if env.get(name)},
+            pool_min_size=_number(env, "API_POOL_MIN_SIZE", int, cls.pool_min_size, minimum=0),
+            pool_max_size=_number(env, "API_POOL_MAX_SIZE", int, cls.pool_max_size, minimum=1),
+            pool_timeout=_number(env, "API_POOL_TIMEOUT", float, cls.pool_timeout, minimum=0.1),
+            reconnect_timeout=_number(
+                env, "API_RECONNECT_TIMEOUT", float, cls.reconnect_timeout, minimum=0.5
+            ),
+            max_waiting=_number(env, "API_MAX_WAITING", int, cls.max_waiting, minimum=1),
+            connect_timeout=_number(env, "API_CONNECT_TIMEOUT", int, cls.connect_timeout, minimum=1),
+            statement_timeout_ms=_number(
+                env, "API_STATEMENT_TIMEOUT_MS", int, cls.statement_timeout_ms, minimum=100
+            ),
+            max_range_days=_number(env, "API_MAX_RANGE_DAYS", int, cls.max_range_days, minimum=1),
+        )
+
+    def __post_init__(self) -> None:
+        if self.pool_min_size > self.pool_max_size:
+            raise SettingsError(
+                f"API_POOL_MIN_SIZE ({self.pool_min_size}) exceeds API_POOL_MAX_SIZE ({self.pool_max_size})"
+            )
+
+    def describe(self) -> str:
+        """Where the API connects, for the start-up log line (never the password)."""
+        c = self.connection
+        return (
+            f"{c.get('user', '(libpq default user)')}@{c.get('host', '(default host)')}:"
+            f"{c.get('port', '(default port)')}/{c.get('dbname', '(default database)')}"
+        )
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
+    return value
