@@ -20,7 +20,7 @@ ROLE ?=
 PYTHON_DIRS := loader tests scripts bench api report
 
 .PHONY: help venv db-up db-down db-status env psql load build demo test lint docs docs-generate bench clean \
-	backup restore maintenance api bench-api
+	backup restore maintenance api bench-api report
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,8 +59,10 @@ demo: venv db-up ## set up everything and run the pipeline on the bundled sample
 	@$(LOADER) $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
 	@$(DBT) build --quiet || { echo "dbt build failed: see logs/dbt.log"; exit 1; }
 	@$(AS_TRANSFORMER) $(BIN)/python scripts/demo_summary.py target/load_summary.json target/run_results.json
+	@$(AS_READER) $(BIN)/python report/make_report.py --out target/report | sed 's|^|report : |'
 
 test: venv db-up ## run the whole test suite (throwaway databases, never your data)
+	@bash scripts/ensure_chromium.sh
 	@$(WITH_DB_ENV) $(BIN)/python -m pytest
 
 lint: venv ## ruff on the Python code
@@ -82,6 +84,9 @@ restore: venv db-up ## restore FILE=backups/<file>.dump into an empty database (
 
 maintenance: venv db-up ## sizes, unused indexes, dead rows, chunks; VACUUM (ANALYZE) where it pays
 	@$(WITH_DB_ENV) $(BIN)/python scripts/maintenance.py --vacuum
+
+report: venv db-up ## HTML report into target/report (ARGS="--symbols AAPL AMD --start 2015-01-01")
+	@$(AS_READER) $(BIN)/python report/make_report.py $(ARGS)
 
 api: venv db-up ## serve the HTTP API on API_PORT (default 8000) as the read-only reader role
 	@$(AS_READER) $(BIN)/python -m api $(API_ARGS)
