@@ -149,15 +149,19 @@ def _copy_statement(table: str, columns: tuple[str, ...], options: str = "format
     )
 
 
-def latest_live_load(cur: psycopg2.extensions.cursor, source_key: str) -> LiveLoad | None:
-    """The source's newest live load: what an unchanged file equals and an append extends."""
+def lock_and_latest_live_load(cur: psycopg2.extensions.cursor, source_key: str) -> LiveLoad | None:
+    """Take the source's lock (held to the end of the transaction), then read its newest live
+    load: what an unchanged file equals and an append extends. One round trip, two statements:
+    under READ COMMITTED the second sees a load of the same source that committed while the
+    first waited for the lock."""
     cur.execute(
         """
+        select pg_advisory_xact_lock(hashtextextended(%(key)s, 0));
         select load_id, content_hash, file_size_bytes from raw.load_log
-         where source_key = %s and status = 'loaded'
+         where source_key = %(key)s and status = 'loaded'
          order by load_id desc limit 1
         """,
-        (source_key,),
+        {"key": source_key},
     )
     row = cur.fetchone()
     return None if row is None else LiveLoad(*row)
@@ -181,57 +185,61 @@ def _choose_mode(source: SourceFile, digest: FileDigest, latest: LiveLoad | None
 
 
 def _claim_load(
-    cur: psycopg2.extensions.cursor, source: SourceFile, digest: FileDigest | None, replace: bool
+    cur: psycopg2.extensions.cursor,
+    source: SourceFile,
+    digest: FileDigest | None,
+    latest: LiveLoad | None,
+    replace: bool,
 ) -> Claim:
-    """Take the source's lock (held to the end of the file's transaction), then decide: the
-    file is unchanged, was rejected before with this very content, or is logged as a new load
-    in its mode. Statements run one by one after the lock: under READ COMMITTED each sees what
-    committed before it started, so a load of the same source that committed while we waited
-    for the lock is seen."""
-    cur.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (source.source_key,))
+    """Under the source's lock: the file is unchanged, was rejected before with this very
+    content, or is logged as a new load in its mode (one round trip in the common case)."""
     content_hash = None if digest is None else digest.content_hash
-    latest = latest_live_load(cur, source.source_key)
     if latest is not None and content_hash is not None and latest.content_hash == content_hash:
         return Claim("unchanged")
-    cur.execute(
-        """
-        select load_id, error from raw.load_log
-         where source_key = %s and status = 'rejected' and content_hash is not distinct from %s
-         order by load_id desc limit 1
-        """,
-        (source.source_key, content_hash),
-    )
-    earlier = cur.fetchone()
-    if earlier is not None and content_hash is not None:
-        return Claim("already_rejected", load_id=earlier[0], earlier_reason=earlier[1])
     claim = (
         Claim("new", mode=LoadMode.REPLACE if replace else LoadMode.MERGE)
         if digest is None
         else _choose_mode(source, digest, latest, replace)
     )
+    params = {
+        "key": source.source_key,
+        "path": str(source.path.resolve()),
+        "kind": source.kind.value,
+        "symbol": source.symbol,
+        "asset_type": source.asset_type,
+        "digest": content_hash,
+        "size": None if digest is None else digest.size,
+        "mode": claim.mode.value if claim.mode else None,
+        "offset": claim.append_offset if claim.mode is LoadMode.APPEND else None,
+    }
     cur.execute(
         """
         insert into raw.load_log (source_key, file_path, file_kind, symbol, asset_type, content_hash,
                                   file_size_bytes, status, load_mode, append_offset_bytes, started_at)
-        values (%(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
-                'loaded', %(mode)s, %(offset)s, clock_timestamp())
+        select %(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
+               'loaded', %(mode)s, %(offset)s, clock_timestamp()
+         where %(digest)s::text is null
+            or not exists (select from raw.load_log
+                            where source_key = %(key)s and status = 'rejected' and content_hash = %(digest)s)
         returning load_id
         """,
-        {
-            "key": source.source_key,
-            "path": str(source.path.resolve()),
-            "kind": source.kind.value,
-            "symbol": source.symbol,
-            "asset_type": source.asset_type,
-            "digest": content_hash,
-            "size": None if digest is None else digest.size,
-            "mode": claim.mode.value if claim.mode else None,
-            "offset": claim.append_offset if claim.mode is LoadMode.APPEND else None,
-        },
+        params,
     )
+    row = cur.fetchone()
+    if row is None:  # this content was rejected before: report it, store nothing again
+        cur.execute(
+            """
+            select load_id, error from raw.load_log
+             where source_key = %(key)s and status = 'rejected' and content_hash = %(digest)s
+             order by load_id desc limit 1
+            """,
+            params,
+        )
+        load_id, reason = cur.fetchone()
+        return Claim("already_rejected", load_id=load_id, earlier_reason=reason)
     return Claim(
         "new",
-        load_id=cur.fetchone()[0],
+        load_id=row[0],
         mode=claim.mode,
         append_offset=claim.append_offset,
         first_line=claim.first_line,
@@ -295,17 +303,6 @@ def _copy_rejects(cur: psycopg2.extensions.cursor, load_id: int, rejects: Reject
     )
 
 
-def _digest_for(conn: psycopg2.extensions.connection, source: SourceFile, replace: bool) -> FileDigest:
-    """Hash the file; unless replacing, also its prefix the size of the symbol's latest load,
-    so that an append is recognised in the same single read."""
-    prefix_size = None
-    if not replace:
-        with conn, conn.cursor() as cur:
-            latest = latest_live_load(cur, source.source_key)  # a hint, checked again under the lock
-        prefix_size = None if latest is None else latest.size
-    return file_digest(source.path, prefix_size)
-
-
 def load_source(
     conn: psycopg2.extensions.connection, source: SourceFile, replace: bool = False
 ) -> FileResult:
@@ -318,9 +315,12 @@ def load_source(
     rejects = RejectSink()
     digest: FileDigest | None = None
     try:
-        digest = _digest_for(conn, source, replace)
         with conn, conn.cursor() as cur, open_source(source.path) as stream:
-            claim = _claim_load(cur, source, digest, replace)
+            latest = lock_and_latest_live_load(cur, source.source_key)
+            # One read hashes the file and, unless replacing, its prefix the size of the latest
+            # load, so that an append is recognised (the lock is held: nothing changes meanwhile).
+            digest = file_digest(source.path, None if replace or latest is None else latest.size)
+            claim = _claim_load(cur, source, digest, latest, replace)
             if claim.outcome != "new":
                 return _not_loaded(result, claim)
             assert claim.load_id is not None
@@ -389,7 +389,8 @@ def _log_rejected_file(
     conn: psycopg2.extensions.connection, source: SourceFile, digest: FileDigest | None, result: FileResult
 ) -> None:
     with conn, conn.cursor() as cur:
-        claim = _claim_load(cur, source, digest, replace=False)
+        latest = lock_and_latest_live_load(cur, source.source_key)
+        claim = _claim_load(cur, source, digest, latest, replace=False)
         if claim.outcome == "new":
             assert claim.load_id is not None
             _finish_load(cur, source, claim.load_id, claim.mode, result)
