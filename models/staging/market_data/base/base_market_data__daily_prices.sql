@@ -38,17 +38,31 @@ trimmed as (
 
 ),
 
--- materialized: each parse runs once per row; rejection_reason reads the results again.
+-- materialized: each parse runs once per row; the range checks and rejection_reason read the
+-- results again. Parsing never raises (any text gives a value or null); a parsed number must
+-- then be a plausible price or volume (number_in_range) for the tests and marts to add it up.
 typed as materialized (
 
     select
         *,
         {{ safe_cast_date('date_text') }} as trade_date,
         {%- for column in price_columns %}
-        {{ safe_cast_double(column ~ '_text') }} as {{ column }},
+        {{ safe_cast_double(column ~ '_text') }} as {{ column }}_parsed,
         {%- endfor %}
-        {{ safe_cast_bigint('volume_text') }} as volume
+        {{ safe_cast_bigint('volume_text') }} as volume_parsed
     from trimmed
+
+),
+
+ranged as (
+
+    select
+        *,
+        {%- for column in price_columns %}
+        {{ number_in_range(column ~ '_parsed') }} as {{ column }},
+        {%- endfor %}
+        {{ number_in_range('volume_parsed', 'bigint') }} as volume
+    from typed
 
 ),
 
@@ -73,20 +87,24 @@ final as (
         nullif(concat_ws('; ',
             case
                 when date_text is null then 'missing date'
-                when trade_date is null then 'unparseable date ''' || date_text || ''''
+                when trade_date is null then 'unparseable date ' || {{ quoted_excerpt('date_text') }}
             end,
             {%- for column in price_columns %}
             case
-                when {{ column }}_text is not null and {{ column }} is null
-                    then '{{ column }} is not a finite number: ''' || {{ column }}_text || ''''
+                when {{ column }}_text is not null and {{ column }}_parsed is null
+                    then {{ double_rejection_reason(column ~ '_text', column) }}
+                when {{ column }}_parsed is not null and {{ column }} is null
+                    then {{ range_rejection_reason(column ~ '_text', column) }}
             end,
             {%- endfor %}
             case
-                when volume_text is not null and volume is null
-                    then 'volume is not a whole number: ''' || volume_text || ''''
+                when volume_text is not null and volume_parsed is null
+                    then {{ bigint_rejection_reason('volume_text', 'volume') }}
+                when volume_parsed is not null and volume is null
+                    then {{ range_rejection_reason('volume_text', 'volume') }}
             end
         ), '') as rejection_reason
-    from typed
+    from ranged
 
 )
 
