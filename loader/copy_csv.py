@@ -89,7 +89,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--asset-type",
         choices=("stock", "etf"),
-        help="stock or ETF for all price files given (default: from the folder or the metadata)",
+        help="stock or ETF for price files whose symbol the metadata does not list (the "
+        "metadata's ETF flag wins); default: from the folder",
     )
     parser.add_argument(
         "-j",

@@ -8,8 +8,10 @@ from collections import Counter
 from pathlib import Path
 
 import psycopg2
+import psycopg2.extensions
 
 MART_TABLES = (
+    "marts.fct_daily_prices",
     "marts.fct_price_averages_weekly",
     "marts.fct_price_averages_monthly",
     "marts.fct_price_averages_quarterly",
@@ -19,15 +21,32 @@ MART_TABLES = (
 )
 
 
+def rate_guard_note(cur: psycopg2.extensions.cursor, test_name: str) -> str | None:
+    """The rate-guard sentence a guarded test stores with its failing rows (its share of rows
+    and the guard), or None for a test without a guard."""
+    cur.execute(
+        "select 1 from information_schema.columns "
+        "where table_schema = 'audit' and table_name = %s and column_name = 'rate_guard'",
+        (test_name,),
+    )
+    if cur.fetchone() is None:
+        return None
+    cur.execute(f'select rate_guard from audit."{test_name}" limit 1')
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
 def main(load_summary_path: str, run_results_path: str) -> int:
     load = json.loads(Path(load_summary_path).read_text())
     results = json.loads(Path(run_results_path).read_text())["results"]
     kinds: Counter[tuple[str, str]] = Counter()
-    warned = []
+    warned, failed = [], []
     for result in results:
         kinds[(result["unique_id"].split(".")[0], result["status"])] += 1
         if result["status"] == "warn":
             warned.append((result["unique_id"].split(".")[2], result["failures"]))
+        elif result["status"] == "fail" and result["unique_id"].startswith("test."):
+            failed.append((result["unique_id"].split(".")[2], result["failures"]))
     models = sum(n for (kind, _), n in kinds.items() if kind in {"model", "seed"})
     tests = {status: n for (kind, status), n in kinds.items() if kind == "test"}
 
@@ -38,6 +57,7 @@ def main(load_summary_path: str, run_results_path: str) -> int:
             counts.append((table, cur.fetchone()[0]))
         cur.execute("select current_database(), current_setting('port')")
         database, port = cur.fetchone()
+        notes = {name: rate_guard_note(cur, name) for name, _ in warned + failed}
 
     print("\n=== stock_analytics demo: done ===")
     print(
@@ -49,21 +69,26 @@ def main(load_summary_path: str, run_results_path: str) -> int:
         f"dbt    : {models} models and seeds built; tests: {tests.get('pass', 0)} passed, "
         f"{tests.get('warn', 0)} warned, {tests.get('fail', 0) + tests.get('error', 0)} failed"
     )
-    for name, failures in sorted(warned):
-        print(f"  warned: {name:<36} {failures:>6,} rows in audit.{name}")
+    for label, tests in (("FAILED", failed), ("warned", warned)):
+        for name, failures in sorted(tests):
+            print(f"  {label}: {name:<36} {failures:>6,} rows in audit.{name}")
+            if notes[name]:
+                print(f"          {notes[name]}")
     if warned:
         print("  (what each warning means and why it is not an error: docs/data_quality.md)")
     print("marts  :")
     for table, count in counts:
         print(f"  {table:<38} {count:>9,} rows")
     print("\nnext:")
-    print('  eval "$(make -s env)"   # point psql, dbt and the loader at this database, then e.g.:')
+    print('  eval "$(make -s env ROLE=reader)"   # read the marts as the read-only role, e.g.:')
     print(
         '  psql -c "select * from marts.fct_price_averages_monthly '
         "where symbol = 'AAPL' order by period_start desc limit 5\""
     )
     print(f"  make psql               # psql on {database} (port {port})")
     print("  make docs               # lineage and column docs on http://localhost:8080")
+    print("  make api                # the HTTP API on http://localhost:8000/docs")
+    print("  make report             # the HTML report (make demo writes it below)")
     return 0
 
 

@@ -1,6 +1,8 @@
-"""Write seeds/nyse_trading_sessions.csv: every NYSE trading session from 1962 to 2025.
+"""Write seeds/nyse_trading_sessions.csv: every NYSE trading session from 1962 to 2027.
 
-Made once and committed; regenerate only to extend the range:
+Made once and committed; regenerate to extend the range (LAST_DAY) before prices reach its
+end: the dbt test stg_prices_within_calendar warns, naming the symbols and dates, when they
+have. pandas_market_calendars is not a runtime dependency; install it for this script only:
 
     .venv/bin/pip install pandas-market-calendars==5.5.0
     .venv/bin/python scripts/generate_nyse_calendar.py
@@ -19,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pandas_market_calendars as market_calendars
 
-FIRST_DAY, LAST_DAY = "1962-01-01", "2025-12-31"
+FIRST_DAY, LAST_DAY = "1962-01-01", "2027-12-31"
 OUT = Path(__file__).resolve().parents[1] / "seeds" / "nyse_trading_sessions.csv"
 
 

@@ -2,13 +2,16 @@
 the test meant for it, with the planted row among that test's stored failures.
 
 Each defect goes into a symbol of its own, so one build checks them all: a test's failing rows
-must name exactly the symbols planted for it, and no other test may name them.
+must name exactly the symbols planted for it, and no other test may name them. Then the rate
+guards: a finding at three times its real-world rate warns and the marts build; a flood of it
+stops the build with a message naming the guard, and the stored rows name the rate. And the
+stock/ETF rule: staging and dim_symbols answer the same when folder and metadata disagree.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from tests.support import PROJECT_DIR, Database, create_database, drop_database
 
 SESSIONS = [line.strip() for line in (PROJECT_DIR / "seeds" / "nyse_trading_sessions.csv").open()][1:]
 LIFE = [d for d in SESSIONS if "2019-01-01" <= d <= "2019-12-31"]  # 252 sessions
+# Weekdays just past the calendar seed's last session (2027-12-31).
+PAST_CALENDAR = ["2028-01-03", "2028-01-04", "2028-01-05"]
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 META_HEADER = (
     "Nasdaq Traded,Symbol,Security Name,Listing Exchange,Market Category,ETF,Round Lot Size,"
@@ -41,11 +46,12 @@ class Bar:
         return ",".join([self.date, *("" if v is None else repr(v) for v in values)]) + "\n"
 
 
-def clean_series(seed: int) -> list[Bar]:
-    """A calm random walk on every 2019 session: consistent OHLC, constant adj ratio, no repeats."""
+def clean_series(seed: int, dates: list[str] = LIFE) -> list[Bar]:
+    """A calm random walk on every session given (2019's by default): consistent OHLC, constant
+    adj ratio, no repeats."""
     rng = random.Random(seed)
     price, bars = 50.0 + seed, []
-    for date in LIFE:
+    for date in dates:
         open_ = price * (1 + rng.uniform(-0.004, 0.004))
         close = open_ * (1 + rng.uniform(-0.02, 0.02))
         high, low = max(open_, close) * 1.004, min(open_, close) * 0.996
@@ -71,7 +77,14 @@ DEFECTS = {
     "ADJS": ("stg_prices_adjustment_steps", LIFE[107]),
     "UNKN": ("stg_prices_symbol_in_symbols", None),
     "EMPT": ("stg_prices_no_empty_rows", "2019-07-04"),  # Independence Day: no session
+    "LATE": ("stg_prices_within_calendar", PAST_CALENDAR[0]),  # prices the calendar has not reached
 }
+# Folder and metadata disagree: ETFM sits in stocks/ but the metadata flags an ETF; STKF sits in
+# etfs/ but the metadata says stock (FOLDERS: where a file goes when not stocks/).
+FOLDERS = {"STKF": "etfs"}
+META_ETF = {"ETFM"}
+# Unexplained jumps on real data: 1,428 rows in 8.7 M (2,642 Kaggle files); the guard is 10x.
+REAL_JUMP_RATE = 1_428 / 8_700_000
 
 
 def plant(symbol: str, bars: list[Bar]) -> list[Bar]:
@@ -101,23 +114,38 @@ def plant(symbol: str, bars: list[Bar]) -> list[Bar]:
     return bars
 
 
-def write_dataset(folder: Path, symbols: list[str], unknown: set[str]) -> None:
-    (folder / "stocks").mkdir(parents=True)
+def write_dataset(
+    folder: Path,
+    symbols: list[str],
+    unknown: set[str],
+    series: Callable[[int, str], list[Bar]] | None = None,
+) -> None:
+    """One file per symbol (in stocks/ unless FOLDERS says etfs/) and the metadata of every
+    symbol but `unknown`; `series` gives a symbol's bars (default: clean, with its defect)."""
+    for sub in ("stocks", "etfs"):
+        (folder / sub).mkdir(parents=True)
     meta = [META_HEADER]
     for seed, symbol in enumerate(symbols):
-        bars = clean_series(seed)
-        if symbol in DEFECTS:
-            bars = plant(symbol, bars)
-        (folder / "stocks" / f"{symbol}.csv").write_text(HEADER + "".join(b.line() for b in bars))
+        if series is not None:
+            bars = series(seed, symbol)
+        elif symbol == "LATE":  # the calendar's last 20 sessions, then 3 weekdays past it
+            bars = clean_series(seed, SESSIONS[-20:] + PAST_CALENDAR)
+        else:
+            bars = clean_series(seed)
+            if symbol in DEFECTS:
+                bars = plant(symbol, bars)
+        path = folder / FOLDERS.get(symbol, "stocks") / f"{symbol}.csv"
+        path.write_text(HEADER + "".join(b.line() for b in bars))
         if symbol not in unknown:
-            meta.append(f"Y,{symbol},{symbol} Test Inc.,N, ,N,100.0,N,,{symbol},{symbol},N\n")
+            etf = "Y" if symbol in META_ETF else "N"
+            meta.append(f"Y,{symbol},{symbol} Test Inc.,N, ,{etf},100.0,N,,{symbol},{symbol},N\n")
     (folder / "symbols_valid_meta.csv").write_text("".join(meta))
 
 
 @pytest.fixture(scope="module")
 def injected_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     folder = tmp_path_factory.mktemp("injected")
-    write_dataset(folder / "data", ["CLEA", "CLEB", *DEFECTS], unknown={"UNKN"})
+    write_dataset(folder / "data", ["CLEA", "CLEB", "ETFM", "STKF", *DEFECTS], unknown={"UNKN"})
     db = create_database(folder / "db")
     load = db.run_loader(folder / "data")
     assert load.returncode == 0, load.stderr
@@ -146,7 +174,7 @@ def failing_rows(db: Database, test_name: str) -> list[dict]:
 
 
 def symbols_named(row: dict) -> set[str]:
-    return {str(v) for v in row.values()} & {*DEFECTS, "CLEA", "CLEB"}
+    return {str(v) for v in row.values()} & {*DEFECTS, "CLEA", "CLEB", "ETFM", "STKF"}
 
 
 def test_clean_data_passes_every_test(tmp_path):
@@ -210,3 +238,120 @@ def test_the_real_sample_builds_green_with_warnings_at_its_real_defects(sample_d
     assert (gap["symbol"], str(gap["missing_session"])) == ("AAPL", "1981-08-10")
     zero_opens = {r["symbol"] for r in failing_rows(sample_db, "stg_prices_positive")}
     assert zero_opens == {"BAC", "ED", "CVX", "AMD", "ADBE", "CSCO"}
+
+
+def test_prices_past_the_calendar_are_named_by_symbol_and_date(injected_db):
+    rows = failing_rows(injected_db, "stg_prices_within_calendar")
+    assert {(r["symbol"], str(r["trade_date"]), str(r["last_session"])) for r in rows} == {
+        ("LATE", date, SESSIONS[-1]) for date in PAST_CALENDAR
+    }
+    assert SESSIONS[-1] >= "2027-12-31"  # the seed reaches at least through 2027
+
+
+def build_and_statuses(db: Database, folder: Path) -> tuple[int, dict[str, dict]]:
+    load = db.run_loader(folder)
+    assert load.returncode == 0, load.stderr
+    build = db.dbt("build")
+    results = {r["unique_id"].split(".")[2]: r for r in db.dbt_results()["results"]}
+    return build.returncode, results
+
+
+def test_jumps_at_three_times_the_real_rate_warn_and_the_marts_build(tmp_path):
+    """224,000 rows with unexplained jumps at 3x the real rate (110 of them: more than
+    min_findings, so the share alone keeps it a warning); folder and metadata disagreeing on
+    stock or ETF in two symbols."""
+    life = [d for d in SESSIONS if d >= "2010-01-01"][:2000]
+    jumping = [f"J{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(110)]
+
+    def series(seed: int, symbol: str) -> list[Bar]:
+        bars = clean_series(seed, life)
+        if symbol in jumping:
+            for bar in bars[100 + 15 * seed :]:  # a level shift: one jump, the adj ratio kept
+                scale(bar, 4.0 if seed % 2 else 0.25)
+        return bars
+
+    write_dataset(tmp_path / "data", [*jumping, "ETFM", "STKF"], unknown=set(), series=series)
+    db = create_database(tmp_path / "db")
+    try:
+        returncode, results = build_and_statuses(db, tmp_path / "data")
+        assert returncode == 0
+        jumps = results["stg_prices_unexplained_jumps"]
+        assert (jumps["status"], jumps["failures"]) == ("warn", 110)
+        stored = failing_rows(db, "stg_prices_unexplained_jumps")
+        assert {r["share_of_rows"] for r in stored} == {110 / 224_000}
+        assert {r["rate_guard"] for r in stored} == {
+            "unexplained jumps in 0.0491% of rows (110 of 224,000); errors above 0.16% with 100 or more rows"
+        }
+        assert 2.9 < 110 / 224_000 / REAL_JUMP_RATE < 3.1
+        others = {
+            name: r["status"]
+            for name, r in results.items()
+            if r["unique_id"].startswith("test.") and name != "stg_prices_unexplained_jumps"
+        }
+        assert set(others.values()) == {"pass"}, others
+        assert results["fct_price_averages_monthly"]["status"] == "success"
+
+        # One rule for stock or ETF: the metadata wins over the folder, in staging and the mart.
+        staged = dict(
+            db.query(
+                "select distinct symbol, asset_type from staging.stg_market_data__daily_prices "
+                "where symbol in ('ETFM', 'STKF')"
+            )
+        )
+        reader = db.connect(role="reader")
+        try:
+            with reader.cursor() as cur:
+                cur.execute(
+                    "select symbol, asset_type from marts.dim_symbols where symbol in ('ETFM', 'STKF')"
+                )
+                dim = dict(cur.fetchall())
+        finally:
+            reader.close()
+        assert staged == dim == {"ETFM": "etf", "STKF": "stock"}
+    finally:
+        drop_database(db)
+
+
+def test_a_flood_of_jumps_fails_the_build_naming_the_guard_and_the_rate(tmp_path):
+    """Every day of one symbol x5 or /5: 251 jumps in 756 rows, far above the 0.16% guard."""
+
+    def series(seed: int, symbol: str) -> list[Bar]:
+        bars = clean_series(seed)
+        if symbol == "JUMP":
+            for bar in bars[1::2]:
+                scale(bar, 5.0)
+        return bars
+
+    write_dataset(tmp_path / "data", ["CLEA", "CLEB", "JUMP"], unknown=set(), series=series)
+    db = create_database(tmp_path / "db")
+    try:
+        returncode, results = build_and_statuses(db, tmp_path / "data")
+        assert returncode == 1
+        jumps = results["stg_prices_unexplained_jumps"]
+        assert jumps["status"] == "fail"
+        assert (
+            jumps["message"]
+            == "Got 251 results, configured to fail if >= 100 and max(share_of_rows) > 0.0016"
+        )
+        guards = {r["rate_guard"] for r in failing_rows(db, "stg_prices_unexplained_jumps")}
+        assert guards == {
+            "unexplained jumps in 33.2011% of rows (251 of 756); errors above 0.16% with 100 or more rows"
+        }
+        assert results["fct_price_averages_monthly"]["status"] == "skipped"  # a broken load stops the marts
+    finally:
+        drop_database(db)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("max_share=2", "max_share must be a share between 0 and 1, got 2"),
+        ("max_share=0.01, share_of='symbol'", "share_of must be 'rows' or 'symbols', got symbol"),
+        ("max_share=0.01, min_findings=0", "min_findings must be a positive integer, got 0"),
+    ],
+)
+def test_a_bad_rate_guard_argument_fails_compilation_with_a_clear_message(injected_db, arguments, message):
+    call = f"stock_analytics.test_unexplained_jumps(ref('stg_market_data__daily_prices'), {arguments})"
+    proc = injected_db.dbt("compile", "--inline", "{{ " + call + " }}")
+    assert proc.returncode != 0
+    assert message in proc.stdout

@@ -6,12 +6,12 @@
         time_column='trade_date',
         indexes=[{'columns': ['symbol', 'trade_date'], 'unique': true}],
         compress_segmentby='symbol',
-        compress_orderby='trade_date desc',
-        pre_hook="analyze {{ source('raw', 'load_log') }}"
+        compress_orderby='trade_date desc'
     )
 }}
-{#- The pre-hook: a load log without statistics (autovacuum skips tables under 50 rows) makes
-    the planner expect one current load and pick nested loops that take minutes on the sample. -#}
+{#- The loader ANALYZEs the load log after every run: without statistics (autovacuum skips
+    tables under 50 rows) the planner expects one current load and picks nested loops that take
+    minutes on the sample. (Only the owner, the loader, may ANALYZE it.) -#}
 
 with
 
@@ -53,7 +53,7 @@ final as (
     select
         ranked.symbol,
         ranked.trade_date,
-        coalesce(ranked.folder_asset_type, symbols.asset_type) as asset_type,
+        {{ resolve_asset_type('symbols.asset_type', 'ranked.folder_asset_type') }} as asset_type,
         ranked.open,
         ranked.high,
         ranked.low,
