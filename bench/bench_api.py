@@ -26,9 +26,7 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ import httpx2
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from api import launch
 from tests.support import SAMPLE_DIR, Database, create_database, drop_database
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -59,12 +58,6 @@ class Sample:
     app_ms: float
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU seconds of these processes (those that have exited count 0)."""
     total = 0
@@ -82,33 +75,6 @@ def children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def start_server(env: dict[str, str], workers: int, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            cwd=PROJECT_DIR,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            sys.exit(f"the API exited at start-up; see {log_path}")
-        try:
-            if httpx2.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx2.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            sys.exit(f"the API did not answer /health within 60 s; see {log_path}")
-        time.sleep(0.3)
 
 
 def pick_symbols(url: str, count: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -305,7 +271,10 @@ def bench(args: argparse.Namespace, scratch: Database | None) -> int:
         url = args.url.rstrip("/")
     else:
         log_path = results_dir / f"api_server_{env.get('PGDATABASE', 'default')}_{stamp}.log"
-        proc, url = start_server(env, args.workers, log_path)
+        try:
+            proc, url = launch.start(env, log_path, workers=args.workers)
+        except launch.ApiStartError as exc:
+            sys.exit(str(exc))
     rng = random.Random(args.seed)
     try:
         symbols = pick_symbols(url, args.symbols, rng)

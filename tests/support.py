@@ -24,6 +24,16 @@ DBT = Path(sys.executable).with_name("dbt")
 PG_VARS = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
 GRANT_ROLES_SQL = PROJECT_DIR / "scripts" / "sql" / "grant_roles.sql"
 COMPONENT_ROLES = ("loader", "transformer", "reader", "streamer")
+# Every mart: what the reader role reads, and the report and the API serve.
+MARTS = (
+    "fct_daily_prices",
+    "fct_daily_moving_averages",
+    "fct_price_averages_weekly",
+    "fct_price_averages_monthly",
+    "fct_price_averages_quarterly",
+    "fct_price_averages_yearly",
+    "dim_symbols",
+)
 
 
 def _db_script_env(*args: str) -> dict[str, str]:

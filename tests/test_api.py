@@ -26,7 +26,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
-from api import cursors, queries
+from api import cursors, launch, queries
 from api.app import create_app
 from api.models import MAX_PAGE_SIZE
 from api.routes import json_page
@@ -105,12 +105,6 @@ def assert_problem(response: httpx2.Response, status: int, *fragments: str) -> d
     for fragment in fragments:
         assert fragment in body["detail"], body
     return body
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -598,28 +592,9 @@ def test_database_going_away_gives_503_and_the_api_recovers(sample_db):
 @pytest.fixture(scope="module")
 def server(sample_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """`python -m api --workers 2` on a free port, as the reader role."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("api_server") / "server.log"
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(port), "--workers", "2"],
-            env={**os.environ, **reader_env(sample_db), "PYTHONUNBUFFERED": "1"},
-            cwd=PROJECT_DIR,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, log_path.read_text()
-        try:
-            if httpx2.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx2.TransportError:
-            pass
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.3)
+    env = {**os.environ, **reader_env(sample_db), "PYTHONUNBUFFERED": "1"}
+    proc, url = launch.start(env, log_path, workers=2)
     info = {"url": url, "proc": proc, "log": log_path}
     yield info
     if proc.poll() is None:
@@ -675,27 +650,8 @@ def test_uvicorn_server_stops_cleanly_on_sigterm(server):
 @pytest.fixture(scope="module")
 def docs_server(sample_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A one-worker server of its own, so the browser test does not depend on the one above."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("api_docs") / "server.log"
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "api", "--port", str(port)],
-            env={**os.environ, **reader_env(sample_db)},
-            cwd=PROJECT_DIR,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx2.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx2.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.3)
+    proc, url = launch.start({**os.environ, **reader_env(sample_db)}, log_path)
     yield url
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=20)

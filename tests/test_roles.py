@@ -11,17 +11,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from tests.support import PROJECT_DIR, Database
+from tests.support import MARTS, PROJECT_DIR, Database
 
-MARTS = (
-    "fct_daily_prices",
-    "fct_daily_moving_averages",
-    "fct_price_averages_weekly",
-    "fct_price_averages_monthly",
-    "fct_price_averages_quarterly",
-    "fct_price_averages_yearly",
-    "dim_symbols",
-)
 DENIED = (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ReadOnlySqlTransaction)
 
 
