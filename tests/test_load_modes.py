@@ -103,6 +103,8 @@ def test_a_redownloaded_history_supersedes_every_date_and_retires_the_old_copy(f
     assert summary["files_by_mode"] == {"merge": 1} and summary["loads_superseded"] == 1
     assert {adj for _, adj in current_rows(fresh_db, "KO").values()} == {"1.2345"}
     assert statuses(fresh_db) == [("superseded", "merge"), ("loaded", "merge")]
+    source_tests = fresh_db.dbt("test", "-s", "source:raw")  # the raw layer's documented values
+    assert source_tests.returncode == 0, source_tests.stdout[-3000:]
     # The old copy stays auditable for the retention period ...
     assert fresh_db.scalar("select count(*) from raw.daily_prices where load_id = 1") == 300
     assert_accounting(fresh_db, summary)

@@ -17,7 +17,8 @@ load_log as (
 
 current_symbols_meta as (
 
-    -- Only the current load: a replaced load's rows wait in raw for the loader's purge.
+    -- Live loads only (each symbol's newest row wins below): superseded loads' rows wait in
+    -- raw for the loader's purge.
     select symbols_meta.*
     from symbols_meta
     inner join load_log

@@ -33,7 +33,8 @@ trimmed as (
     from daily_prices
     inner join load_log
         on daily_prices.load_id = load_log.load_id
-    -- Only each symbol's current load: a replaced load's rows wait in raw for the loader's purge.
+    -- Live loads only (appends and merges; per date the newest wins in staging): superseded
+    -- loads' rows wait in raw for the loader's purge.
     where load_log.status = 'loaded'
 
 ),
