@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -54,12 +55,11 @@ class FileResult:
 
 @dataclass(frozen=True)
 class FileDigest:
-    """A file's XXH3-128 and size, and the same of its first `prefix_size` bytes (for append)."""
+    """A file's XXH3-128 and size, and the same of the prefix it was asked about (for append)."""
 
     content_hash: str
     size: int
-    prefix_size: int | None = None
-    prefix_hash: str | None = None  # None: the file is not longer than prefix_size
+    prefix_hash: str | None = None  # None: no prefix asked, or the file is not longer than it
     prefix_lines: int = 0  # newlines in the prefix: the number of its last line
     prefix_ends_line: bool = False
 
@@ -132,7 +132,6 @@ def file_digest(path: Path, prefix_size: int | None = None) -> FileDigest:
     return FileDigest(
         content_hash=digest.hexdigest(),
         size=size,
-        prefix_size=prefix_size,
         prefix_hash=prefix_hash,
         prefix_lines=prefix_lines,
         prefix_ends_line=prefix_ends_line,
@@ -173,7 +172,7 @@ def _choose_mode(source: SourceFile, digest: FileDigest, latest: LiveLoad | None
     if (
         latest is not None
         and latest.size is not None
-        and digest.prefix_size == latest.size
+        and digest.prefix_hash is not None
         and digest.prefix_hash == latest.content_hash
         and digest.prefix_ends_line
         and not is_gzip(source.path)  # a gzip stream cannot be read from a byte offset
@@ -237,13 +236,7 @@ def _claim_load(
         )
         load_id, reason = cur.fetchone()
         return Claim("already_rejected", load_id=load_id, earlier_reason=reason)
-    return Claim(
-        "new",
-        load_id=row[0],
-        mode=claim.mode,
-        append_offset=claim.append_offset,
-        first_line=claim.first_line,
-    )
+    return dataclasses.replace(claim, load_id=row[0])
 
 
 def _finish_load(

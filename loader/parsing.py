@@ -133,9 +133,7 @@ def is_gzip(path: Path) -> bool:
 
 def open_source(path: Path) -> io.BufferedReader:
     """Open a CSV or gzip-compressed CSV (recognised by its bytes, not its name) for binary reading."""
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == GZIP_MAGIC:
+    if is_gzip(path):
         return io.BufferedReader(gzip.open(path, "rb"), buffer_size=READ_BUFFER_BYTES)  # type: ignore[arg-type]
     return path.open("rb", buffering=READ_BUFFER_BYTES)  # a BufferedReader: has peek()
 

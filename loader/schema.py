@@ -47,10 +47,6 @@ def migrations() -> list[Migration]:
     return found
 
 
-def latest_version() -> int:
-    return len(migrations())
-
-
 def upgrade(conn: psycopg2.extensions.connection) -> list[int]:
     """Bring the raw schema to the latest version; returns the versions applied now.
 
