@@ -27,6 +27,7 @@ import argparse
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -365,15 +366,20 @@ order by 1, 2
 
 
 def project_superuser(env: dict[str, str]) -> dict[str, str] | None:
-    """The project cluster's bootstrap superuser over the cluster's socket (trust auth, as
-    scripts/db.sh uses it), when the libpq variables point at the project cluster (db.sh's
-    is_local_mode)."""
-    socket_dir = Path(env.get("STOCK_ANALYTICS_STATE_DIR") or PROJECT_DIR / ".local") / "run"
-    port = env.get("STOCK_ANALYTICS_PG_PORT", "55432")
-    local = env.get("PGHOST", "localhost") in {"localhost", "127.0.0.1", str(socket_dir)}
-    if not local or env.get("PGPORT", port) != port or not (socket_dir / f".s.PGSQL.{port}").exists():
+    """The project cluster's bootstrap superuser over the cluster's socket (trust auth), when the
+    libpq variables point at the running project cluster: scripts/db.sh decides, as for `env`."""
+    proc = subprocess.run(
+        ["bash", str(PROJECT_DIR / "scripts" / "db.sh"), "superuser-env"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
         return None
-    return {"host": str(socket_dir), "port": port, "user": "postgres"}
+    lines = (line.removeprefix("export ").partition("=") for line in proc.stdout.splitlines())
+    exported = {name: shlex.split(value)[0] for name, _, value in lines}
+    return {"host": exported["PGHOST"], "port": exported["PGPORT"], "user": exported["PGUSER"]}
 
 
 def superuser_params(database: str) -> dict[str, str]:

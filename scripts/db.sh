@@ -8,6 +8,8 @@
 #   scripts/db.sh env [ROLE]  print `export PG...=` lines for eval in a shell: the owner's, or
 #                         those of a component role (loader, transformer, reader, streamer)
 #   scripts/db.sh roles   create the component roles and their grants (also part of `up`)
+#   scripts/db.sh superuser-env  the project cluster's superuser over its socket (exit 3 when
+#                         the variables point at your own server, or the cluster is not running)
 #
 # Local mode (the default): nothing of PGHOST/PGPORT is set, or they point at the project
 # cluster. External mode: PGHOST or PGPORT point elsewhere; nothing is installed or started,
@@ -227,6 +229,12 @@ case "${1:-}" in
   down) cmd_down ;;
   status) cmd_status ;;
   env) print_env "${2:-}" ;;
+  superuser-env)
+    if is_local_mode && [ -S "${SOCKET_DIR}/.s.PGSQL.${LOCAL_PORT}" ]; then
+      printf 'export PGHOST=%q\nexport PGPORT=%s\nexport PGUSER=postgres\n' "${SOCKET_DIR}" "${LOCAL_PORT}"
+    else
+      exit 3
+    fi ;;
   roles) if is_local_mode; then cmd_up; else external_roles; fi ;;
-  *) echo "usage: $0 {up|down|status|env [ROLE]|roles}" >&2; exit 64 ;;
+  *) echo "usage: $0 {up|down|status|env [ROLE]|roles|superuser-env}" >&2; exit 64 ;;
 esac
