@@ -42,6 +42,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+from pg_helpers import fetch, human_bytes  # scripts/ is on sys.path when a script runs
 from psycopg2 import sql
 from tqdm import tqdm
 
@@ -71,12 +72,6 @@ def connection(**overrides: str) -> Iterator[psycopg2.extensions.connection]:
         yield conn
     finally:
         conn.close()
-
-
-def fetch(conn: psycopg2.extensions.connection, query: str | sql.Composable, params: object = None) -> list:
-    with conn.cursor() as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
 
 
 def pg_tool(name: str, major: int | None = None) -> str:
@@ -110,14 +105,6 @@ def display(path: Path) -> str:
 
 def major_version(version: str) -> int:
     return int(version.split(".", maxsplit=1)[0])
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def run_with_progress(

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
+from pg_helpers import fetch, human_bytes  # scripts/ is on sys.path when a script runs
 from psycopg2 import sql
 from tqdm import tqdm
 
@@ -254,12 +255,6 @@ class Report:
     thresholds: Thresholds | None = None
 
 
-def fetch(conn: psycopg2.extensions.connection, query: str | sql.Composable, params: object = None) -> list:
-    with conn.cursor() as cur:
-        cur.execute(query, params)
-        return cur.fetchall() if cur.description else []
-
-
 # --- collecting -----------------------------------------------------------------------------
 
 
@@ -364,17 +359,6 @@ def run_vacuums(conn: psycopg2.extensions.connection, vacuums: list[Vacuum]) -> 
 # --- rendering ------------------------------------------------------------------------------
 
 
-def size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 def ago(stamp: datetime | None, now: datetime) -> str:
     if stamp is None:
         return "never"
@@ -407,7 +391,7 @@ def text(report: Report, top: int | None) -> str:
     out = [
         f"Maintenance report: database {report.database}, {report.generated_at:%Y-%m-%d %H:%M:%S %Z}",
         f"PostgreSQL {report.server_version}, TimescaleDB {report.timescaledb_version or 'not installed'} "
-        f"({report.license or '-'} license); database size {size(report.database_bytes)}",
+        f"({report.license or '-'} license); database size {human_bytes(report.database_bytes)}",
         "",
         f"Tables by total size ({len(report.tables)} tables; a hypertable's sizes are its chunks' summed)",
         render(
@@ -417,7 +401,7 @@ def text(report: Report, top: int | None) -> str:
         ),
     ]
     if rest := report.tables[len(shown) :]:
-        total = size(sum(t.total_bytes for t in rest))
+        total = human_bytes(sum(t.total_bytes for t in rest))
         out.append(f"... and {len(rest)} smaller tables, {total} in all (--all lists them)")
     out += ["", *hypertable_section(report), "", *index_section(report), "", *vacuum_section(report, shown)]
     return "\n".join(out)
@@ -426,7 +410,7 @@ def text(report: Report, top: int | None) -> str:
 def size_row(t: Table) -> list[str]:
     kind = t.kind + (f" ({t.chunks} chunks)" if t.chunks is not None else "")
     sizes = (t.total_bytes, t.table_bytes, t.index_bytes, t.toast_bytes)
-    return [t.name, kind, f"{t.live_rows:,}", *map(size, sizes)]
+    return [t.name, kind, f"{t.live_rows:,}", *map(human_bytes, sizes)]
 
 
 def hypertable_section(report: Report) -> list[str]:
@@ -440,7 +424,7 @@ def hypertable_section(report: Report) -> list[str]:
         span = f"{(h.range_start or '-')[:10]} .. {(h.range_end or '-')[:10]}"
         rows.append(
             [name, h.chunks, f"{h.compressed_chunks} of {h.chunks}", h.chunk_interval or "-",
-             size(h.smallest_chunk_bytes), size(h.largest_chunk_bytes), span]
+             human_bytes(h.smallest_chunk_bytes), human_bytes(h.largest_chunk_bytes), span]
         )  # fmt: skip
     lines = [
         "Hypertables",
@@ -462,7 +446,10 @@ def hypertable_section(report: Report) -> list[str]:
         if h.compression:
             before, after = h.compression["before_bytes"], h.compression["after_bytes"]
             ratio = f", {before / after:.1f}x smaller" if after else ""
-            lines.append(f"  {h.name}: compressed chunks {size(before)} before, {size(after)} after{ratio}")
+            lines.append(
+                f"  {h.name}: compressed chunks {human_bytes(before)} before, "
+                f"{human_bytes(after)} after{ratio}"
+            )
         elif report.license == "apache":
             lines.append(f"  {h.name}: compression is not available under the apache license")
         else:
@@ -483,13 +470,13 @@ def index_section(report: Report) -> list[str]:
             return "constraint"
         return "UNUSED" if i.unused else ""
 
-    rows = [[i.name, i.table, size(i.bytes), f"{i.scans:,}", kind(i)] for i in report.indexes]
+    rows = [[i.name, i.table, human_bytes(i.bytes), f"{i.scans:,}", kind(i)] for i in report.indexes]
     listed = f": {', '.join(i.name for i in unused)}" if unused else ""
     return [
         f"Indexes (scans {since}; a hypertable's index summed over its chunks)",
         render(["index", "table", "size", "scans", "note"], rows, right={2, 3}),
         f"Unused indexes (never scanned, enforcing no constraint): {len(unused)}, "
-        f"{size(sum(i.bytes for i in unused))}{listed}",
+        f"{human_bytes(sum(i.bytes for i in unused))}{listed}",
     ]
 
 
