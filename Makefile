@@ -17,10 +17,18 @@ DBT := $(AS_TRANSFORMER) $(BIN)/dbt
 AS_READER := eval "$$(bash scripts/db.sh env reader)" &&
 LOADER := $(AS_LOADER) $(BIN)/python loader/copy_csv.py
 ROLE ?=
+# make test: extra pytest arguments for both passes (e.g. PYTEST_ARGS="-k hypertable -x").
+PYTEST_ARGS ?=
+# The apache-licensed cluster `make test` runs the edition-specific tests on, next to the
+# project cluster when that one is the community edition (.ci/run picks a free port).
+APACHE_STATE_DIR := $(CURDIR)/.local/apache
+STOCK_ANALYTICS_APACHE_PG_PORT ?= 55433
+AS_APACHE_CLUSTER := unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE && \
+	export STOCK_ANALYTICS_STATE_DIR="$(APACHE_STATE_DIR)" STOCK_ANALYTICS_PG_PORT="$(STOCK_ANALYTICS_APACHE_PG_PORT)" &&
 PYTHON_DIRS := loader tests scripts bench api report
 
-.PHONY: help venv db-up db-down db-status env psql load build demo test lint docs docs-generate bench clean \
-	backup restore maintenance api bench-api report
+.PHONY: help venv db-up db-down db-status env psql load build demo test test-apache db-down-apache lint docs \
+	docs-generate bench clean backup restore maintenance api bench-api report
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,9 +69,28 @@ demo: venv db-up ## set up everything and run the pipeline on the bundled sample
 	@$(AS_TRANSFORMER) $(BIN)/python scripts/demo_summary.py target/load_summary.json target/run_results.json
 	@$(AS_READER) $(BIN)/python report/make_report.py --out target/report | sed 's|^|report : |'
 
-test: venv db-up ## run the whole test suite (throwaway databases, never your data)
+# The whole suite on the project server; when that is the community edition, the tests whose
+# results depend on the edition again on an apache-licensed cluster. Both passes always run.
+test: venv db-up ## run the test suite on both TimescaleDB editions (throwaway databases, never your data)
 	@bash scripts/ensure_chromium.sh
-	@$(WITH_DB_ENV) $(BIN)/python -m pytest
+	@license="$$($(WITH_DB_ENV) psql -XAtq -c "select current_setting('timescaledb.license', true)")"; \
+	status=0; \
+	echo "[test] the whole suite on the project server (TimescaleDB license $$license) ..."; \
+	( $(WITH_DB_ENV) $(if $(TIMESCALEDB_SOURCE),STOCK_ANALYTICS_EXPECTED_LICENSE=timescale) \
+	  $(BIN)/python -m pytest $(PYTEST_ARGS) ) || status=$$?; \
+	if [ "$$license" = timescale ]; then $(MAKE) --no-print-directory test-apache || status=$$?; fi; \
+	exit $$status
+
+test-apache: venv ## the edition-specific tests on an apache-licensed cluster of their own (.local/apache)
+	@bash scripts/ensure_chromium.sh
+	@$(AS_APACHE_CLUSTER) trap 'bash scripts/db.sh down 2>/dev/null' EXIT && \
+	STOCK_ANALYTICS_TIMESCALEDB_LICENSE=apache bash scripts/db.sh up && \
+	eval "$$(bash scripts/db.sh env)" && \
+	echo "[test] the edition-specific tests on an apache-licensed server (port $$PGPORT) ..." && \
+	STOCK_ANALYTICS_EXPECTED_LICENSE=apache $(BIN)/python -m pytest -m "editions and not community" $(PYTEST_ARGS)
+
+db-down-apache: ## stop the apache test cluster if it runs (make test stops it itself)
+	@$(AS_APACHE_CLUSTER) bash scripts/db.sh down
 
 lint: venv ## ruff on the Python code
 	@$(BIN)/ruff check $(PYTHON_DIRS)

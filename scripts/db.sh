@@ -14,6 +14,13 @@
 # Local mode (the default): nothing of PGHOST/PGPORT is set, or they point at the project
 # cluster. External mode: PGHOST or PGPORT point elsewhere; nothing is installed or started,
 # the server is checked for TimescaleDB instead.
+#
+# Which cluster: STOCK_ANALYTICS_STATE_DIR (default .local: data, socket, log, passwords) and
+# STOCK_ANALYTICS_PG_PORT (default 55432). STOCK_ANALYTICS_TIMESCALEDB_LICENSE=apache|timescale
+# sets the cluster's `timescaledb.license` (a community build acts as the Apache edition with
+# 'apache'); unset, the cluster keeps what it has (a new one: the installed build's default).
+# Port and license are written into postgresql.conf on every `up`, and a running cluster whose
+# port or license differs is restarted, so an existing cluster follows.
 set -euo pipefail
 
 PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +34,7 @@ PASSWORD_FILE="${STATE_DIR}/pgpassword"
 LOCAL_PORT="${STOCK_ANALYTICS_PG_PORT:-55432}"
 LOCAL_USER="stock_analytics"
 LOCAL_DB="stock_analytics"
+LICENSE="${STOCK_ANALYTICS_TIMESCALEDB_LICENSE:-}"
 # One login role per component (scripts/sql/grant_roles.sql says what each may do).
 COMPONENT_ROLES=(loader transformer reader streamer)
 
@@ -138,6 +146,63 @@ start_cluster() {
     || { tail -n 20 "${LOG_FILE}" >&2; die "the server did not start; see ${LOG_FILE}."; }
 }
 
+# The license asked for: a known one, and 'timescale' only where the community build is installed.
+check_license_choice() {
+  case "${LICENSE}" in
+    "" | apache) ;;
+    timescale)
+      local lib
+      lib="$("${PG_BIN}/pg_config" --pkglibdir 2>/dev/null || true)"
+      compgen -G "${lib}/timescaledb-tsl-*.so" >/dev/null \
+        || die "STOCK_ANALYTICS_TIMESCALEDB_LICENSE=timescale needs the TimescaleDB community edition,
+  but ${lib:-this machine} has only the Apache build (no timescaledb-tsl-<version>.so).
+  Build it: TIMESCALEDB_SOURCE=/path/timescaledb-X.Y.Z.tar.gz make db-up (see README)." ;;
+    *) die "STOCK_ANALYTICS_TIMESCALEDB_LICENSE=${LICENSE}: use 'apache' or 'timescale'." ;;
+  esac
+}
+
+conf_value() { sed -n "s/^${1//./\\.} = //p" "${DATA_DIR}/postgresql.conf" | tail -n 1; }
+
+# Write `$1 = $2` into postgresql.conf (as the cluster owner, replacing an earlier line);
+# false when it already says so.
+set_conf() {
+  local conf="${DATA_DIR}/postgresql.conf"
+  [ "$(conf_value "$1")" = "$2" ] && return 1
+  as_cluster_owner sed -i "/^${1//./\\.} = /d" "${conf}"
+  printf '%s = %s\n' "$1" "$2" | as_cluster_owner tee -a "${conf}" >/dev/null
+}
+
+# The settings the environment decides; prints what changed (nothing when nothing did).
+configure_cluster() {
+  set_conf port "${LOCAL_PORT}" && echo "port ${LOCAL_PORT}"
+  if [ -n "${LICENSE}" ] && set_conf timescaledb.license "'${LICENSE}'"; then
+    echo "timescaledb.license ${LICENSE}"
+  fi
+  return 0
+}
+
+# Why the running server must restart to follow postgresql.conf (empty: it need not).
+restart_reason() {
+  local running_port running_license
+  running_port="$(sed -n 4p "${DATA_DIR}/postmaster.pid" 2>/dev/null || true)"
+  if [ "${running_port}" != "${LOCAL_PORT}" ]; then
+    echo "it runs on port ${running_port:-?}, the configuration says ${LOCAL_PORT}"
+    return
+  fi
+  [ -n "${LICENSE}" ] || return 0
+  running_license="$(superuser_psql -d postgres -At -c 'show timescaledb.license' 2>/dev/null || true)"
+  if [ "${running_license}" != "${LICENSE}" ]; then
+    echo "its TimescaleDB license is '${running_license:-?}', the configuration says '${LICENSE}'"
+  fi
+}
+
+restart_cluster() {
+  say "Restarting the cluster in ${DATA_DIR}: $1 ..."
+  as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" -m fast stop -w >/dev/null \
+    || die "could not stop the cluster in ${DATA_DIR}; see ${LOG_FILE}."
+  start_cluster
+}
+
 superuser_psql() {
   as_cluster_owner psql -X -q -v ON_ERROR_STOP=1 -h "${SOCKET_DIR}" -p "${LOCAL_PORT}" -U postgres "$@"
 }
@@ -195,9 +260,19 @@ check_external() {
 
 cmd_up() {
   if ! is_local_mode; then check_external; external_roles; return; fi
+  case "${LICENSE}" in "" | apache | timescale) ;; *) check_license_choice ;; esac
   bash "${PROJECT_DIR}/scripts/install_timescaledb.sh"
+  check_license_choice
   [ -f "${DATA_DIR}/PG_VERSION" ] || init_cluster
-  cluster_running || start_cluster
+  local changed reason
+  changed="$(configure_cluster)"
+  [ -z "${changed}" ] || say "postgresql.conf: ${changed//$'\n'/, }"
+  if ! cluster_running; then
+    start_cluster
+  else
+    reason="$(restart_reason)"
+    [ -z "${reason}" ] || restart_cluster "${reason}"
+  fi
   bootstrap_database
   say "Database ready: localhost:${LOCAL_PORT}/${LOCAL_DB} (user ${LOCAL_USER}). Shell setup: eval \"\$(make -s env)\""
 }

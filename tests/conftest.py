@@ -1,13 +1,105 @@
-"""Fixtures: every test database is created for the run and dropped after it."""
+"""Fixtures: every test database is created for the run and dropped after it.
+
+TimescaleDB editions: a test marked `community` needs the community license ('timescale') and
+one marked `apache` the Apache one; on a server with the other license they are deselected and
+the run says so in one line. Tests whose results depend on the edition (they use sample_db, call
+Database.dbt, or carry one of those markers) get the `editions` marker: `make test` runs the
+whole suite on the project server and, when that is the community edition, `-m editions` again
+on an apache-licensed cluster of its own.
+"""
 
 from __future__ import annotations
 
+import inspect
+import os
+import re
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
+import psycopg2
 import pytest
 
+from tests import support
 from tests.support import SAMPLE_DIR, Database, create_database, drop_database
+
+EDITION_MARKERS = ("community", "apache")
+_NOTES = pytest.StashKey[list[str]]()
+_CALLS_DBT = re.compile(r"\.dbt\(")
+
+
+@cache
+def _test_server_license() -> tuple[str | None, str | None]:
+    """(license, None), or (None, why) when the test server does not answer."""
+    try:
+        return support.server_license(), None
+    except psycopg2.OperationalError as exc:
+        return None, str(exc).strip().splitlines()[0]
+
+
+@cache
+def _calls_dbt(function: object) -> bool:
+    try:
+        return bool(_CALLS_DBT.search(inspect.getsource(function)))
+    except (OSError, TypeError):
+        return False
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    license, why = _test_server_license()
+    env = support.server_env()
+    where = f"{env.get('PGHOST', 'localhost')}:{env.get('PGPORT', '5432')}"
+    return f"TimescaleDB license: {license} ({where})" if why is None else f"test server {where}: {why}"
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # Here, before `-m` filters the items in pytest_collection_modifyitems.
+    if (
+        "sample_db" in getattr(item, "fixturenames", ())
+        or any(item.get_closest_marker(name) for name in EDITION_MARKERS)
+        or _calls_dbt(getattr(item, "function", None))
+    ):
+        item.add_marker("editions")
+
+
+@pytest.hookimpl(trylast=True)  # after `-m`: what it already removed is not "did not run" here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    expected = os.environ.get(support.EXPECTED_LICENSE_VAR)
+    marked = [item for item in items if any(item.get_closest_marker(m) for m in EDITION_MARKERS)]
+    if not marked and not expected:
+        return
+    license, why = _test_server_license()
+    if expected and license != expected:
+        raise pytest.UsageError(
+            f"{support.EXPECTED_LICENSE_VAR}={expected}, but the test server's TimescaleDB license is "
+            f"{license!r}{f' ({why})' if why else ''}: this pass would not test the edition it should."
+        )
+    if why is not None:
+        return  # no server: the tests fail on their fixtures, with the connection error
+    missing = {
+        item: support.missing_edition({m.name for m in item.iter_markers()}, license) for item in marked
+    }
+    deselected = [item for item, edition in missing.items() if edition]
+    if not deselected:
+        return
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = [item for item in items if not missing.get(item)]
+    config.stash[_NOTES] = [
+        support.deselection_note(edition, count, license)
+        for edition in EDITION_MARKERS
+        if (count := sum(1 for e in missing.values() if e == edition))
+    ]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    for note in config.stash.get(_NOTES, []):
+        terminalreporter.write_line(note, yellow=True, bold=True)
+
+
+@pytest.fixture(scope="session")
+def server_license() -> str | None:
+    """The TimescaleDB license of the test server: 'timescale' (community) or 'apache'."""
+    return support.server_license()
 
 
 @pytest.fixture

@@ -34,6 +34,12 @@ MARTS = (
     "fct_price_averages_yearly",
     "dim_symbols",
 )
+# TimescaleDB editions by `timescaledb.license`: 'timescale' is the community edition
+# (compression, continuous aggregates, policies), 'apache' the Apache-2 one (a community build
+# acts as it with timescaledb.license = 'apache' in the server's configuration).
+LICENSES = ("apache", "timescale")
+# Set by `make test` for each pass: the license the server must have (a mismatch stops the run).
+EXPECTED_LICENSE_VAR = "STOCK_ANALYTICS_EXPECTED_LICENSE"
 
 
 def _db_script_env(*args: str) -> dict[str, str]:
@@ -201,6 +207,51 @@ def drop_database(db: Database, attempts: int = 50) -> None:
                     time.sleep(0.2)
     finally:
         admin.close()
+
+
+def timescaledb_license(db: Database) -> str | None:
+    """The TimescaleDB license of db's server: 'timescale' (community) or 'apache'."""
+    return db.scalar("select current_setting('timescaledb.license', true)")
+
+
+def server_license(env: dict[str, str] | None = None) -> str | None:
+    """The TimescaleDB license of the test server (server_env()), None without TimescaleDB.
+    Raises psycopg2.OperationalError when the server does not answer."""
+    env = server_env() if env is None else env
+    conn = psycopg2.connect(**_dsn(env), dbname=env.get("PGDATABASE", "postgres"), connect_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("select current_setting('timescaledb.license', true)")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def missing_edition(markers: set[str], license: str | None) -> str | None:
+    """The edition marker ('community' or 'apache') a test has that a server with this
+    license cannot satisfy, else None."""
+    if "community" in markers and license != "timescale":
+        return "community"
+    if "apache" in markers and license != "apache":
+        return "apache"
+    return None
+
+
+def deselection_note(edition: str, count: int, license: str | None) -> str:
+    """The one line a test run prints about the tests of an edition it could not run."""
+    tests, need = (f"{count} tests", "need") if count != 1 else ("1 test", "needs")
+    if edition == "community":
+        return (
+            f"community tests did not run: {tests} {need} the TimescaleDB community edition "
+            f"(license 'timescale') and this server's license is '{license}'. Build it from a "
+            "source archive: TIMESCALEDB_SOURCE=/path/timescaledb-X.Y.Z.tar.gz make db-up (README)."
+        )
+    return (
+        f"apache tests did not run here: {tests} {'check' if count != 1 else 'checks'} the Apache "
+        "edition (license 'apache') and "
+        f"this server's license is '{license}'; `make test` runs them on an apache-licensed "
+        "cluster of their own (make test-apache)."
+    )
 
 
 def sample_data_lines() -> dict[str, int]:

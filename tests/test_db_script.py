@@ -27,13 +27,15 @@ def free_port() -> int:
 
 class Cluster:
     def __init__(self, state_dir: Path, port: int) -> None:
-        self.env = {k: v for k, v in os.environ.items() if k not in PG_VARS}
+        # The test's own cluster: none of the caller's server or license choice.
+        skip = {*PG_VARS, "STOCK_ANALYTICS_TIMESCALEDB_LICENSE"}
+        self.env = {k: v for k, v in os.environ.items() if k not in skip}
         self.env |= {"STOCK_ANALYTICS_STATE_DIR": str(state_dir), "STOCK_ANALYTICS_PG_PORT": str(port)}
 
-    def run(self, command: str) -> subprocess.CompletedProcess[str]:
+    def run(self, command: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["bash", str(DB_SCRIPT), command],
-            env=self.env,
+            env=self.env | env,
             capture_output=True,
             text=True,
             timeout=300,
@@ -51,6 +53,13 @@ class Cluster:
         )
         conn.autocommit = True
         return conn
+
+    def setting(self, name: str) -> str:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("select current_setting(%s)", (name,))
+            value = cur.fetchone()[0]
+        conn.close()
+        return value
 
 
 @pytest.fixture
@@ -119,3 +128,37 @@ def test_env_hands_back_your_own_server_variables_untouched():
     assert "export PGHOST=db.example.internal" in out
     assert "export PGPORT=6543" in out
     assert "PGPASSWORD" not in out  # none was set, none is invented
+
+
+@pytest.mark.community  # switching to 'timescale' needs the community build installed
+def test_up_applies_the_license_and_an_existing_cluster_follows(cluster: Cluster):
+    first = cluster.run("up", STOCK_ANALYTICS_TIMESCALEDB_LICENSE="apache")
+    assert first.returncode == 0, first.stderr
+    assert cluster.setting("timescaledb.license") == "apache"
+
+    switched = cluster.run("up", STOCK_ANALYTICS_TIMESCALEDB_LICENSE="timescale")
+    assert switched.returncode == 0, switched.stderr
+    assert "its TimescaleDB license is 'apache', the configuration says 'timescale'" in switched.stderr
+    assert cluster.setting("timescaledb.license") == "timescale"
+
+    kept = cluster.run("up")  # no license asked for: the cluster keeps its own, no restart
+    assert kept.returncode == 0, kept.stderr
+    assert "Restarting" not in kept.stderr
+    assert cluster.setting("timescaledb.license") == "timescale"
+
+
+def test_up_refuses_an_unknown_license_before_making_anything(cluster: Cluster):
+    result = cluster.run("up", STOCK_ANALYTICS_TIMESCALEDB_LICENSE="enterprise")
+    assert result.returncode == 1
+    assert "STOCK_ANALYTICS_TIMESCALEDB_LICENSE=enterprise: use 'apache' or 'timescale'." in result.stderr
+    assert not Path(cluster.env["STOCK_ANALYTICS_STATE_DIR"], "pgdata").exists()
+
+
+def test_an_existing_cluster_follows_a_new_port(cluster: Cluster):
+    assert cluster.run("up").returncode == 0
+    new_port = free_port()
+    cluster.env["STOCK_ANALYTICS_PG_PORT"] = str(new_port)
+    moved = cluster.run("up")
+    assert moved.returncode == 0, moved.stderr
+    assert "the configuration says " + str(new_port) in moved.stderr
+    assert cluster.setting("port") == str(new_port)
