@@ -2,6 +2,9 @@
 -- The one place raw text becomes typed values: staging keeps the good rows, the rejected-rows
 -- model the others, so no row leaves the pipeline without a trace.
 {%- set price_columns = ['open', 'high', 'low', 'close', 'adj_close'] %}
+{%- set text_columns = ['date'] + price_columns + ['volume'] %}
+{%- set raw_prices = [] %}
+{%- for column in price_columns %}{% do raw_prices.append('live_rows.raw_' ~ column) %}{% endfor %}
 
 with
 
@@ -17,7 +20,7 @@ load_log as (
 
 ),
 
-trimmed as (
+live_rows as (
 
     select
         daily_prices.load_id,
@@ -25,33 +28,82 @@ trimmed as (
         load_log.symbol,
         load_log.asset_type as folder_asset_type,
         load_log.finished_at as loaded_at,
-        nullif(trim(daily_prices.date), '') as date_text,
-        {%- for column in price_columns %}
-        nullif(trim(daily_prices.{{ column }}), '') as {{ column }}_text,
+        {%- for column in text_columns %}
+        daily_prices.{{ column }} as raw_{{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
-        nullif(trim(daily_prices.volume), '') as volume_text
     from daily_prices
     inner join load_log
         on daily_prices.load_id = load_log.load_id
     -- Live loads only (appends and merges; per date the newest wins in staging): superseded
     -- loads' rows wait in raw for the loader's purge.
-    where load_log.status = 'loaded'
+    where {{ is_live_load('load_log') }}
 
 ),
 
--- materialized: each parse runs once per row; the range checks and rejection_reason read the
--- results again. Parsing never raises (any text gives a value or null); a parsed number must
--- then be a plausible price or volume (number_in_range) for the tests and marts to add it up.
-typed as materialized (
+-- One check per row (clean_price_row) picks the path: a clean row's texts are cast as they
+-- are; any other row's go through the parse macros, which never raise. The check runs once
+-- per row in a LATERAL subquery that `offset 0` keeps apart (merged into this query, each
+-- use of is_clean below would run it again). No materialized CTE: nothing is spooled, and
+-- a filter on load_id or symbol still reaches raw's indexes.
+checked as (
 
     select
-        *,
-        {{ safe_cast_date('date_text') }} as trade_date,
-        {%- for column in price_columns %}
-        {{ safe_cast_double(column ~ '_text') }} as {{ column }}_parsed,
-        {%- endfor %}
-        {{ safe_cast_bigint('volume_text') }} as volume_parsed
-    from trimmed
+        live_rows.*,
+        row_check.is_clean
+    from live_rows
+    cross join lateral (
+        select {{ clean_price_row('live_rows.raw_date', raw_prices, 'live_rows.raw_volume') }} as is_clean
+        offset 0
+    ) as row_check
+
+),
+
+-- Parsing never raises (any text gives a value or null); a parsed number must then be a
+-- plausible price or volume (number_in_range) for the tests and marts to add it up. A clean
+-- row's texts need no trim and its values are both by construction: cast as they are. Again
+-- a LATERAL subquery kept apart by `offset 0`: the values are computed once per row, and the
+-- range checks and rejection reasons below read them (merged, each use would copy the parse
+-- expressions into the query, thousands of times over, and JIT compilation alone would take
+-- minutes).
+typed as (
+
+    select
+        checked.load_id,
+        checked.line_number,
+        checked.symbol,
+        checked.folder_asset_type,
+        checked.loaded_at,
+        checked.is_clean,
+        parsed.*
+    from checked
+    cross join lateral (
+        select
+            texts.*,
+            case
+                when checked.is_clean then cast(texts.date_text as date)
+                else {{ safe_cast_date('texts.date_text') }}
+            end as trade_date,
+            {%- for column in price_columns %}
+            case
+                when checked.is_clean then cast(texts.{{ column }}_text as double precision)
+                else {{ safe_cast_double('texts.' ~ column ~ '_text') }}
+            end as {{ column }}_parsed,
+            {%- endfor %}
+            case
+                when checked.is_clean then cast(texts.volume_text as bigint)
+                else {{ safe_cast_bigint('texts.volume_text') }}
+            end as volume_parsed
+        from (
+            select
+                {%- for column in text_columns %}
+                case
+                    when checked.is_clean then checked.raw_{{ column }}
+                    else nullif(trim(checked.raw_{{ column }}), '')
+                end as {{ column }}_text{{ ',' if not loop.last }}
+                {%- endfor %}
+        ) as texts
+        offset 0
+    ) as parsed
 
 ),
 
@@ -60,9 +112,15 @@ ranged as (
     select
         *,
         {%- for column in price_columns %}
-        {{ number_in_range(column ~ '_parsed') }} as {{ column }},
+        case
+            when is_clean then {{ column }}_parsed
+            else {{ number_in_range(column ~ '_parsed') }}
+        end as {{ column }},
         {%- endfor %}
-        {{ number_in_range('volume_parsed', 'bigint') }} as volume
+        case
+            when is_clean then volume_parsed
+            else {{ number_in_range('volume_parsed', 'bigint') }}
+        end as volume
     from typed
 
 ),
@@ -80,12 +138,10 @@ final as (
         {{ column }},
         {%- endfor %}
         volume,
-        date_text,
-        {%- for column in price_columns %}
+        {%- for column in text_columns %}
         {{ column }}_text,
         {%- endfor %}
-        volume_text,
-        nullif(concat_ws('; ',
+        case when not is_clean then nullif(concat_ws('; ',
             case
                 when date_text is null then 'missing date'
                 when trade_date is null then 'unparseable date ' || {{ quoted_excerpt('date_text') }}
@@ -104,7 +160,7 @@ final as (
                 when volume_parsed is not null and volume is null
                     then {{ range_rejection_reason('volume_text', 'volume') }}
             end
-        ), '') as rejection_reason
+        ), '') end as rejection_reason
     from ranged
 
 )
