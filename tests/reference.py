@@ -61,8 +61,8 @@ def period_start(dates: pd.Series, period: str) -> pd.Series:
     return dates.dt.to_period({"monthly": "M", "quarterly": "Q", "yearly": "Y"}[period]).dt.start_time
 
 
-def period_averages(period: str) -> pd.DataFrame:
-    prices = daily_prices()
+def period_averages(period: str, sample_dir: Path = SAMPLE_DIR) -> pd.DataFrame:
+    prices = daily_prices(sample_dir)
     grouped = prices.assign(period_start=period_start(prices["trade_date"], period)).groupby(
         ["symbol", "period_start"], sort=True
     )
@@ -81,8 +81,8 @@ def period_averages(period: str) -> pd.DataFrame:
     return result.reset_index()
 
 
-def moving_averages() -> pd.DataFrame:
-    prices = daily_prices()[["symbol", "trade_date", "close"]].copy()
+def moving_averages(sample_dir: Path = SAMPLE_DIR) -> pd.DataFrame:
+    prices = daily_prices(sample_dir)[["symbol", "trade_date", "close"]].copy()
     by_symbol = prices.groupby("symbol", sort=False)["close"]
     for window in MOVING_AVERAGE_WINDOWS:
         prices[f"sma_{window}"] = by_symbol.transform(lambda s, n=window: s.rolling(n).mean())

@@ -1,29 +1,17 @@
 -- Simple moving averages of the close over the last 20, 30, 50 and 200 trading days of each
--- symbol. A view: a query for one symbol reads and windows that symbol's rows only (the
--- symbol filter is pushed below the window functions, which partition by symbol).
+-- symbol. A thin view: int_daily_prices__trading_days keeps them up to date incrementally
+-- (from running sums, exact), so a query reads stored values: one symbol through the
+-- (symbol, trade_date desc) index, the latest row of every symbol by a SkipScan.
+-- A plain select, no import CTE: TimescaleDB plans its ordered per-chunk scans (MergeAppend,
+-- SkipScan) for a view of a hypertable only when the view is not written with a CTE.
 {{ config(materialized='view') }}
-{%- set windows = [20, 30, 50, 200] %}
 
-with
-
-running_close as (
-
-    select * from {{ ref('int_daily_prices__running_close') }}
-
-),
-
-final as (
-
-    select
-        symbol,
-        trade_date,
-        close,
-        {%- for window_rows in windows %}
-        {{ trailing_average('running_close_sum', 'trading_day_number', window_rows, 'by_symbol') }} as sma_{{ window_rows }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from running_close
-    window by_symbol as (partition by symbol order by trade_date)
-
-)
-
-select * from final
+select
+    symbol,
+    trade_date,
+    close,
+    sma_20,
+    sma_30,
+    sma_50,
+    sma_200
+from {{ ref('int_daily_prices__trading_days') }}

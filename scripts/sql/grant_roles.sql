@@ -89,4 +89,4 @@ alter default privileges for role transformer in schema marts grant select on ta
 -- Functions the transformer creates are not executable by everyone (PostgreSQL's default):
 -- the streamer gets EXECUTE on the incremental step by name, nobody else.
 alter default privileges for role transformer revoke execute on functions from public;
-grant usage on schema staging to streamer;
+grant usage on schema staging, intermediate, marts to streamer;

@@ -1,17 +1,18 @@
 -- One row per (symbol, trade_date): the typed, de-duplicated daily bars. A hypertable on
--- trade_date; the unique (symbol, trade_date) index serves per-symbol time-range queries.
+-- trade_date, created once and kept up to date by an incremental step (materialization
+-- incremental_hypertable, strategy raw_loads): each build applies only the raw loads it has
+-- not applied yet, or recomputes a symbol whose history a load replaced or superseded.
+-- The unique (symbol, trade_date) index is the upsert key and serves per-symbol queries.
 {{
     config(
-        materialized='hypertable',
+        materialized='incremental_hypertable',
+        apply_strategy='raw_loads',
         time_column='trade_date',
         indexes=[{'columns': ['symbol', 'trade_date'], 'unique': true}],
         compress_segmentby='symbol',
         compress_orderby='trade_date desc'
     )
 }}
-{#- The loader ANALYZEs the load log after every run: without statistics (autovacuum skips
-    tables under 50 rows) the planner expects one current load and picks nested loops that take
-    minutes on the sample. (Only the owner, the loader, may ANALYZE it.) -#}
 
 with
 
@@ -29,21 +30,29 @@ symbols as (
 
 usable_prices as (
 
+    -- Only the raw loads this build applies (every live load on a full build; macro
+    -- batch_load_ids): the filter reaches raw.daily_prices' BRIN index.
     select * from parsed_prices
-    where rejection_reason is null
+    where
+        load_id = any({{ batch_load_ids() }})
+        and rejection_reason is null
 
 ),
 
 ranked as (
 
-    -- The same date twice: the latest load wins, then the later line of the file.
+    -- The same date twice: the newest row wins (macro newest_row_first, the one rule).
+    -- source_row_count: the rows of the same load with that date (the range frame over
+    -- load_id holds exactly them; it shares the ranking's sort).
     select
         *,
         row_number() over (
-            partition by symbol, trade_date
-            order by load_id desc, line_number desc
+            partition by symbol, trade_date order by {{ newest_row_first() }}
         ) as recency_rank,
-        count(*) over (partition by symbol, trade_date) as source_row_count
+        count(*) over (
+            partition by symbol, trade_date order by load_id desc
+            range between current row and current row
+        ) as source_row_count
     from usable_prices
 
 ),

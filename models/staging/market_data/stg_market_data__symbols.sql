@@ -23,7 +23,7 @@ current_symbols_meta as (
     from symbols_meta
     inner join load_log
         on symbols_meta.load_id = load_log.load_id
-    where load_log.status = 'loaded'
+    where {{ is_live_load('load_log') }}
 
 ),
 
@@ -31,7 +31,7 @@ ranked as (
 
     select
         *,
-        row_number() over (partition by trim(symbol) order by load_id desc, line_number desc) as recency_rank
+        row_number() over (partition by trim(symbol) order by {{ newest_row_first() }}) as recency_rank
     from current_symbols_meta
     where nullif(trim(symbol), '') is not null
 

@@ -1,0 +1,90 @@
+{#- The incremental step of a model fed by another incremental model's change log, as a
+    PL/pgSQL function `<model>__apply(p_full)` (dbt's materialization and any other caller run
+    the same rules). It takes the upstream changes after this model's watermark, per symbol the
+    earliest changed date (null: the whole history), deletes this model's rows of those symbols
+    from that date on, and inserts what the model's SQL computes for them (it reads the batch
+    from apply_batch(), and may read the rows kept before each date from the table itself).
+    Then it logs its own changes and moves the watermark, in the same transaction; the
+    watermark row is locked first, so two builds at once apply each change once. -#}
+{% macro upstream_changes_apply_function(relation, sql, columns, upstream, time_column) -%}
+{%- set batch = stock_analytics.apply_batch() -%}
+{%- set watermarks = stock_analytics.watermarks_relation() -%}
+{%- set upstream_changes = stock_analytics.changes_relation(upstream) -%}
+{%- set changes = stock_analytics.changes_relation(relation) -%}
+{%- set column_list = columns | join(', ') -%}
+create or replace function {{ stock_analytics.apply_function_name(relation) }}(
+    p_full boolean default false
+)
+returns table (symbols_changed bigint, rows_written bigint)
+language plpgsql
+-- A full build numbers every symbol's days in one sort: in memory where it fits.
+set work_mem = '256MB'
+-- No JIT: compiling the generated expressions costs seconds, more than a batch of a day saves.
+set jit = off
+as $apply$
+declare
+    v_from bigint;
+    v_to bigint;
+    v_everything boolean;
+    v_rows bigint;
+    v_change record;
+begin
+    perform {{ stock_analytics.allow_dml_on_compressed_chunks() }};
+    insert into {{ watermarks }} (consumer, change_id)
+    values ('{{ relation.schema }}.{{ relation.identifier }}', 0)
+    on conflict (consumer) do nothing;
+    select change_id into v_from
+    from {{ watermarks }}
+    where consumer = '{{ relation.schema }}.{{ relation.identifier }}'
+    for update;
+    select coalesce(max(change_id), v_from) into v_to from {{ upstream_changes }};
+
+    create table if not exists {{ batch }} (
+        symbol text primary key,
+        from_date date
+    ) on commit drop;
+    truncate {{ batch }};
+
+    v_everything := p_full or exists (
+        select from {{ upstream_changes }}
+        where change_id > v_from and change_id <= v_to and symbol is null
+    );
+    if v_everything then
+        truncate {{ relation }};
+        insert into {{ batch }} (symbol, from_date)
+        select distinct symbol, null::date from {{ upstream }};
+    else
+        insert into {{ batch }} (symbol, from_date)
+        select symbol, case when bool_or(from_date is null) then null else min(from_date) end
+        from {{ upstream_changes }}
+        where change_id > v_from and change_id <= v_to
+        group by symbol;
+        -- Symbol by symbol: a compressed chunk then decompresses only that symbol's segment.
+        for v_change in select symbol, from_date from {{ batch }} loop
+            delete from {{ relation }}
+            where symbol = v_change.symbol
+                and {{ time_column }} >= coalesce(v_change.from_date, '-infinity');
+        end loop;
+    end if;
+    analyze {{ batch }};
+
+    insert into {{ relation }} ({{ column_list }})
+    select {{ column_list }} from (
+{{ sql }}
+    ) as batch_rows;
+    get diagnostics v_rows = row_count;
+
+    if v_everything then
+        insert into {{ changes }} (symbol, from_date) values (null, null);
+    else
+        insert into {{ changes }} (symbol, from_date)
+        select symbol, from_date from {{ batch }};
+    end if;
+    update {{ watermarks }}
+    set change_id = v_to, updated_at = now()
+    where consumer = '{{ relation.schema }}.{{ relation.identifier }}';
+
+    return query select count(*), v_rows from {{ batch }};
+end
+$apply$;
+{%- endmacro %}

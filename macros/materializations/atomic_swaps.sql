@@ -1,0 +1,72 @@
+{#- dbt's view and table materializations, each swap in one statement string. The profile
+    runs every statement in its own transaction (autocommit: TimescaleDB refreshes continuous
+    aggregates only outside one), so dbt's built-in swap (create beside, rename the old away,
+    rename the new in, drop the old: four statements) would leave readers a moment with no
+    relation. A multi-statement string is one transaction: readers see the old relation or
+    the new one (views built on the old one are dropped with it and rebuilt downstream, as
+    with dbt's own). Grants, docs and hooks as dbt's own. -#}
+{% materialization view, adapter='postgres' %}
+    {{ return(stock_analytics.swap_in_relation('view')) }}
+{% endmaterialization %}
+
+{% materialization table, adapter='postgres' %}
+    {{ return(stock_analytics.swap_in_relation('table')) }}
+{% endmaterialization %}
+
+{% macro swap_in_relation(relation_type) -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set target_relation = this.incorporate(type=relation_type) -%}
+    {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+    {%- set backup_relation = make_backup_relation(target_relation, existing_relation.type if existing_relation is not none else relation_type) -%}
+    {%- set grant_config = config.get('grants') -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- call statement('main') -%}
+        {{ drop_relation_if_exists_sql(intermediate_relation) }}
+        {{ drop_relation_if_exists_sql(backup_relation) }}
+        {%- if relation_type == 'view' %}
+        {{ get_create_view_as_sql(intermediate_relation, sql) }};
+        {%- else %}
+        {{ get_create_table_as_sql(False, intermediate_relation, sql) }};
+            {%- for index in config.get('indexes', []) %}
+        {{ get_create_index_sql(intermediate_relation, index) }};
+            {%- endfor %}
+        analyze {{ intermediate_relation }};
+        {%- endif %}
+        {%- if existing_relation is not none %}
+        alter {{ existing_relation.type }} {{ existing_relation }} rename to {{ adapter.quote(backup_relation.identifier) }};
+        {%- endif %}
+        alter {{ relation_type }} {{ intermediate_relation }} rename to {{ adapter.quote(target_relation.identifier) }};
+    {%- endcall -%}
+    {#- The old relation goes after the swap, through the adapter: dbt's relation cache then
+        forgets the views built on it too (the cascade drops them; they are rebuilt downstream). -#}
+    {%- if existing_relation is not none -%}
+        {%- do adapter.cache_renamed(existing_relation, backup_relation) -%}
+        {%- do adapter.drop_relation(backup_relation) -%}
+    {%- endif -%}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {%- do persist_docs(target_relation, model) -%}
+    {{ adapter.commit() }}
+    {%- set should_revoke = should_revoke(existing_relation, full_refresh_mode=True) -%}
+    {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke) -%}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{%- endmacro %}
+
+{#- Drop a relation of either kind if it exists (a leftover of a killed run). -#}
+{% macro drop_relation_if_exists_sql(relation) -%}
+    do $drop$
+    declare
+        kind "char" := (select relkind from pg_class where oid = to_regclass({{ dbt.string_literal(relation) }}));
+    begin
+        if kind = 'v' then
+            execute {{ dbt.string_literal('drop view ' ~ relation ~ ' cascade') }};
+        elsif kind is not null then
+            execute {{ dbt.string_literal('drop table ' ~ relation ~ ' cascade') }};
+        end if;
+    end
+    $drop$;
+{%- endmacro %}
