@@ -1,39 +1,139 @@
-{#- A TimescaleDB continuous aggregate where var('use_continuous_aggregates') is on and the
-    server's license allows it; otherwise, after one log line saying why, dbt's own table
-    materialization (with its contract enforcement). The model's SQL must be a single SELECT
-    with a time_bucket() GROUP BY on a hypertable (see period_price_averages). -#}
+{#- A period mart as a TimescaleDB continuous aggregate where var('use_continuous_aggregates')
+    is on and the server's license allows it; otherwise, after one log line saying why, a
+    table kept current by its apply function (build_period_table in period_table.sql). The
+    model's SQL must then be a single SELECT with a time_bucket() GROUP BY on a hypertable
+    (builds_as_continuous_aggregate lets the model emit that form). Configs as period_table.
+
+    Created once, WITH NO DATA (then refreshed in full), with real-time aggregation
+    (materialized_only = false: rows newer than the last refresh are aggregated at query
+    time). A normal build never drops it: it calls `<mart>__refresh()`, a procedure holding
+    the rule, which refreshes only the time range the source's pending changes touch
+    (from the bucket of their earliest from_date; everything for a null from_date or symbol)
+    and then advances the mart's watermark. refresh_continuous_aggregate cannot run inside a
+    transaction block, so these statements run with auto_begin=False on a connection in
+    autocommit mode (profiles.yml `autocommit: true`, dbt-postgres >= 1.11). A table left by
+    an apache-mode build is replaced. -#}
 {% materialization continuous_aggregate, adapter='postgres' %}
     {%- if not var('use_continuous_aggregates', false)
           or not stock_analytics.timescaledb_feature_enabled('continuous aggregates', this.identifier) -%}
-        {{ return(dbt.materialization_table_default()) }}
+        {{ return(stock_analytics.build_period_table()) }}
+    {%- endif -%}
+    {%- if not target.get('autocommit', false) -%}
+        {{ exceptions.raise_compiler_error(
+            this.identifier ~ ": a continuous aggregate is refreshed outside a transaction block; set `autocommit: true` "
+            ~ "in the profile (dbt-postgres >= 1.11), or build the period marts as tables with "
+            ~ "--vars '{use_continuous_aggregates: false}'") }}
     {%- endif -%}
 
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='view') -%}
+    {%- set feed = stock_analytics.period_feed() -%}
+    {%- set refresh_procedure = stock_analytics.period_routine_name('refresh') -%}
+    {%- set is_aggregate = stock_analytics.is_continuous_aggregate(existing_relation) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
-    {#- Continuous aggregates cannot be created inside a transaction block. -#}
-    {%- if existing_relation is not none -%}
-        {%- call statement('drop_existing', auto_begin=False) -%}
-            {%- if existing_relation.is_table -%}
-            drop table if exists {{ existing_relation }} cascade
-            {%- else -%}
-            drop materialized view if exists {{ existing_relation }} cascade
-            {%- endif -%}
+
+    {%- if existing_relation is none or not is_aggregate or should_full_refresh() -%}
+        {%- do log(this ~ ": creating the continuous aggregate ("
+                   ~ ('first build' if existing_relation is none else 'full refresh' if is_aggregate
+                      else 'it was built as a table') ~ ")", info=true) -%}
+        {%- if existing_relation is not none -%}
+            {%- do stock_analytics.drop_period_relation(existing_relation) -%}
+        {%- endif -%}
+        {%- if config.get('contract').enforced -%}
+            {{ get_assert_columns_equivalent(sql) }}
+        {%- endif -%}
+        {%- call statement('create_continuous_aggregate', auto_begin=False) -%}
+            create materialized view {{ target_relation }}
+            with (timescaledb.continuous, timescaledb.materialized_only = false)
+            as {{ sql }}
+            with no data
+        {%- endcall -%}
+        {#- The watermark before the data: a change committed meanwhile is refreshed again. -#}
+        {%- call statement('reset_watermark', auto_begin=False) -%}
+            insert into {{ feed.watermarks }} (consumer, change_id)
+            select {{ dbt.string_literal(feed.consumer) }}, coalesce(max(change_id), 0)
+            from {{ feed.changes }}
+            on conflict (consumer) do update set change_id = excluded.change_id, updated_at = now()
+        {%- endcall -%}
+        {%- call statement('initial_refresh', auto_begin=False) -%}
+            call refresh_continuous_aggregate({{ dbt.string_literal(target_relation | string) }}, null, null)
+        {%- endcall -%}
+        {%- call statement('drop_table_routine', auto_begin=False) -%}
+            drop function if exists {{ stock_analytics.period_routine_name('apply') }}()
         {%- endcall -%}
     {%- endif -%}
-    {%- if config.get('contract').enforced -%}
-        {{ get_assert_columns_equivalent(sql) }}
-    {%- endif -%}
-    {%- call statement('main', auto_begin=False) -%}
-        create materialized view {{ target_relation }}
-        with (timescaledb.continuous, timescaledb.materialized_only = false)
-        as {{ sql }}
-        with data
+
+    {%- call statement('refresh_procedure', auto_begin=False) -%}
+        {{ stock_analytics.continuous_aggregate_refresh_procedure(refresh_procedure, target_relation, feed) }}
     {%- endcall -%}
-    {%- do log("TimescaleDB continuous aggregate built: " ~ target_relation, info=true) -%}
-    {#- A new relation each run: grant afresh (schema default privileges also cover it). -#}
+    {%- call statement('main', fetch_result=True, auto_begin=False) -%}
+        call {{ refresh_procedure }}()
+    {%- endcall -%}
+    {%- set refreshed = load_result('main').table.rows[0] -%}
+    {%- do log(this ~ ": " ~ refreshed['changes_applied'] ~ " changes of " ~ feed.source.identifier ~ " pending"
+               ~ ((", refreshed from " ~ (refreshed['refreshed_from'] or 'the start')) if refreshed['changes_applied'] else ""),
+               info=true) -%}
+
     {%- do apply_grants(target_relation, config.get('grants'), should_revoke=False) -%}
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+
+{#- The rule for a continuous aggregate, as a procedure `<mart>__refresh()` (procedures may
+    commit; refresh_continuous_aggregate must run outside a transaction block). A session
+    advisory lock serializes two callers: the second finds nothing pending. Call it in
+    autocommit mode: `call marts.fct_price_averages_monthly__refresh()`. Not SECURITY DEFINER
+    (such a procedure may not commit): the caller must own the continuous aggregate, as
+    TimescaleDB requires for a refresh; names are schema-qualified for any search_path. -#}
+{% macro continuous_aggregate_refresh_procedure(refresh_procedure, target_relation, feed) %}
+    {%- set consumer = dbt.string_literal(feed.consumer) -%}
+    {%- set lock_key = "hashtext(" ~ dbt.string_literal(refresh_procedure | string) ~ ")" -%}
+    {%- set ts = adapter.quote(feed.extension_schema) -%}
+    -- two builds at once: replace the procedure one after the other
+    select pg_advisory_xact_lock({{ lock_key }});
+    create or replace procedure {{ refresh_procedure }}(
+        inout changes_applied bigint default null,
+        inout refreshed_from date default null
+    )
+    language plpgsql
+    as $refresh$
+    declare
+        v_watermark bigint;
+        v_latest bigint;
+        v_everything boolean;
+    begin
+        perform pg_catalog.pg_advisory_lock({{ lock_key }});
+        insert into {{ feed.watermarks }} (consumer, change_id)
+        values ({{ consumer }}, 0)
+        on conflict (consumer) do nothing;
+        select w.change_id into v_watermark
+        from {{ feed.watermarks }} as w
+        where w.consumer = {{ consumer }};
+
+        select
+            max(c.change_id),
+            count(*),
+            coalesce(bool_or(c.symbol is null or c.from_date is null), false),
+            {{ ts }}.time_bucket(interval {{ dbt.string_literal(feed.bucket_width) }}, min(c.from_date))
+        into v_latest, changes_applied, v_everything, refreshed_from
+        from {{ feed.changes }} as c
+        where c.change_id > v_watermark;
+        if v_everything then
+            refreshed_from := null;
+        end if;
+
+        if v_latest is not null then
+            commit;
+            call {{ ts }}.refresh_continuous_aggregate({{ dbt.string_literal(target_relation.include(database=False) | string) }}, refreshed_from, null::date);
+            update {{ feed.watermarks }}
+            set change_id = greatest(change_id, v_latest), updated_at = now()
+            where consumer = {{ consumer }};
+            commit;
+        end if;
+        perform pg_catalog.pg_advisory_unlock({{ lock_key }});
+    end
+    $refresh$;
+    {{ stock_analytics.grant_period_routine(refresh_procedure, 'procedure') }}
+{% endmacro %}

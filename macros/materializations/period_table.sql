@@ -1,0 +1,338 @@
+{#- A period mart (one row per symbol and period_start) kept current by its source's change
+    log instead of rebuilt: materialized='period_table', and the apache path of
+    materialized='continuous_aggregate'.
+
+    The model reads one model (its only ref, `select * from {{ ref(...) }}` in an import CTE)
+    that keeps a change log `<source>__changes` (change_id, symbol, from_date): rows of
+    `symbol` from `from_date` on may have changed; a null from_date means the symbol's whole
+    history, a null symbol every symbol. Config: bucket_width (the model's time_bucket width),
+    time_column (default trade_date), indexes (the unique (symbol, period_start) index).
+
+    First build, --full-refresh, a changed column list, or a continuous aggregate left by the
+    other edition's build: the table is built beside the old one (contract, indexes) and
+    swapped in by renames in one transaction that also sets the mart's watermark to the
+    source's latest change. Every build then (re)creates and calls
+    `<mart>__apply()`, a SQL function holding the incremental rule, so that a caller outside
+    dbt (the live feed) applies the same rule: see period_table_apply_function. -#}
+{% materialization period_table, adapter='postgres' %}
+    {{ return(stock_analytics.build_period_table()) }}
+{% endmaterialization %}
+
+
+{% macro build_period_table() %}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing_relation = load_cached_relation(this) -%}
+    {%- set feed = stock_analytics.period_feed() -%}
+    {%- set apply_function = stock_analytics.period_routine_name('apply') -%}
+
+    {%- set rebuild_reason = none -%}
+    {%- if existing_relation is none -%}
+        {%- set rebuild_reason = 'first build' -%}
+    {%- elif should_full_refresh() -%}
+        {%- set rebuild_reason = 'full refresh' -%}
+    {%- elif stock_analytics.is_continuous_aggregate(existing_relation) or not existing_relation.is_table -%}
+        {%- set rebuild_reason = 'it was built as a continuous aggregate' -%}
+    {%- elif stock_analytics.period_columns_changed(existing_relation) -%}
+        {%- set rebuild_reason = 'its columns changed' -%}
+    {%- endif -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- if rebuild_reason is not none -%}
+        {%- do log(this ~ ": building the table (" ~ rebuild_reason ~ ")", info=true) -%}
+        {%- if existing_relation is not none and not existing_relation.is_table -%}
+            {%- do stock_analytics.drop_period_relation(existing_relation) -%}
+            {%- set existing_relation = none -%}
+        {%- endif -%}
+        {%- do stock_analytics.swap_in_period_table(target_relation, existing_relation, feed) -%}
+    {%- endif -%}
+
+    {#- The rule, created or replaced on every build so that it always matches the model. -#}
+    {%- call statement('apply_function') -%}
+        {{ stock_analytics.period_table_apply_function(apply_function, target_relation, feed) }}
+    {%- endcall -%}
+    {%- if rebuild_reason is none -%}
+        {%- call statement('main', fetch_result=True) -%}
+            select * from {{ apply_function }}()
+        {%- endcall -%}
+        {%- set applied = load_result('main').table.rows[0] -%}
+        {%- do log(this ~ ": applied " ~ applied['changes_applied'] ~ " changes of " ~ feed.source.identifier
+                   ~ " (" ~ applied['periods_deleted'] ~ " periods deleted, " ~ applied['periods_inserted'] ~ " inserted)", info=true) -%}
+    {%- else -%}
+        {%- call statement('main') -%}select 'built'{%- endcall -%}
+    {%- endif -%}
+
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {%- do persist_docs(target_relation, model) -%}
+    {{ adapter.commit() }}
+
+    {%- if rebuild_reason is not none and existing_relation is not none -%}
+        {%- do adapter.drop_relation(make_backup_relation(target_relation, 'table')) -%}
+    {%- endif -%}
+    {%- set revoke = should_revoke(existing_relation, full_refresh_mode=True) -%}
+    {%- do apply_grants(target_relation, config.get('grants'), should_revoke=revoke) -%}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {{ return({'relations': [target_relation]}) }}
+{% endmacro %}
+
+
+{#- Build the table beside the old one and swap it in, in one statement (so one transaction
+    whatever the connection's autocommit setting). The watermark is set first, to the source's
+    latest change: its row lock makes a concurrent apply wait for the swap, and a change that
+    commits while the table is filled is applied again by the next apply, which is harmless
+    (it recomputes the periods from the source). -#}
+{% macro swap_in_period_table(target_relation, existing_relation, feed) %}
+    {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
+    {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
+    {{ drop_relation_if_exists(load_cached_relation(intermediate_relation)) }}
+    {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
+    {%- set columns = stock_analytics.period_column_names() -%}
+    {%- call statement('swap_in_period_table') -%}
+        insert into {{ feed.watermarks }} (consumer, change_id)
+        values ({{ dbt.string_literal(feed.consumer) }}, 0)
+        on conflict (consumer) do nothing;
+        update {{ feed.watermarks }}
+        set change_id = (select coalesce(max(change_id), 0) from {{ feed.changes }}), updated_at = now()
+        where consumer = {{ dbt.string_literal(feed.consumer) }};
+
+        {% if config.get('contract').enforced -%}
+        {{ get_assert_columns_equivalent(sql) }}
+        create table {{ intermediate_relation }} {{ get_table_columns_and_constraints() }};
+        {%- else -%}
+        create table {{ intermediate_relation }} as ({{ sql }}) with no data;
+        {%- endif %}
+        insert into {{ intermediate_relation }} ({{ columns | join(', ') }})
+        {{ feed.full_sql }};
+        {% for index in config.get('indexes', []) -%}
+        {{ get_create_index_sql(intermediate_relation, index) }};
+        {%- endfor %}
+        analyze {{ intermediate_relation }};
+        {% if existing_relation is not none -%}
+        alter table {{ existing_relation }} rename to {{ backup_relation.identifier }};
+        {%- endif %}
+        alter table {{ intermediate_relation }} rename to {{ target_relation.identifier }};
+        -- the other edition's rule, if this mart was a continuous aggregate before
+        drop procedure if exists {{ stock_analytics.period_routine_name('refresh') }};
+    {%- endcall -%}
+    {%- if existing_relation is not none -%}
+        {%- do adapter.cache_renamed(existing_relation, backup_relation) -%}
+    {%- endif -%}
+    {%- do adapter.cache_renamed(intermediate_relation, target_relation) -%}
+{% endmacro %}
+
+
+{#- The incremental rule, as a SQL function `<mart>__apply()` returning (changes_applied,
+    periods_deleted, periods_inserted). In one transaction (the caller's): lock the mart's
+    watermark row (FOR UPDATE, so two callers never apply a change twice: the second waits and
+    then finds nothing pending), read the source's changes after it; for each changed symbol
+    delete its periods from time_bucket(width, min from_date) on (all of them when a from_date
+    is null) and insert that symbol's periods again from the source rows from that bucket's
+    start on (trade_date >= bucket start: chunk exclusion and the (symbol, trade_date) index);
+    a change with a null symbol rebuilds every row. Then advance the watermark.
+    SECURITY DEFINER with a fixed search_path: the live feed's role may run it (EXECUTE is
+    granted to var('live_feed_role')) without any right on the mart itself. -#}
+{% macro period_table_apply_function(apply_function, target_relation, feed) %}
+    {%- set consumer = dbt.string_literal(feed.consumer) -%}
+    {%- set columns = stock_analytics.period_column_names() | join(', ') -%}
+    {%- set target_local = target_relation.include(database=False) -%}
+    {%- set width = dbt.string_literal(feed.bucket_width) -%}
+    select pg_advisory_xact_lock(hashtext({{ dbt.string_literal(apply_function | string) }}));
+    create or replace function {{ apply_function }}()
+    returns table (changes_applied bigint, periods_deleted bigint, periods_inserted bigint)
+    language plpgsql
+    security definer
+    set search_path = pg_catalog, {{ adapter.quote(feed.extension_schema) }}, pg_temp
+    as $apply$
+    declare
+        v_watermark bigint;
+        v_latest bigint;
+        v_everything boolean;
+        v_symbols text[];
+        v_from_periods date[];
+        v_min_from_period date;
+    begin
+        insert into {{ feed.watermarks }} (consumer, change_id)
+        values ({{ consumer }}, 0)
+        on conflict (consumer) do nothing;
+        select w.change_id into v_watermark
+        from {{ feed.watermarks }} as w
+        where w.consumer = {{ consumer }}
+        for update;
+
+        select max(c.change_id), count(*), coalesce(bool_or(c.symbol is null), false)
+        into v_latest, changes_applied, v_everything
+        from {{ feed.changes }} as c
+        where c.change_id > v_watermark;
+        if v_latest is null then
+            periods_deleted := 0;
+            periods_inserted := 0;
+            return next;
+            return;
+        end if;
+
+        if v_everything then
+            delete from {{ target_local }};
+            get diagnostics periods_deleted = row_count;
+            insert into {{ target_local }} ({{ columns }})
+            {{ feed.full_sql }};
+            get diagnostics periods_inserted = row_count;
+        else
+            -- Per changed symbol, the first period to recompute ('-infinity': all of them).
+            select
+                array_agg(changed.symbol),
+                array_agg(changed.from_period),
+                min(changed.from_period)
+            into v_symbols, v_from_periods, v_min_from_period
+            from (
+                select
+                    c.symbol,
+                    case
+                        when bool_or(c.from_date is null) then date '-infinity'
+                        else time_bucket(interval {{ width }}, min(c.from_date))
+                    end as from_period
+                from {{ feed.changes }} as c
+                where c.change_id > v_watermark and c.change_id <= v_latest
+                group by c.symbol
+            ) as changed;
+
+            delete from {{ target_local }} as mart
+            using unnest(v_symbols, v_from_periods) as changed (symbol, from_period)
+            where mart.symbol = changed.symbol
+                and mart.period_start >= changed.from_period;
+            get diagnostics periods_deleted = row_count;
+            insert into {{ target_local }} ({{ columns }})
+            {{ feed.scoped_sql }};
+            get diagnostics periods_inserted = row_count;
+        end if;
+
+        update {{ feed.watermarks }}
+        set change_id = v_latest, updated_at = now()
+        where consumer = {{ consumer }};
+        return next;
+    end
+    $apply$;
+    {{ stock_analytics.grant_period_routine(apply_function) }}
+{% endmacro %}
+
+
+{#- What a period mart is fed by: the source relation (its only ref) and change log, the
+    watermark table and this mart's row in it, the model's SQL over the whole source
+    (full_sql) and over the changed symbols' rows only (scoped_sql, for the apply function:
+    the source relation replaced by its rows joined to the changed symbols). -#}
+{% macro period_feed() %}
+    {%- if model.refs | length != 1 -%}
+        {{ exceptions.raise_compiler_error(
+            this.identifier ~ ": a period mart reads exactly one model (its change log drives the updates); it refs "
+            ~ (model.refs | map(attribute='name') | join(', ') or 'none')) }}
+    {%- endif -%}
+    {%- set source = ref(model.refs[0]['name']) -%}
+    {%- set source_local = source.include(database=False) | string -%}
+    {%- set changes = stock_analytics.changes_relation(source).include(database=False) -%}
+    {%- set watermarks = stock_analytics.watermarks_relation().include(database=False) -%}
+    {%- set time_column = config.get('time_column', 'trade_date') -%}
+    {%- set bucket_width = config.require('bucket_width') -%}
+    {%- if sql.count(source | string) != 1 -%}
+        {{ exceptions.raise_compiler_error(
+            this.identifier ~ ": the model must read " ~ source ~ " exactly once (an import CTE `select * from {{ ref(...) }}`); "
+            ~ "the apply function restricts that read to the changed symbols") }}
+    {%- endif -%}
+    {%- set scoped_source -%}
+        (
+            select source_rows.*
+            from {{ source_local }} as source_rows
+            inner join unnest(v_symbols, v_from_periods) as changed (symbol, from_period)
+                on source_rows.symbol = changed.symbol
+                and source_rows.{{ time_column }} >= changed.from_period
+            where source_rows.{{ time_column }} >= v_min_from_period
+        ) as {{ source.identifier }}
+    {%- endset -%}
+    {#- time_bucket, first and last: the apply function's search_path names their schema -#}
+    {%- set extension_schema = 'public' -%}
+    {%- if execute -%}
+        {%- set extension_schema = run_query(
+            "select extnamespace::regnamespace::text from pg_extension where extname = 'timescaledb'"
+        ).columns[0].values()[0] -%}
+    {%- endif -%}
+    {{ return({
+        'source': source,
+        'changes': changes,
+        'watermarks': watermarks,
+        'consumer': this.schema ~ '.' ~ this.identifier,
+        'bucket_width': bucket_width,
+        'time_column': time_column,
+        'extension_schema': extension_schema,
+        'full_sql': sql.replace(source | string, source_local),
+        'scoped_sql': sql.replace(source | string, scoped_source),
+    }) }}
+{% endmacro %}
+
+
+{#- `<schema>.<mart>__<verb>`: the routine holding a period mart's rule. -#}
+{% macro period_routine_name(verb) %}
+    {{ return(this.incorporate(path={'identifier': this.identifier ~ '__' ~ verb}).include(database=False)) }}
+{% endmacro %}
+
+
+{#- The live feed may run the rule; nobody else but the owner (the project's default
+    privileges already revoke EXECUTE from PUBLIC; this holds on any server). -#}
+{% macro grant_period_routine(routine, kind='function') %}
+    {%- set caller = var('live_feed_role', 'streamer') -%}
+    revoke all on {{ kind }} {{ routine }} from public;
+    do $grant$
+    begin
+        if exists (select from pg_roles where rolname = {{ dbt.string_literal(caller) }}) then
+            grant execute on {{ kind }} {{ routine }} to {{ adapter.quote(caller) }};
+        end if;
+    end
+    $grant$;
+{% endmacro %}
+
+
+{#- The model's output columns, in order (a planning-only query). -#}
+{% macro period_column_names() %}
+    {%- if not execute -%}{{ return([]) }}{%- endif -%}
+    {{ return(get_columns_in_query(sql)) }}
+{% endmacro %}
+
+
+{#- True when the table's columns differ from the model's (names, in order; types where the
+    contract declares them): the table is built again. -#}
+{% macro period_columns_changed(relation) %}
+    {%- set found = adapter.get_columns_in_relation(relation) -%}
+    {%- if (found | map(attribute='name') | list) != stock_analytics.period_column_names() -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- if config.get('contract').enforced -%}
+        {%- for column in found -%}
+            {%- set declared = (model.columns.get(column.name) or {}).get('data_type') -%}
+            {%- if declared and declared | lower != column.data_type | lower -%}{{ return(true) }}{%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(false) }}
+{% endmacro %}
+
+
+{#- Whether a relation is a TimescaleDB continuous aggregate (a view to dbt's cache). -#}
+{% macro is_continuous_aggregate(relation) %}
+    {%- if relation is none or not execute -%}{{ return(false) }}{%- endif -%}
+    {%- set found = run_query(
+        "select count(*) from timescaledb_information.continuous_aggregates where view_schema = "
+        ~ dbt.string_literal(relation.schema) ~ " and view_name = " ~ dbt.string_literal(relation.identifier)
+    ).columns[0].values()[0] -%}
+    {{ return(found > 0) }}
+{% endmacro %}
+
+
+{#- Drop whatever a period mart was built as (a continuous aggregate needs DROP MATERIALIZED
+    VIEW), with its routines of the other edition. -#}
+{% macro drop_period_relation(relation) %}
+    {%- if stock_analytics.is_continuous_aggregate(relation) -%}
+        {%- call statement('drop_period_relation', auto_begin=False) -%}
+            drop materialized view if exists {{ relation }} cascade
+        {%- endcall -%}
+        {%- do adapter.cache_dropped(relation) -%}
+    {%- else -%}
+        {%- do adapter.drop_relation(relation) -%}
+    {%- endif -%}
+{% endmacro %}
