@@ -44,7 +44,8 @@ of_symbol as (
         quarterly.avg_volume,
         symbols.last_trade_date
     from quarterly
-    inner join symbols on symbols.symbol = quarterly.symbol
+    inner join symbols
+        on quarterly.symbol = symbols.symbol
     where quarterly.symbol = {{ dbt.string_literal(symbol) }}
 
 ),

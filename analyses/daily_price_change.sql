@@ -6,7 +6,7 @@ with
 
 trading_days as (
 
-    select * from {{ ref('int_daily_prices__running_close') }}
+    select * from {{ ref('fct_daily_prices') }}
 
 ),
 

@@ -15,7 +15,7 @@ ranked as (
         trade_date,
         volume,
         close,
-        row_number() over (partition by symbol order by volume desc, trade_date) as volume_rank
+        row_number() over (partition by symbol order by volume desc, trade_date asc) as volume_rank
     from daily_prices
     where volume is not null
 

@@ -18,7 +18,7 @@ final as (
         count(close) as trading_days
     from daily_prices
     where close is not null
-    group by 1, 2
+    group by symbol, week_start
 
 )
 

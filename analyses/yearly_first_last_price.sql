@@ -18,7 +18,7 @@ yearly as (
         last(close, trade_date) as last_close
     from daily_prices
     where close is not null
-    group by 1, 2
+    group by symbol, year_start
 
 ),
 

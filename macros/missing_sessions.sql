@@ -5,14 +5,25 @@
                           session_column='session_date') %}
 with
 
+dated_rows as not materialized (
+
+    -- `prices` may be a subquery (a test's `where`), which takes no second alias; inlined,
+    -- so the lookup below still uses the relation's (symbol, trade_date) index
+    select
+        {{ symbol_column }} as symbol,
+        {{ date_column }} as trade_date
+    from {{ prices }}
+
+),
+
 lives as (
 
     select
-        {{ symbol_column }} as symbol,
-        min({{ date_column }}) as life_start,
-        max({{ date_column }}) as life_end
-    from {{ prices }}
-    group by {{ symbol_column }}
+        symbol,
+        min(trade_date) as life_start,
+        max(trade_date) as life_end
+    from dated_rows
+    group by symbol
 
 ),
 
@@ -34,9 +45,10 @@ missing as (
     select expected.*
     from expected
     where not exists (
-        select 1 from {{ prices }} as present
-        where present.{{ symbol_column }} = expected.symbol
-          and present.{{ date_column }} = expected.missing_session
+        select 1 from dated_rows as present
+        where
+            present.symbol = expected.symbol
+            and present.trade_date = expected.missing_session
     )
 
 )

@@ -4,7 +4,8 @@
     `window_name` is a window clause of the calling query ordering the series. -#}
 {% macro trailing_average(running_sum, row_number, window_rows, window_name) -%}
     {%- if window_rows is not number or window_rows < 1 -%}
-        {{ exceptions.raise_compiler_error("trailing_average: window_rows must be a positive integer, got " ~ window_rows) }}
+        {{ exceptions.raise_compiler_error(
+            "trailing_average: window_rows must be a positive integer, got " ~ window_rows) }}
     {%- endif -%}
     case
         when {{ row_number }} >= {{ window_rows }}

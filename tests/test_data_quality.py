@@ -185,7 +185,13 @@ def test_clean_data_passes_every_test(tmp_path):
         build = db.dbt("build")
         assert build.returncode == 0, build.stdout[-3000:]
         results = statuses(db)
-        assert len(results) >= 30
+        # Every test a defect is planted for ran, and the singular tests; none complained.
+        assert {test for test, _ in DEFECTS.values()} <= set(results)
+        assert {
+            "assert_period_marts_count_every_trading_day_once",
+            "assert_trading_days_continue_their_series",
+            "assert_asset_type_agrees_between_staging_and_dim_symbols",
+        } <= set(results)
         assert {name: s for name, s in results.items() if s != "pass"} == {}
     finally:
         drop_database(db)
@@ -338,6 +344,77 @@ def test_a_flood_of_jumps_fails_the_build_naming_the_guard_and_the_rate(tmp_path
             "unexplained jumps in 33.2011% of rows (251 of 756); errors above 0.16% with 100 or more rows"
         }
         assert results["fct_price_averages_monthly"]["status"] == "skipped"  # a broken load stops the marts
+    finally:
+        drop_database(db)
+
+
+def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
+    """Tests scale with the change: after a build, each file one line longer. The second build
+    tests the new day (with the stored day before it where a test compares days): an old
+    OHLC break is not reported again, a jump from the stored close and a session missed
+    between the stored day and the new one are; a guard's share is of the rows tested. A lone
+    `dbt test` tests the last load applied; `--vars '{full_tests: true}'` every row."""
+    next_day, day_after = [d for d in SESSIONS if d > LIFE[-1]][:2]
+    symbols = ["CLEA", "CLEB", "HILO", "SKIP"]
+    appended = {"CLEA": next_day, "CLEB": next_day, "HILO": next_day, "SKIP": day_after}
+
+    def first_build(seed: int, symbol: str) -> list[Bar]:
+        bars = clean_series(seed)
+        return plant(symbol, bars) if symbol == "HILO" else bars
+
+    def one_line_longer(seed: int, symbol: str) -> list[Bar]:
+        bars = first_build(seed, symbol)
+        last = bars[-1]
+        new = Bar(
+            appended[symbol],
+            last.close,
+            last.close * 1.004,
+            last.close * 0.996,
+            last.close,
+            last.close * ADJ_RATIO,
+            20_000,
+        )
+        if symbol == "CLEB":
+            scale(new, 5.0)  # five times yesterday's close, the adj ratio unchanged
+        return [*bars, new]
+
+    write_dataset(tmp_path / "day1", symbols, unknown=set(), series=first_build)
+    write_dataset(tmp_path / "day2", symbols, unknown=set(), series=one_line_longer)
+    db = create_database(tmp_path / "db")
+    try:
+        returncode, results = build_and_statuses(db, tmp_path / "day1")
+        assert returncode == 0
+        assert results["stg_prices_ohlc_consistent"]["status"] == "warn"
+
+        load = db.run_loader(tmp_path / "day2")
+        assert load.returncode == 0, load.stderr
+        assert db.scalar("select count(*) from raw.load_log where load_mode = 'append'") == 4
+        build = db.dbt("build")
+        assert build.returncode == 0, build.stdout[-3000:]
+        results = statuses(db)
+        assert results["stg_prices_ohlc_consistent"] == "pass"  # HILO's old break: not tested again
+        assert {n: s for n, s in results.items() if s != "pass"} == {
+            "stg_prices_unexplained_jumps": "warn",
+            "stg_prices_no_missing_sessions": "warn",
+        }
+        [jump] = failing_rows(db, "stg_prices_unexplained_jumps")
+        assert (jump["symbol"], str(jump["trade_date"])) == ("CLEB", next_day)
+        assert jump["share_of_rows"] == 1 / 8  # of 8 rows tested: 4 new days and the 4 days before
+        [gap] = failing_rows(db, "stg_prices_no_missing_sessions")
+        assert (gap["symbol"], str(gap["missing_session"])) == ("SKIP", next_day)
+
+        # A lone `dbt test` tests the last load applied, not nothing.
+        assert db.dbt("test").returncode == 0
+        assert statuses(db)["stg_prices_unexplained_jumps"] == "warn"
+
+        # One flag away: every row, HILO's old break included.
+        assert db.dbt("test", "--vars", "{full_tests: true}").returncode == 0
+        full = statuses(db)
+        assert full["stg_prices_ohlc_consistent"] == "warn"
+        named = set().union(*(symbols_named(r) for r in failing_rows(db, "stg_prices_ohlc_consistent")))
+        assert named == {"HILO"}
+        assert full["stg_prices_unexplained_jumps"] == "warn"
+        assert len(failing_rows(db, "stg_prices_unexplained_jumps")) == 1
     finally:
         drop_database(db)
 

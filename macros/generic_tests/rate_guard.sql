@@ -1,8 +1,10 @@
 {#- Wraps a finding's SQL (the caller block: a generic test's failing rows) in a rate guard, so
     a finding that real data has and the marts tolerate warns at any dataset size and errors
-    only when it floods: when its share of the model's rows (share_of='rows') or of its
-    symbols (share_of='symbols') is above `max_share` AND it has at least `min_findings` rows
-    (a share of a handful of rows says nothing: one holiday row in a 5-day file is 17%).
+    only when it floods: when its share of the tested rows (share_of='rows') or symbols
+    (share_of='symbols') is above `max_share` AND it has at least `min_findings` rows (a share
+    of a handful of rows says nothing: one holiday row in a 5-day file is 17%). The tested rows
+    are `model`: the whole model, or the rows a `where` scopes the test to (a daily build's
+    new rows, macro get_where_subquery), so the share is of what was read.
     Each failing row carries the finding's share, the guard and a sentence saying both, so
     the stored failures explain an error; the count is computed once, inside the test. With
     max_share none, the finding's rows are returned as they are (a plain test). -#}
@@ -12,13 +14,16 @@
 {{ caller() }}
     {%- else -%}
         {%- if max_share is not number or max_share <= 0 or max_share > 1 -%}
-            {{ exceptions.raise_compiler_error(finding ~ " on " ~ model ~ ": max_share must be a share between 0 and 1, got " ~ max_share) }}
+            {{ exceptions.raise_compiler_error(
+                finding ~ " on " ~ model ~ ": max_share must be a share between 0 and 1, got " ~ max_share) }}
         {%- endif -%}
         {%- if share_of not in ['rows', 'symbols'] -%}
-            {{ exceptions.raise_compiler_error(finding ~ " on " ~ model ~ ": share_of must be 'rows' or 'symbols', got " ~ share_of) }}
+            {{ exceptions.raise_compiler_error(
+                finding ~ " on " ~ model ~ ": share_of must be 'rows' or 'symbols', got " ~ share_of) }}
         {%- endif -%}
         {%- if min_findings is not number or min_findings < 1 -%}
-            {{ exceptions.raise_compiler_error(finding ~ " on " ~ model ~ ": min_findings must be a positive integer, got " ~ min_findings) }}
+            {{ exceptions.raise_compiler_error(
+                finding ~ " on " ~ model ~ ": min_findings must be a positive integer, got " ~ min_findings) }}
         {%- endif -%}
         {%- set counted = 'count(*)' if share_of == 'rows' else 'count(distinct ' ~ symbol_column ~ ')' -%}
         {{ config(severity='error', warn_if='>0',

@@ -12,15 +12,24 @@ calendar_end as (
 
 ),
 
+prices as (
+
+    select
+        {{ symbol_column }} as symbol,
+        {{ date_column }} as trade_date
+    from {{ model }}
+
+),
+
 past_the_calendar as (
 
     select
-        prices.{{ symbol_column }} as symbol,
-        prices.{{ date_column }} as trade_date,
+        prices.symbol,
+        prices.trade_date,
         calendar_end.last_session
-    from {{ model }} as prices
+    from prices
     cross join calendar_end
-    where prices.{{ date_column }} > calendar_end.last_session
+    where prices.trade_date > calendar_end.last_session
 
 )
 

@@ -5,7 +5,8 @@
     model's rows). -#}
 {% test no_missing_sessions(model, sessions, symbol_column='symbol', date_column='trade_date',
                             session_column='session_date', max_share=none, share_of='rows', min_findings=100) %}
-{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, symbol_column, finding='missing sessions') %}
+{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, symbol_column,
+                                    finding='missing sessions') %}
 {{ stock_analytics.missing_sessions(model, sessions, symbol_column, date_column, session_column) }}
 {%- endcall %}
 {% endtest %}

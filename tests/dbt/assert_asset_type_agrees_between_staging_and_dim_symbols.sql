@@ -37,7 +37,7 @@ final as (
     inner join dim_symbols
         on staged.symbol = dim_symbols.symbol
     where staged.staged_asset_types > 1
-       or staged.staged_asset_type is distinct from dim_symbols.asset_type
+        or staged.staged_asset_type is distinct from dim_symbols.asset_type
 
 )
 

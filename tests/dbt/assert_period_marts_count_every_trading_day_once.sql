@@ -1,6 +1,10 @@
 -- Every trading day of staging (a row with a close) is counted in exactly one period of each
--- period mart: per symbol, the marts' trading_days add up to the staged days. Fails with the
--- symbols and marts where they do not.
+-- period mart: per symbol, the marts' trading_days from a period start on add up to the
+-- staged days from that date on. Checked from the period holding each symbol's first change
+-- in this build (macro changed_ranges on int_daily_prices__trading_days, which feeds the
+-- marts): the periods an incremental step had to touch. --vars '{full_tests: true}' checks
+-- every symbol's whole history. Fails with the symbols and marts where the counts differ.
+{%- set periods = {'weekly': '1 week', 'monthly': '1 month', 'quarterly': '3 months', 'yearly': '1 year'} %}
 
 with
 
@@ -10,38 +14,81 @@ daily_prices as (
 
 ),
 
-staged as (
+changed_symbols as (
 
-    select symbol, count(*) as trading_days
+    {%- if var('full_tests', false) %}
+    select distinct
+        symbol,
+        cast('-infinity' as date) as range_start
     from daily_prices
-    where close is not null
-    group by symbol
+    {%- else %}
+    {{ stock_analytics.changed_ranges(ref('int_daily_prices__trading_days')) | indent(4) }}
+    {%- endif %}
 
 ),
 
-counted as (
+period_starts as (
 
-    {%- for period in ['weekly', 'monthly', 'quarterly', 'yearly'] %}
-    select '{{ period }}' as mart, symbol, sum(trading_days) as trading_days
-    from {{ ref('fct_price_averages_' ~ period) }}
-    group by symbol
+    {%- for period, bucket_width in periods.items() %}
+    select
+        symbol,
+        '{{ period }}' as mart,
+        case
+            when range_start = '-infinity' then range_start
+            else {{ time_bucket(bucket_width, 'range_start') }}
+        end as period_start
+    from changed_symbols
     {{ 'union all' if not loop.last }}
     {%- endfor %}
 
 ),
 
-final as (
+marts as (
+
+    {%- for period in periods %}
+    select
+        '{{ period }}' as mart,
+        symbol,
+        period_start,
+        trading_days
+    from {{ ref('fct_price_averages_' ~ period) }}
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
+
+),
+
+counted as (
 
     select
-        marts.mart,
-        coalesce(staged.symbol, counted.symbol) as symbol,
+        period_starts.symbol,
+        period_starts.mart,
+        period_starts.period_start,
         staged.trading_days as staged_days,
-        counted.trading_days as counted_days
-    from (values ('weekly'), ('monthly'), ('quarterly'), ('yearly')) as marts (mart)
-    cross join staged
-    full outer join counted
-        on counted.mart = marts.mart and counted.symbol = staged.symbol
-    where counted.trading_days is distinct from staged.trading_days
+        coalesce(in_mart.trading_days, 0) as counted_days
+    from period_starts
+    left join lateral (
+        select count(*) as trading_days
+        from daily_prices
+        where
+            daily_prices.symbol = period_starts.symbol
+            and daily_prices.trade_date >= period_starts.period_start
+            and daily_prices.close is not null
+    ) as staged on true
+    left join lateral (
+        select sum(marts.trading_days) as trading_days
+        from marts
+        where
+            marts.mart = period_starts.mart
+            and marts.symbol = period_starts.symbol
+            and marts.period_start >= period_starts.period_start
+    ) as in_mart on true
+
+),
+
+final as (
+
+    select * from counted
+    where staged_days <> counted_days
 
 )
 

@@ -1,0 +1,138 @@
+{#- Tests that scale with the change: a test whose config says `where: "__changed_in_this_run__"`
+    reads only the rows the producers rewrote during this dbt invocation, so a daily build tests
+    the new day, not 25 years. `--vars '{full_tests: true}'` tests every row.
+
+    dbt renders a yml `where` at parse time (no macros there, and run_started_at would be
+    frozen into the manifest), so the yml names a placeholder and this override of dbt's
+    get_where_subquery expands it when the test runs:
+    - `__changed_in_this_run__`: the rows of the symbols and dates in the model's change log
+      (<model>__changes: "rows of symbol from from_date on may have changed") recorded in this
+      invocation. For tests that judge each row on its own.
+    - `__changed_in_this_run_with_N_rows_before__`: the same, with each changed symbol's N
+      trading rows before its first changed date, for tests that compare a row with the rows
+      before it (a jump from yesterday's close, a run of equal closes, a missing session
+      between the last stored day and the new one).
+    Any other `where` is applied as dbt does. Macro changed_rows says what "this invocation"
+    means. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') -%}
+    {%- if not where -%}
+        {{ return(relation) }}
+    {%- endif -%}
+    {%- set placeholder = modules.re.fullmatch(
+        '__changed_in_this_run(?:_with_([0-9]+)_rows_before)?__', where | trim) -%}
+    {%- if placeholder is none -%}
+        {{ return('(select * from ' ~ relation ~ ' where ' ~ where ~ ') as dbt_subquery') }}
+    {%- endif -%}
+    {%- if var('full_tests', false) -%}
+        {{ return(relation) }}
+    {%- endif -%}
+    {%- set rows_before = (placeholder.group(1) or 0) | int -%}
+    {{ return('(' ~ stock_analytics.changed_rows(relation, rows_before) ~ ') as dbt_subquery') }}
+{%- endmacro %}
+
+{#- The rows of `relation` (a model kept by the incremental materializations, with a change
+    log beside it) that changed in this dbt invocation, and each changed symbol's
+    `rows_before` rows before its first change: macro changed_ranges, then one range scan of
+    the (symbol, trade_date) index per changed symbol. -#}
+{% macro changed_rows(relation, rows_before=0, symbol_column='symbol', date_column='trade_date') -%}
+with
+
+ranges as materialized (
+
+    {{ stock_analytics.changed_ranges(relation, rows_before, symbol_column, date_column) | indent(4) }}
+
+)
+
+select scoped.*
+from ranges
+cross join lateral (
+    -- offset 0 keeps this a range scan of the (symbol, trade_date) index per changed symbol
+    select * from {{ relation }} as stored
+    where
+        stored.{{ symbol_column }} = ranges.symbol
+        and stored.{{ date_column }} >= ranges.range_start
+    offset 0
+) as scoped
+{%- endmacro %}
+
+{#- Per symbol whose rows of `relation` changed in this dbt invocation, the date they changed
+    from (`range_start`), moved back over `rows_before` stored rows. From the model's change
+    log (<model>__changes: rows of `symbol` from `from_date` on may have changed; from_date
+    null: its whole history; symbol null: a full rebuild, every symbol). "This invocation":
+    change records since the run started, or, when it applied no load (a `dbt test` after a
+    `dbt run`), since the last load staging applied (its ledger), so a lone `dbt test` tests
+    the last change rather than nothing. -#}
+{% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column='trade_date') -%}
+    {%- if rows_before is not number or rows_before < 0 -%}
+        {{ exceptions.raise_compiler_error(
+            "changed_rows on " ~ relation ~ ": rows_before must be a whole number of rows, got " ~ rows_before) }}
+    {%- endif -%}
+with
+
+run_changes as materialized (
+
+    select
+        symbol,
+        from_date
+    from {{ stock_analytics.changes_relation(relation) }}
+    where recorded_at >= least(
+        cast('{{ run_started_at }}' as timestamptz),
+        (select max(applied_at) from {{ stock_analytics.applied_loads_relation() }})
+    )
+
+),
+
+changed_symbols as (
+
+    select
+        symbol,
+        min(coalesce(from_date, cast('-infinity' as date))) as from_date
+    from run_changes
+    where symbol is not null
+    group by symbol
+    union all
+    -- a full rebuild changed every symbol's whole history (group by, not distinct: TimescaleDB
+    -- 2.19's SkipScan fails on a distinct under this one-time filter)
+    select
+        {{ symbol_column }} as symbol,
+        cast('-infinity' as date) as from_date
+    from {{ relation }}
+    where exists (select from run_changes where symbol is null)
+    group by {{ symbol_column }}
+
+),
+
+first_changes as (
+
+    select
+        symbol,
+        min(from_date) as from_date
+    from changed_symbols
+    group by symbol
+
+)
+
+select
+    first_changes.symbol,
+    {%- if rows_before > 0 %}
+    coalesce(rows_before.first_date, first_changes.from_date) as range_start
+    {%- else %}
+    first_changes.from_date as range_start
+    {%- endif %}
+from first_changes
+{%- if rows_before > 0 %}
+left join lateral (
+    select min(earlier.{{ date_column }}) as first_date
+    from (
+        select stored.{{ date_column }}
+        from {{ relation }} as stored
+        where
+            stored.{{ symbol_column }} = first_changes.symbol
+            and stored.{{ date_column }} < first_changes.from_date
+        order by stored.{{ date_column }} desc
+        limit {{ rows_before }}
+    ) as earlier
+) as rows_before on true
+{%- endif %}
+{%- endmacro %}
