@@ -27,7 +27,7 @@ AS_APACHE_CLUSTER := unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE && \
 	export STOCK_ANALYTICS_STATE_DIR="$(APACHE_STATE_DIR)" STOCK_ANALYTICS_PG_PORT="$(STOCK_ANALYTICS_APACHE_PG_PORT)" &&
 PYTHON_DIRS := loader tests scripts bench api report
 
-.PHONY: help venv db-up db-down db-status env psql load build demo test test-apache db-down-apache lint docs \
+.PHONY: help venv db-up db-down db-status env psql load build refresh demo test test-apache db-down-apache lint docs \
 	docs-generate bench clean backup restore maintenance api bench-api report
 
 help: ## list the targets
@@ -62,6 +62,11 @@ load: venv db-up ## load the bundled sample with the loader
 build: venv db-up ## dbt build: models, seeds, snapshots and tests
 	@$(DBT) build
 
+refresh: venv db-up ## the daily refresh: load DATA=<folder> (new and grown files only), then dbt build (new loads only)
+	@test -n "$(DATA)" || { echo "usage: make refresh DATA=<folder or files>" >&2; exit 1; }
+	@$(LOADER) $(DATA) || [ $$? -eq 2 ]
+	@$(DBT) build
+
 demo: venv db-up ## set up everything and run the pipeline on the bundled sample
 	@mkdir -p target
 	@$(LOADER) $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
@@ -92,9 +97,10 @@ test-apache: venv ## the edition-specific tests on an apache-licensed cluster of
 db-down-apache: ## stop the apache test cluster if it runs (make test stops it itself)
 	@$(AS_APACHE_CLUSTER) bash scripts/db.sh down
 
-lint: venv ## ruff on the Python code
+lint: venv ## ruff on the Python code, sqlfluff on the SQL (no database needed)
 	@$(BIN)/ruff check $(PYTHON_DIRS)
 	@$(BIN)/ruff format --check $(PYTHON_DIRS)
+	@$(BIN)/sqlfluff lint --processes 2 models analyses tests/dbt macros
 
 docs-generate: venv db-up
 	@$(DBT) docs generate

@@ -43,7 +43,8 @@
     {%- endcall -%}
     {{ adapter.commit() }}
     {%- set compressed = load_result('compress_old_chunks')['table'].columns[0].values()[0] -%}
-    {%- do log("TimescaleDB compression: " ~ compressed ~ " chunk(s) of " ~ relation ~ " compressed (older than " ~ compress_after ~ ")", info=true) -%}
+    {%- do log("TimescaleDB compression: " ~ compressed ~ " chunk(s) of " ~ relation
+               ~ " compressed (older than " ~ compress_after ~ ")", info=true) -%}
     {{ return(compressed) }}
 {%- endmacro %}
 

@@ -17,7 +17,8 @@
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type=relation_type) -%}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
-    {%- set backup_relation = make_backup_relation(target_relation, existing_relation.type if existing_relation is not none else relation_type) -%}
+    {%- set backup_type = existing_relation.type if existing_relation is not none else relation_type -%}
+    {%- set backup_relation = make_backup_relation(target_relation, backup_type) -%}
     {%- set grant_config = config.get('grants') -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}

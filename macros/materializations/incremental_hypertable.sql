@@ -89,7 +89,8 @@
     {%- if compressed -%}
         {%- do stock_analytics.compress_old_chunks(target_relation, compress_after) -%}
     {%- endif -%}
-    {%- do apply_grants(target_relation, grant_config, should_revoke=should_revoke(existing_relation, full_refresh_mode=full_refresh)) -%}
+    {%- set revoke = should_revoke(existing_relation, full_refresh_mode=full_refresh) -%}
+    {%- do apply_grants(target_relation, grant_config, should_revoke=revoke) -%}
 
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}

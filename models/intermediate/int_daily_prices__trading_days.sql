@@ -19,7 +19,6 @@
         compress_orderby='trade_date desc'
     )
 }}
-{%- set windows = [20, 30, 50, 200] %}
 
 with
 
@@ -56,7 +55,8 @@ changed_trading_days as (
         daily_prices.trade_date >= coalesce(changed_symbols.from_date, '-infinity')
         -- the same bound for all symbols at once: chunks before every change are skipped
         and daily_prices.trade_date >= (
-            select coalesce(min(coalesce(from_date, '-infinity')), 'infinity') from changed_symbols
+            select coalesce(min(coalesce(earliest.from_date, '-infinity')), 'infinity')
+            from changed_symbols as earliest
         )
         and daily_prices.close is not null
 
@@ -68,19 +68,21 @@ kept_trading_days as (
     {%- if incremental_table_exists() %}
     select kept.*
     from changed_symbols
-    cross join lateral (
+    left join lateral (
         select
-            stored.symbol,
-            stored.trade_date,
-            stored.trading_day_number,
-            stored.running_close_sum
-        from {{ this }} as stored
+            stored_days.symbol,
+            stored_days.trade_date,
+            stored_days.trading_day_number,
+            stored_days.running_close_sum
+        from {{ this }} as stored_days
         where
-            stored.symbol = changed_symbols.symbol
-            and stored.trade_date < changed_symbols.from_date
-        order by stored.trade_date desc
-        limit {{ windows | max }}
-    ) as kept
+            stored_days.symbol = changed_symbols.symbol
+            and stored_days.trade_date < changed_symbols.from_date
+        order by stored_days.trade_date desc
+        -- the longest moving average's window
+        limit 200
+    ) as kept on true
+    where kept.symbol is not null
     {%- else %}
     select
         symbol,
@@ -100,7 +102,7 @@ last_kept_day as (
         trading_day_number,
         running_close_sum
     from kept_trading_days
-    order by symbol, trade_date desc
+    order by symbol asc, trade_date desc
 
 ),
 
@@ -136,7 +138,7 @@ day_sequence as (
         null as open,
         null as high,
         null as low,
-        null as close,
+        null as close,  -- noqa: RF04
         null as adj_close,
         null as volume,
         null as load_id,
@@ -151,9 +153,10 @@ moving_averages as (
 
     select
         *,
-        {%- for window_rows in windows %}
-        {{ trailing_average('running_close_sum', 'trading_day_number', window_rows, 'by_symbol') }} as sma_{{ window_rows }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        {{ trailing_average('running_close_sum', 'trading_day_number', 20, 'by_symbol') }} as sma_20,
+        {{ trailing_average('running_close_sum', 'trading_day_number', 30, 'by_symbol') }} as sma_30,
+        {{ trailing_average('running_close_sum', 'trading_day_number', 50, 'by_symbol') }} as sma_50,
+        {{ trailing_average('running_close_sum', 'trading_day_number', 200, 'by_symbol') }} as sma_200
     from day_sequence
     window by_symbol as (partition by symbol order by trade_date)
 
@@ -173,9 +176,10 @@ final as (
         load_id,
         trading_day_number,
         running_close_sum,
-        {%- for window_rows in windows %}
-        sma_{{ window_rows }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        sma_20,
+        sma_30,
+        sma_50,
+        sma_200
     from moving_averages
     where is_changed
 
