@@ -28,7 +28,7 @@ AS_APACHE_CLUSTER := unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE && \
 PYTHON_DIRS := loader tests scripts bench api report
 
 .PHONY: help venv db-up db-down db-status env psql load build refresh demo test test-apache db-down-apache lint docs \
-	docs-generate bench clean backup restore maintenance api bench-api report
+	docs-generate bench bench-incremental clean backup restore maintenance api bench-api report
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -129,6 +129,9 @@ bench-api: venv db-up ## API load benchmark on a throwaway copy of the sample (d
 
 bench: venv db-up ## loader benchmark (see docs/benchmarks.md)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_loader.py
+
+bench-incremental: venv db-up ## Kaggle-scale first build, daily refresh, correction, queries (~30 min; ARGS=...)
+	@$(WITH_DB_ENV) $(BIN)/python bench/bench_incremental.py $(ARGS)
 
 clean: ## remove build output (keeps the database and .venv)
 	rm -rf target logs .pytest_cache .ruff_cache

@@ -65,12 +65,26 @@ def test_rerunning_the_loader_on_the_sample_loads_nothing(sample_db: Database):
     assert sample_db.scalar("select count(*) from raw.daily_prices") == before
 
 
-def test_second_dbt_build_rebuilds_the_hypertable_and_its_dependent_views(sample_db: Database):
-    # The hypertable swap drops the old table with cascade; dbt must rebuild the views on it.
+def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(sample_db: Database):
+    """A normal build updates the incremental hypertables in place: no drop, no swap."""
+    relations = (
+        "select c.oid::bigint, n.nspname || '.' || c.relname from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname in ('staging', 'intermediate', 'marts') and c.relkind in ('r', 'v', 'm') "
+        "and c.relname not like '%%__changes' order by 2"
+    )
+    before = sample_db.query(relations)
     rebuild = sample_db.dbt("build", "--select", "stg_market_data__daily_prices+")
     assert rebuild.returncode == 0, rebuild.stdout[-5000:]
     assert sample_db.scalar("select count(*) from marts.fct_daily_moving_averages") == 187_459
     hypertables = sample_db.query(
-        "select hypertable_schema, hypertable_name from timescaledb_information.hypertables"
+        "select hypertable_schema, hypertable_name from timescaledb_information.hypertables "
+        "where hypertable_schema in ('staging', 'intermediate') order by 1"
     )
-    assert hypertables == [("staging", "stg_market_data__daily_prices")]
+    assert hypertables == [
+        ("intermediate", "int_daily_prices__trading_days"),
+        ("staging", "stg_market_data__daily_prices"),
+    ]
+    after = dict((name, oid) for oid, name in sample_db.query(relations))
+    kept = {name: oid for oid, name in before if name.split(".")[1] in {h[1] for h in hypertables}}
+    assert kept and all(after[name] == oid for name, oid in kept.items())
