@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
@@ -101,6 +102,16 @@ class Database:
         with self._conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall() if cur.description else []
+
+    def frame(self, sql: str, role: str | None = None) -> pd.DataFrame:
+        """A query's rows as a DataFrame, on a connection of its own (as the owner or a role)."""
+        conn = self.connect(role)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
+        finally:
+            conn.close()
 
     def scalar(self, sql: str, params: Any = None) -> Any:
         rows = self.query(sql, params)

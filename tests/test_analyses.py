@@ -23,20 +23,10 @@ def compiled(sample_db: Database) -> dict[str, str]:
     return {p.stem: p.read_text() for p in folder.glob("*.sql")}
 
 
-def run(db: Database, sql: str) -> pd.DataFrame:
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
-    finally:
-        conn.close()
-
-
 def test_every_analysis_compiles_and_returns_rows(sample_db, compiled):
     assert sorted(compiled) == ANALYSES and len(ANALYSES) == 5
     for name, sql in compiled.items():
-        assert len(run(sample_db, sql)) > 0, name
+        assert len(sample_db.frame(sql)) > 0, name
 
 
 def expected_quarter(prices: pd.DataFrame, symbol: str, quarter: str) -> tuple[str, int, float, bool]:
@@ -69,7 +59,7 @@ def show_avg_volume(db: Database, variables: str) -> tuple[subprocess.CompletedP
     if proc.returncode != 0:
         return proc, []
     path = Path(db.env["DBT_TARGET_PATH"]) / "compiled/stock_analytics/analyses/avg_volume_last_quarter.sql"
-    return proc, run(db, path.read_text()).to_dict("records")
+    return proc, db.frame(path.read_text()).to_dict("records")
 
 
 def check_quarter(row: dict, expected: tuple[str, int, float, bool]) -> None:
@@ -80,7 +70,7 @@ def check_quarter(row: dict, expected: tuple[str, int, float, bool]) -> None:
 
 def test_avg_volume_last_quarter_is_the_last_complete_one(sample_db, compiled):
     """The sample ends 2021-01-27: the default is 2020-Q4, not the three weeks of 2021-Q1."""
-    [row] = run(sample_db, compiled["avg_volume_last_quarter"]).to_dict("records")
+    [row] = sample_db.frame(compiled["avg_volume_last_quarter"]).to_dict("records")
     assert row["symbol"] == "AAPL"
     check_quarter(row, expected_quarter(reference.daily_prices(), "AAPL", "last_complete"))
     assert row["quarter"] == "2020-Q4" and row["quarter_start"] == date(2020, 10, 1)
@@ -152,7 +142,7 @@ def test_a_quarter_is_complete_when_the_data_reaches_its_last_session(tmp_path):
 
 
 def test_highest_volume_day_per_symbol(sample_db, compiled):
-    result = run(sample_db, compiled["highest_volume_day_per_symbol"])
+    result = sample_db.frame(compiled["highest_volume_day_per_symbol"])
     prices = reference.daily_prices()
     expected = prices.loc[prices.groupby("symbol")["volume"].idxmax(), ["symbol", "trade_date", "volume"]]
     got = {r.symbol: (pd.Timestamp(r.trade_date), r.volume) for r in result.itertuples()}
@@ -160,14 +150,14 @@ def test_highest_volume_day_per_symbol(sample_db, compiled):
 
 
 def test_weekly_average_close_matches_the_weekly_mart(sample_db, compiled):
-    result = run(sample_db, compiled["weekly_average_close"]).rename(columns={"week_start": "period_start"})
+    result = sample_db.frame(compiled["weekly_average_close"]).rename(columns={"week_start": "period_start"})
     result["period_start"] = pd.to_datetime(result["period_start"])
     expected = reference.period_averages("weekly")
     reference.assert_matches(result, expected, ["symbol", "period_start"], ["avg_close", "trading_days"])
 
 
 def test_daily_price_change_restarts_at_each_symbol(sample_db, compiled):
-    result = run(sample_db, compiled["daily_price_change"])
+    result = sample_db.frame(compiled["daily_price_change"])
     firsts = result.groupby("symbol").head(1)
     assert firsts["previous_close"].isna().all() and len(firsts) == 24
     assert result["previous_close"].isna().sum() == 24  # only each symbol's first day
@@ -186,7 +176,7 @@ def test_daily_price_change_restarts_at_each_symbol(sample_db, compiled):
 
 
 def test_yearly_first_last_price(sample_db, compiled):
-    result = run(sample_db, compiled["yearly_first_last_price"])
+    result = sample_db.frame(compiled["yearly_first_last_price"])
     prices = reference.daily_prices()
     expected = (
         prices.assign(year=prices["trade_date"].dt.year)

@@ -47,19 +47,9 @@ PERSISTED = {
 IGNORED_COLUMNS = {"loaded_at"}
 
 
-def read_frame(db: Database, sql: str) -> pd.DataFrame:
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return pd.DataFrame(cur.fetchall(), columns=[c.name for c in cur.description])
-    finally:
-        conn.close()
-
-
 def snapshot(db: Database) -> dict[str, pd.DataFrame]:
     return {
-        relation: read_frame(db, f"select * from {relation} order by {', '.join(key)}")
+        relation: db.frame(f"select * from {relation} order by {', '.join(key)}")
         for relation, key in PERSISTED.items()
     }
 
@@ -199,14 +189,14 @@ def test_incremental_build_applied_each_kind_of_load(changed_db: tuple[Database,
 
 def test_incremental_marts_equal_pandas_on_the_changed_files(changed_db: tuple[Database, Path]):
     db, files = changed_db
-    actual = read_frame(db, "select * from marts.fct_daily_moving_averages")
+    actual = db.frame("select * from marts.fct_daily_moving_averages")
     actual["trade_date"] = pd.to_datetime(actual["trade_date"])
     expected = reference.moving_averages(files)
     assert len(actual) == len(expected)
     values = ["close", *(f"sma_{n}" for n in reference.MOVING_AVERAGE_WINDOWS)]
     assert reference.assert_matches(actual, expected, ["symbol", "trade_date"], values) < 1e-9
     for period in ("weekly", "monthly", "quarterly", "yearly"):
-        actual = read_frame(db, f"select * from marts.fct_price_averages_{period}")
+        actual = db.frame(f"select * from marts.fct_price_averages_{period}")
         actual["period_start"] = pd.to_datetime(actual["period_start"])
         expected = reference.period_averages(period, files)
         assert len(actual) == len(expected), period

@@ -18,21 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests import reference
 from tests.support import SAMPLE_DIR, Database, create_database, drop_database
 
 PERIODS = {"weekly": "1 week", "monthly": "1 month", "quarterly": "3 months", "yearly": "1 year"}
-VALUE_COLUMNS = (
-    "trading_days",
-    "avg_high",
-    "avg_low",
-    "avg_volume",
-    "avg_close",
-    "period_open",
-    "period_high",
-    "period_low",
-    "period_close",
-    "total_volume",
-)
+VALUE_COLUMNS = tuple(reference.PERIOD_VALUE_COLUMNS)
 MODES = {
     "tables": "{use_continuous_aggregates: false}",
     "continuous_aggregates": "{use_continuous_aggregates: true}",

@@ -11,20 +11,9 @@ from tests import reference
 from tests.support import Database
 
 
-def read_sql(db: Database, sql: str) -> pd.DataFrame:
-    conn = db.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            columns = [c.name for c in cur.description]
-            return pd.DataFrame(cur.fetchall(), columns=columns)
-    finally:
-        conn.close()
-
-
 @pytest.mark.parametrize("period", ["weekly", "monthly", "quarterly", "yearly"])
 def test_period_mart_equals_pandas(sample_db: Database, period: str):
-    actual = read_sql(sample_db, f"select * from marts.fct_price_averages_{period}")
+    actual = sample_db.frame(f"select * from marts.fct_price_averages_{period}")
     actual["period_start"] = pd.to_datetime(actual["period_start"])
     expected = reference.period_averages(period)
     assert len(actual) == len(expected)
@@ -36,7 +25,7 @@ def test_period_mart_equals_pandas(sample_db: Database, period: str):
 
 def test_daily_prices_mart_equals_the_files(sample_db: Database):
     """fct_daily_prices: one row per symbol and trading day (a day with a close), as in the CSVs."""
-    actual = read_sql(sample_db, "select * from marts.fct_daily_prices")
+    actual = sample_db.frame("select * from marts.fct_daily_prices")
     actual["trade_date"] = pd.to_datetime(actual["trade_date"])
     expected = reference.daily_prices()
     assert len(actual) == len(expected) == 187_459
@@ -46,7 +35,7 @@ def test_daily_prices_mart_equals_the_files(sample_db: Database):
 
 
 def test_moving_averages_equal_pandas_rolling_mean(sample_db: Database):
-    actual = read_sql(sample_db, "select * from marts.fct_daily_moving_averages")
+    actual = sample_db.frame("select * from marts.fct_daily_moving_averages")
     actual["trade_date"] = pd.to_datetime(actual["trade_date"])
     expected = reference.moving_averages()
     assert len(actual) == len(expected) == 187_459  # every row with a close, in every symbol

@@ -11,26 +11,11 @@
     )
 }}
 
-{%- set period_columns -%}
-symbol,
-{{ time_bucket(bucket_width, 'trade_date') }} as period_start,
-count(*) as trading_days,
-avg(high) as avg_high,
-avg(low) as avg_low,
-cast(avg(volume) as double precision) as avg_volume,
-avg(close) as avg_close,
--- Yahoo writes 0 where it has no open (whole years of BAC, ED, CVX): the first positive one
-first(open, trade_date) filter (where open > 0) as period_open,
-max(high) as period_high,
-min(low) as period_low,
-last(close, trade_date) as period_close,
-cast(sum(volume) as bigint) as total_volume
-{%- endset %}
-
 {%- if builds_as_continuous_aggregate() %}
 -- A continuous aggregate must be one SELECT on the hypertable.
 select
-    {{ period_columns | indent(4) }}
+    symbol,
+    {{ period_price_aggregates(bucket_width) | indent(4) }}
 from {{ ref('int_daily_prices__trading_days') }}
 group by symbol, period_start
 {%- else %}
@@ -46,7 +31,8 @@ trading_days as (
 final as (
 
     select
-        {{ period_columns | indent(8) }}
+        symbol,
+        {{ period_price_aggregates(bucket_width) | indent(8) }}
     from trading_days
     group by symbol, period_start
 
