@@ -1,7 +1,8 @@
 {#- The batch an incremental model applies: a temporary table its apply function fills before
-    it runs the model's SQL (macros/incremental/). For the staging prices: the raw loads to
-    apply (load_id, symbol, recompute); for a model fed by a change log: the changed symbols
-    (symbol, from_date; from_date null = the whole history). -#}
+    it runs the model's SQL (macros/incremental/). For a model fed by a change log: the changed
+    symbols (symbol, from_date; from_date null = the whole history), which its SQL reads. For
+    staging's prices: the raw loads to apply (load_id, symbol, recompute), whose ids its SQL
+    reads as batch_load_ids(). -#}
 {% macro apply_batch() -%}
     pg_temp.{{ this.identifier }}__batch
 {%- endmacro %}
