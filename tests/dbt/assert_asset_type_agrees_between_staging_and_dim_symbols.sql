@@ -1,11 +1,18 @@
 -- Stock or ETF is decided once (macro resolve_asset_type): every symbol with prices has one
 -- asset_type in staging, and dim_symbols gives the same. Fails with the symbols where not.
+-- A daily build reads the rows it changed (macro changed_rows; a recomputed symbol's are all
+-- of them); --vars '{full_tests: true}' reads every row.
+{%- set staged_prices = ref('stg_market_data__daily_prices') %}
 
 with
 
 daily_prices as (
 
-    select * from {{ ref('stg_market_data__daily_prices') }}
+    {%- if var('full_tests', false) %}
+    select * from {{ staged_prices }}
+    {%- else %}
+    {{ stock_analytics.changed_rows(staged_prices) | indent(4) }}
+    {%- endif %}
 
 ),
 
