@@ -67,8 +67,8 @@ from tests.support import (  # noqa: E402
     LOADER,
     Database,
     create_database,
+    database_env,
     drop_database,
-    server_env,
 )
 
 log = logging.getLogger("bench_incremental")
@@ -985,17 +985,7 @@ def parse_steps(text: str) -> list[int]:
 
 def attach_database(name: str, work_dir: Path) -> Database:
     """A database kept by an earlier run (--keep), with the environment create_database gives."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **server_env(),
-        "PGDATABASE": name,
-        "DBT_PROFILES_DIR": str(PROJECT_DIR),
-        "DBT_TARGET_PATH": str(work_dir / "target"),
-        "DBT_LOG_PATH": str(work_dir / "logs"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    db = Database(name=name, env=env, work_dir=work_dir)
+    db = Database(name=name, env=database_env(name, work_dir), work_dir=work_dir)
     try:
         db.scalar("select 1")
     except psycopg2.OperationalError as exc:

@@ -164,6 +164,21 @@ def _dsn(env: dict[str, str]) -> dict[str, str]:
     return {keys[k]: env[k] for k in keys if env.get(k)}
 
 
+def database_env(name: str, work_dir: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the server's database `name`, for psql, the loader and dbt (which
+    writes its target/ and logs/ under work_dir)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        **(server_env() if env is None else env),
+        "PGDATABASE": name,
+        "DBT_PROFILES_DIR": str(PROJECT_DIR),
+        "DBT_TARGET_PATH": str(work_dir / "target"),
+        "DBT_LOG_PATH": str(work_dir / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def create_database(
     work_dir: Path, prefix: str = "stock_analytics_test", encoding: str | None = None
 ) -> Database:
@@ -176,17 +191,7 @@ def create_database(
         options = f" encoding '{encoding}' template template0" if encoding else ""
         cur.execute(f'create database "{name}"{options}')
     admin.close()
-    work_dir.mkdir(parents=True, exist_ok=True)
-    db_env = {
-        **env,
-        "PGDATABASE": name,
-        "DBT_PROFILES_DIR": str(PROJECT_DIR),
-        "DBT_TARGET_PATH": str(work_dir / "target"),
-        "DBT_LOG_PATH": str(work_dir / "logs"),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
-    db = Database(name=name, env=db_env, work_dir=work_dir)
+    db = Database(name=name, env=database_env(name, work_dir, env), work_dir=work_dir)
     db.query("set client_min_messages = warning; create extension if not exists timescaledb")
     # As every project database: the component roles own and may use what their job needs.
     db.query(GRANT_ROLES_SQL.read_text())

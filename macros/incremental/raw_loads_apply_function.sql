@@ -41,11 +41,7 @@ declare
 begin
     perform pg_advisory_xact_lock(hashtext('{{ relation.schema }}.{{ relation.identifier }}'));
     perform {{ stock_analytics.allow_dml_on_compressed_chunks() }};
-    create table if not exists {{ batch }} (
-        load_id bigint primary key,
-        symbol text not null,
-        recompute boolean not null
-    ) on commit drop;
+    {{ stock_analytics.create_apply_batch_table('raw_loads', on_commit_drop=true) }}
     truncate {{ batch }};
 
     if not v_full and p_symbols is null then

@@ -39,10 +39,7 @@ begin
     for update;
     select coalesce(max(change_id), v_from) into v_to from {{ upstream_changes }};
 
-    create table if not exists {{ batch }} (
-        symbol text primary key,
-        from_date date
-    ) on commit drop;
+    {{ stock_analytics.create_apply_batch_table('upstream_changes', on_commit_drop=true) }}
     truncate {{ batch }};
 
     v_everything := p_full or exists (

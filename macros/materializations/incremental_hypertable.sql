@@ -96,10 +96,11 @@
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
 
-{#- The batch table, for planning the model's SQL before the apply function runs (which
-    creates it itself, for callers outside dbt). Kept for the session: dbt's statements each
-    commit (autocommit), and the function truncates it. -#}
-{% macro create_apply_batch_table(strategy) -%}
+{#- The batch table of an apply function (apply_batch). The materialization creates it for the
+    session, to plan the model's SQL before the function runs (dbt's statements each commit:
+    autocommit); the function creates it too, for callers outside dbt, dropped at commit; when
+    it exists already the function only truncates it. -#}
+{% macro create_apply_batch_table(strategy, on_commit_drop=false) -%}
     create table if not exists {{ stock_analytics.apply_batch() }} (
         {%- if strategy == 'raw_loads' %}
         load_id bigint primary key,
@@ -109,5 +110,5 @@
         symbol text primary key,
         from_date date
         {%- endif %}
-    );
+    ){{ ' on commit drop' if on_commit_drop }};
 {%- endmacro %}
