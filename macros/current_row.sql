@@ -15,3 +15,18 @@
 {% macro is_live_load(load_log) -%}
     {{ load_log }}.status = 'loaded'
 {%- endmacro %}
+
+{#- Which feed bars are live, the one rule: their load is live (macro is_live_load) and no
+    later --replace of their symbol is live. A replace retires a symbol's earlier history; file
+    loads then turn 'superseded' as a whole, but a feed load holds many symbols, so its bars
+    are retired one by one, here. -#}
+{% macro is_live_feed_bar(feed_bar, load_log) -%}
+    {{ stock_analytics.is_live_load(load_log) }}
+    and not exists (
+        select from {{ source('raw', 'load_log') }} as replacing
+        where replacing.source_key = 'prices/' || {{ feed_bar }}.symbol
+            and replacing.load_mode = 'replace'
+            and {{ stock_analytics.is_live_load('replacing') }}
+            and replacing.load_id > {{ feed_bar }}.load_id
+    )
+{%- endmacro %}

@@ -11,6 +11,10 @@
       be the ones stored: the symbol's rows are deleted and built again;
     - on a full build (p_full) or a new metadata load (which can reclassify any symbol's
       asset type): every live load, the table truncated first.
+    The live feed's loads (file_kind 'feed', one per micro-batch, many symbols: symbol null in
+    the batch) are upserted like appends; a recomputed symbol takes its bars from every feed
+    load that holds it. p_symbols (the feed's touched symbols) limits which file loads a call
+    applies; pending feed loads are always applied.
     What was written goes to the change log for the models fed by this one. One apply at a
     time (an advisory lock): a second build waits, then finds nothing left to apply. -#}
 {% macro raw_loads_apply_function(relation, sql, columns, key_columns) -%}
@@ -24,6 +28,9 @@ create or replace function {{ stock_analytics.apply_function_name(relation) }}(
 )
 returns table (loads_applied bigint, symbols_recomputed bigint, rows_written bigint)
 language plpgsql
+-- The live feed's role runs it (EXECUTE granted by name) without rights on the table itself.
+security definer
+set search_path = pg_catalog, pg_temp
 -- A batch is applied in bulk: hash joins. (The planner cannot estimate how many parsed rows
 -- are usable, guesses a handful, and would otherwise join the symbols metadata by a nested
 -- loop that re-reads it for every raw row: minutes instead of seconds.)
@@ -59,15 +66,15 @@ begin
         insert into {{ batch }} (load_id, symbol, recompute)
         select load_log.load_id, load_log.symbol, true
         from raw.load_log as load_log
-        where {{ stock_analytics.is_live_load('load_log') }} and load_log.file_kind = 'prices';
+        where {{ stock_analytics.is_live_load('load_log') }} and load_log.file_kind in ('prices', 'feed');
     else
         insert into {{ batch }} (load_id, symbol, recompute)
         with pending as (
             select load_log.load_id, load_log.symbol, load_log.load_mode
             from raw.load_log as load_log
             where {{ stock_analytics.is_live_load('load_log') }}
-                and load_log.file_kind = 'prices'
-                and (p_symbols is null or load_log.symbol = any(p_symbols))
+                and load_log.file_kind in ('prices', 'feed')
+                and (p_symbols is null or load_log.symbol = any(p_symbols) or load_log.file_kind = 'feed')
                 and not exists (select from {{ ledger }} as applied where applied.load_id = load_log.load_id)
         ),
 
@@ -83,13 +90,22 @@ begin
 
         select load_id, symbol, false
         from pending
-        where symbol not in (select symbol from recomputed_symbols)
+        -- a feed load (symbol null) is upserted whole
+        where symbol is null or symbol not in (select symbol from recomputed_symbols)
         union all
         select load_log.load_id, load_log.symbol, true
         from raw.load_log as load_log
         where {{ stock_analytics.is_live_load('load_log') }}
             and load_log.file_kind = 'prices'
-            and load_log.symbol in (select symbol from recomputed_symbols);
+            and load_log.symbol in (select symbol from recomputed_symbols)
+        union all
+        -- the feed loads holding a recomputed symbol (the model keeps those after its last
+        -- replace; their other symbols' bars are older than or equal to what is stored)
+        select distinct feed_bars.load_id, feed_bars.symbol, true
+        from raw.feed_bars as feed_bars
+        inner join raw.load_log as load_log on feed_bars.load_id = load_log.load_id
+        where {{ stock_analytics.is_live_load('load_log') }}
+            and feed_bars.symbol in (select symbol from recomputed_symbols);
 
         -- An array, not a subquery: TimescaleDB then decompresses only those symbols' segments.
         v_recomputed := array(select distinct symbol from {{ batch }} where recompute);
@@ -97,7 +113,7 @@ begin
         delete from {{ ledger }} where symbol = any(v_recomputed);
     end if;
     analyze {{ batch }};
-    {{ stock_analytics.batch_load_ids() }} := array(select load_id from {{ batch }} order by load_id);
+    {{ stock_analytics.batch_load_ids() }} := array(select distinct load_id from {{ batch }} order by load_id);
 
     with written as (
         insert into {{ relation }} as stored ({{ column_list }})
@@ -150,7 +166,7 @@ begin
 
     return query
     select
-        count(*),
+        count(distinct load_id),
         count(distinct symbol) filter (where recompute),
         v_rows
     from {{ batch }};

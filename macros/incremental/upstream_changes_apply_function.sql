@@ -17,6 +17,9 @@ create or replace function {{ stock_analytics.apply_function_name(relation) }}(
 )
 returns table (symbols_changed bigint, rows_written bigint)
 language plpgsql
+-- The live feed's role runs it (EXECUTE granted by name) without rights on the tables.
+security definer
+set search_path = pg_catalog, pg_temp
 -- A full build numbers every symbol's days in one sort: in memory where it fits.
 set work_mem = '256MB'
 -- No JIT: compiling the generated expressions costs seconds, more than a batch of a day saves.

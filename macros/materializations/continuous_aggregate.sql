@@ -135,5 +135,5 @@
         perform pg_catalog.pg_advisory_unlock({{ lock_key }});
     end
     $refresh$;
-    {{ stock_analytics.grant_period_routine(refresh_procedure, 'procedure') }}
+    {{ stock_analytics.grant_to_live_feed(refresh_procedure, 'procedure') }}
 {% endmacro %}

@@ -70,6 +70,8 @@
         {{ stock_analytics.upstream_changes_apply_function(
             target_relation, sql, columns, ref(config.require('changes_of')), time_column) }}
         {%- endif -%}
+        ;
+        {{ stock_analytics.grant_to_live_feed(stock_analytics.apply_function_name(target_relation)) }}
     {%- endcall -%}
 
     {%- call statement('main', fetch_result=True) -%}
@@ -103,8 +105,9 @@
 {% macro create_apply_batch_table(strategy, on_commit_drop=false) -%}
     create table if not exists {{ stock_analytics.apply_batch() }} (
         {%- if strategy == 'raw_loads' %}
-        load_id bigint primary key,
-        symbol text not null,
+        -- a feed load: symbol null, or one row per recomputed symbol it holds
+        load_id bigint not null,
+        symbol text,
         recompute boolean not null
         {%- else %}
         symbol text primary key,

@@ -212,7 +212,7 @@
         return next;
     end
     $apply$;
-    {{ stock_analytics.grant_period_routine(apply_function) }}
+    {{ stock_analytics.grant_to_live_feed(apply_function) }}
 {% endmacro %}
 
 
@@ -274,19 +274,6 @@
 {% endmacro %}
 
 
-{#- The live feed may run the rule; nobody else but the owner (the project's default
-    privileges already revoke EXECUTE from PUBLIC; this holds on any server). -#}
-{% macro grant_period_routine(routine, kind='function') %}
-    {%- set caller = var('live_feed_role', 'streamer') -%}
-    revoke all on {{ kind }} {{ routine }} from public;
-    do $grant$
-    begin
-        if exists (select from pg_roles where rolname = {{ dbt.string_literal(caller) }}) then
-            grant execute on {{ kind }} {{ routine }} to {{ adapter.quote(caller) }};
-        end if;
-    end
-    $grant$;
-{% endmacro %}
 
 
 {#- The model's output columns, in order (a planning-only query). -#}

@@ -2,7 +2,7 @@
 -- ETF) with the symbol's price history span. Stock or ETF: macro resolve_asset_type, the
 -- same rule staging applies (the metadata wins, the folder fills in).
 -- Cheap at any size: the symbols come from the live price loads (a few thousand rows of the
--- load log), and each symbol's span and count are three index probes, never a scan of the
+-- load log) and the live feed's revisions (one row per symbol and day it delivered), and each symbol's span and count are three index probes, never a scan of the
 -- prices: its first and last row in staging, and its last trading day, whose number is the
 -- count of trading days.
 -- A table indexed by symbol: the API and the report look symbols up one at a time.
@@ -35,14 +35,24 @@ load_log as (
 
 ),
 
+feed_revisions as (
+
+    select * from {{ source('raw', 'feed_revisions') }}
+
+),
+
 price_symbols as (
 
-    -- Staging holds rows of live loads only.
-    select distinct symbol
+    -- Staging holds rows of live loads only: the files' (one symbol a load) and the live
+    -- feed's (many symbols a load; each (symbol, date) it delivered is in feed_revisions).
+    select symbol
     from load_log
     where
         file_kind = 'prices'
-        and status = 'loaded'
+        and {{ is_live_load('load_log') }}
+    union
+    select symbol
+    from feed_revisions
 
 ),
 

@@ -17,6 +17,12 @@ daily_prices as (
 
 ),
 
+feed_bars as (
+
+    select * from {{ source('raw', 'feed_bars') }}
+
+),
+
 load_log as (
 
     select * from {{ source('raw', 'load_log') }}
@@ -40,6 +46,24 @@ live_rows as (
     -- Live loads only (appends and merges; per date the newest wins in staging): superseded
     -- loads' rows wait in raw for the loader's purge.
     where {{ is_live_load('load_log') }}
+
+    union all
+
+    -- The live feed's bars (stream/consume.py): one load per micro-batch, many symbols, at most
+    -- one bar per (symbol, date) in a load, so the revision stands in for the line number.
+    select
+        feed_bars.load_id,
+        feed_bars.revision as line_number,
+        feed_bars.symbol,
+        cast(null as text) as folder_asset_type,
+        load_log.finished_at as loaded_at,
+        {%- for column in text_columns %}
+        feed_bars.{{ column }} as raw_{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from feed_bars
+    inner join load_log
+        on feed_bars.load_id = load_log.load_id
+    where {{ is_live_feed_bar('feed_bars', 'load_log') }}
 
 ),
 
