@@ -58,6 +58,11 @@
             {{ get_create_index_sql(target_relation, index) }};
             {%- endfor %}
         {%- endcall -%}
+        {#- The model's SQL was compiled before its table existed, without the steps that read
+            the table (incremental_table_exists): compiled again for the apply function, which
+            later callers (the next build, the live feed) run against a table with rows. -#}
+        {%- do adapter.cache_added(target_relation) -%}
+        {%- set sql = render(model.raw_code) -%}
     {%- endif -%}
     {%- set compressed = stock_analytics.enable_compression(
         target_relation, config.get('compress_segmentby', ''), config.get('compress_orderby', time_column ~ ' desc'),
