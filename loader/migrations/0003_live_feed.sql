@@ -35,6 +35,8 @@ create index if not exists feed_bars_symbol_idx on raw.feed_bars (symbol, load_i
 -- (a revision not higher than one taken before: a duplicate, a late re-send, an out-of-order
 -- revision), 'rejected' (the reason is in raw.load_rejects; line_number = the message's
 -- position in its batch, and the reason names its sequence).
+-- stream: the stream's name and creation time (`BARS@2026-11-22T10:41:31+00:00`): sequences
+-- restart at 1 when a stream is created again, so they name a message only with it.
 create table if not exists raw.feed_messages (
     stream          text        not null,
     stream_sequence bigint      not null,
