@@ -1,0 +1,269 @@
+"""The live feed's consumer: bars from the broker into the warehouse, exactly once.
+
+    python stream/consume.py                      # run until stopped (Ctrl-C, SIGTERM)
+    python stream/consume.py --exit-when-idle 5   # stop once the stream is drained and idle 5 s
+
+Connects to the database with the libpq variables (PGHOST, PGPORT, PGUSER, ...: run it as the
+`streamer` role, `eval "$(make -s env ROLE=streamer)"`) and to the broker with
+STOCK_ANALYTICS_NATS_URL (`eval "$(bash scripts/stream.sh env)"`).
+
+Each micro-batch (--batch-size messages or --max-wait seconds, whichever comes first) is one
+transaction in the raw layer (stream/warehouse.py), acknowledged after its commit; then the
+incremental step runs for the symbols it touched (stream/incremental.py). When the database is
+unavailable the consumer waits and retries the same batch; when the broker restarts it
+reconnects and goes on. A bad message is kept with its reason and never stops it.
+
+Exit codes: 0 stopped, every message taken; 2 stopped, and some messages were rejected (see
+raw.load_rejects); 1 could not run (no broker, no feed tables, models not built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+try:
+    import psycopg2
+    import psycopg2.extensions
+
+    from stream import incremental, warehouse
+    from stream.broker import Broker, BrokerError, Delivery, connect
+    from stream.settings import SettingsError, settings_from_env
+except ModuleNotFoundError as missing:  # run by an interpreter without the project's packages
+    sys.exit(
+        f"consume.py: the Python package '{missing.name}' is not installed for {sys.executable}. "
+        "Run `make venv`, then use .venv/bin/python."
+    )
+
+log = logging.getLogger("stream.consume")
+
+T = TypeVar("T")
+# What a lost or refused database connection raises; anything else is a bug, and stops us.
+DATABASE_UNAVAILABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
+MAX_RETRY_DELAY_S = 5.0
+PROGRESS_EVERY_S = 10.0
+
+
+class WarehouseConnection:
+    """One connection, opened on demand and opened again after the database went away."""
+
+    def __init__(self) -> None:
+        self._conn: psycopg2.extensions.connection | None = None
+
+    def get(self) -> psycopg2.extensions.connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg2.connect("", connect_timeout=5, application_name="stock_analytics consumer")
+        return self._conn
+
+    def reset(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg2.Error):
+                self._conn.close()
+        self._conn = None
+
+
+class Consumer:
+    def __init__(self, broker: Broker, stream_key: str, options: argparse.Namespace) -> None:
+        self.broker = broker
+        self.stream_key = stream_key  # what the ledger calls the stream (Broker.stream_key)
+        self.options = options
+        self.database = WarehouseConnection()
+        self.stopping = False
+        self.touched: set[str] = set()
+        self.step_pending = True  # catch up on loads a crash left unapplied
+        self.marts_pending = False
+        self.totals = warehouse.BatchResult()
+        self._window = warehouse.BatchResult()
+        self._window_started = time.monotonic()
+
+    async def run(self) -> int:
+        await self.with_database("checking the warehouse", self._check)
+        last_message = time.monotonic()
+        last_marts = time.monotonic()
+        while not self.stopping:
+            batch = await self.collect()
+            if batch:
+                last_message = time.monotonic()
+                result = await self.with_database(
+                    "writing a batch", warehouse.write_batch, self.stream_key, batch
+                )
+                # Only now: what is acknowledged is committed (a crash before this line gets the
+                # batch again, and the ledger skips what the commit already holds).
+                await self.broker.ack(batch)
+                self._count(result)
+                self.touched.update(result.symbols)
+                self.step_pending = self.step_pending or result.load_id is not None
+            if self.step_pending:
+                await self.with_database("running the incremental step", self._apply)
+            every = self.options.marts_every
+            marts_due = every > 0 and time.monotonic() - last_marts >= every
+            if self.marts_pending and (marts_due or not batch):
+                await self.with_database("applying the period marts", incremental.apply_period_marts)
+                self.marts_pending = False
+                last_marts = time.monotonic()
+            self._log_progress()
+            idle_for = time.monotonic() - last_message
+            idle_limit = self.options.exit_when_idle
+            if idle_limit is not None and not batch and idle_for >= idle_limit:
+                log.info("stream drained and idle for %.1f s: stopping", idle_for)
+                break
+        self.database.reset()
+        return 2 if self.totals.rejected else 0
+
+    async def collect(self) -> list[Delivery]:
+        """Up to --batch-size messages, waiting at most --max-wait seconds for them."""
+        deadline = time.monotonic() + self.options.max_wait
+        batch: list[Delivery] = []
+        while not self.stopping and len(batch) < self.options.batch_size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            batch += await self.broker.fetch(self.options.batch_size - len(batch), timeout_s=remaining)
+        return batch
+
+    async def with_database(self, what: str, work: Callable[..., T], *args: object) -> T:
+        """Run `work(connection, *args)`; while the database is unavailable, wait and retry.
+        Safe because each unit is one transaction that either committed or left nothing."""
+        delay = 0.5
+        while True:
+            try:
+                return work(self.database.get(), *args)
+            except DATABASE_UNAVAILABLE as exc:
+                self.database.reset()
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                log.warning("database unavailable while %s (%s): retrying in %.1f s", what, reason, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+    def _check(self, conn: psycopg2.extensions.connection) -> None:
+        warehouse.check_schema(conn)
+        incremental.check_functions(conn)
+
+    def _apply(self, conn: psycopg2.extensions.connection) -> None:
+        step = incremental.apply_changes(conn, sorted(self.touched))
+        log.debug(
+            "incremental step: %d loads, %d staging rows, %d symbols, %d trading-day rows",
+            step.loads_applied,
+            step.staging_rows,
+            step.symbols_changed,
+            step.trading_day_rows,
+        )
+        self.touched.clear()
+        self.step_pending = False
+        self.marts_pending = self.marts_pending or step.trading_day_rows > 0
+
+    def _count(self, result: warehouse.BatchResult) -> None:
+        for totals in (self.totals, self._window):
+            totals.received += result.received
+            totals.already_taken += result.already_taken
+            totals.applied += result.applied
+            totals.stale += result.stale
+            totals.rejected += result.rejected
+        if result.rejected:
+            log.warning(
+                "%d messages rejected (load %s): see raw.load_rejects", result.rejected, result.load_id
+            )
+
+    def _log_progress(self) -> None:
+        elapsed = time.monotonic() - self._window_started
+        if elapsed < PROGRESS_EVERY_S:
+            return
+        window = self._window
+        if window.received:
+            log.info(
+                "%.0f messages/s: %d applied, %d stale revisions, %d rejected, %d already taken",
+                window.received / elapsed,
+                window.applied,
+                window.stale,
+                window.rejected,
+                window.already_taken,
+            )
+        self._window = warehouse.BatchResult()
+        self._window_started = time.monotonic()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="consume.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--url", help="the broker (default: $STOCK_ANALYTICS_NATS_URL)")
+    parser.add_argument("--stream", help="the stream (default: $STOCK_ANALYTICS_NATS_STREAM or BARS)")
+    parser.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="stop once the stream is drained and no message came for this long (scripts, tests)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=5000, help="messages per micro-batch at most (5000)"
+    )
+    parser.add_argument(
+        "--max-wait", type=float, default=0.25, help="seconds a micro-batch waits to fill up at most (0.25)"
+    )
+    parser.add_argument(
+        "--marts-every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="bring the period marts that are tables up to date this often, and when idle "
+        "(60; 0: only when idle)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every batch's incremental step")
+    options = parser.parse_args(argv)
+    if options.batch_size < 1 or options.max_wait <= 0:
+        parser.error("--batch-size must be at least 1 and --max-wait above 0")
+    return options
+
+
+async def consume(options: argparse.Namespace) -> int:
+    settings = settings_from_env(options.url, options.stream)
+    broker = await connect(settings)
+    try:
+        await broker.ensure_stream()
+        consumer = Consumer(broker, await broker.stream_key(), options)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda: setattr(consumer, "stopping", True))
+        code = await consumer.run()
+        totals = consumer.totals
+        print(
+            f"consumed {totals.received} messages: {totals.applied} bars applied, {totals.stale} stale "
+            f"revisions, {totals.rejected} rejected, {totals.already_taken} already taken"
+        )
+        return code
+    finally:
+        await broker.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if options.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return asyncio.run(consume(options))
+    except (
+        SettingsError,
+        BrokerError,
+        warehouse.FeedSchemaMissing,
+        incremental.IncrementalStepMissing,
+    ) as exc:
+        log.error("%s", exc)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""One micro-batch of feed messages into the raw layer, exactly once, in one transaction.
+
+The database is the truth: the stream sequences taken go into raw.feed_messages in the same
+transaction as the bars, so a redelivered message (a crash before the acknowledgement, a
+broker restart) or one re-sent under a new sequence is recognised and skipped, whatever the
+broker's de-duplication window. Per (symbol, date) only a revision higher than any taken
+before is written (raw.feed_revisions), so the highest revision wins in any order of arrival.
+A message that cannot be a bar is kept with its reason in raw.load_rejects, like a rejected
+line of a file. The caller acknowledges the batch only after `write_batch` returned.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import psycopg2.extensions
+
+from stream.messages import BadMessage, Bar, decode_bar
+
+log = logging.getLogger(__name__)
+
+# Every column of the staging table of a batch, in COPY order.
+_BATCH_COLUMNS = (
+    "position",
+    "stream_sequence",
+    "published_at",
+    "symbol",
+    "trade_date",
+    "revision",
+    "date",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adj_close",
+    "volume",
+    "reason_code",
+    "reason",
+    "message_text",
+)
+_PRICE_FIELDS = ("open", "high", "low", "close", "adj_close", "volume")
+
+
+class Delivery(Protocol):
+    """What the broker hands over (stream.broker.Delivery has these)."""
+
+    data: bytes
+    stream_sequence: int
+    published_at: datetime
+
+
+class FeedSchemaMissing(RuntimeError):
+    """The raw layer has no feed tables yet; the message says what to run."""
+
+
+@dataclass
+class BatchResult:
+    """What one batch did. `load_id` is None when every message was already taken."""
+
+    load_id: int | None = None
+    received: int = 0
+    already_taken: int = 0
+    applied: int = 0
+    stale: int = 0
+    rejected: int = 0
+    symbols: list[str] = field(default_factory=list)
+
+
+def check_schema(conn: psycopg2.extensions.connection) -> None:
+    """Fail early, and clearly, when the loader's migration 3 has not run on this database."""
+    with conn, conn.cursor() as cur:
+        cur.execute("select to_regclass('raw.feed_messages') is not null")
+        if not cur.fetchone()[0]:
+            raise FeedSchemaMissing(
+                "the raw layer has no live-feed tables (raw.feed_messages): run the loader once "
+                "(python loader/copy_csv.py <folder>, or make load) so it applies its migrations"
+            )
+
+
+def write_batch(
+    conn: psycopg2.extensions.connection, stream: str, deliveries: Sequence[Delivery]
+) -> BatchResult:
+    """Take the messages not taken before; commit bars, ledger and rejects together."""
+    result = BatchResult(received=len(deliveries))
+    if not deliveries:
+        return result
+    with conn, conn.cursor() as cur:
+        # One writer per stream at a time: two consumers given the same redelivered message
+        # must not both find it new.
+        cur.execute("select pg_advisory_xact_lock(hashtext('raw.feed_messages/' || %s))", (stream,))
+        _fill_batch_table(cur, deliveries)
+        cur.execute(
+            """
+            update pg_temp.feed_batch as batch set is_new = true
+            from (
+                select distinct on (stream_sequence) position from pg_temp.feed_batch
+                order by stream_sequence, position
+            ) as first_copy
+            where batch.position = first_copy.position
+                and not exists (select from raw.feed_messages as taken
+                                where taken.stream = %s and taken.stream_sequence = batch.stream_sequence)
+            """,
+            (stream,),
+        )
+        new_count = cur.rowcount
+        result.already_taken = len(deliveries) - new_count
+        if new_count == 0:
+            return result
+
+        cur.execute(
+            """
+            insert into raw.load_log (source_key, file_path, file_kind, status, started_at)
+            values ('feed/' || split_part(%(stream)s, '@', 1), 'jetstream://' || %(stream)s, 'feed', 'loaded',
+                    clock_timestamp())
+            returning load_id
+            """,
+            {"stream": stream},
+        )
+        load_id = cur.fetchone()[0]
+        result.load_id = load_id
+        # Per (symbol, date) the batch's highest revision (the first sequence on a tie) takes
+        # the place of an earlier one only when its revision is higher.
+        cur.execute(
+            """
+            with candidates as (
+                select distinct on (symbol, trade_date) position, symbol, trade_date, revision
+                from pg_temp.feed_batch
+                where is_new and reason_code is null
+                order by symbol, trade_date, revision desc, stream_sequence
+            ),
+
+            won as (
+                insert into raw.feed_revisions as stored (symbol, trade_date, revision, load_id)
+                select symbol, trade_date, revision, %(load_id)s from candidates
+                on conflict (symbol, trade_date) do update
+                    set revision = excluded.revision, load_id = excluded.load_id
+                    where excluded.revision > stored.revision
+                returning symbol, trade_date
+            )
+
+            update pg_temp.feed_batch as batch set is_applied = true
+            from candidates
+            inner join won on candidates.symbol = won.symbol and candidates.trade_date = won.trade_date
+            where batch.position = candidates.position
+            """,
+            {"load_id": load_id},
+        )
+        cur.execute(
+            """
+            insert into raw.feed_bars (load_id, stream_sequence, symbol, revision, date,
+                                       open, high, low, close, adj_close, volume)
+            select %(load_id)s, stream_sequence, symbol, revision, date,
+                   open, high, low, close, adj_close, volume
+            from pg_temp.feed_batch where is_applied
+            order by symbol, trade_date
+            """,
+            {"load_id": load_id},
+        )
+        cur.execute(
+            """
+            insert into raw.feed_messages (stream, stream_sequence, load_id, outcome, symbol,
+                                           trade_date, revision, published_at)
+            select %(stream)s, stream_sequence, %(load_id)s,
+                   case when reason_code is not null then 'rejected'
+                        when is_applied then 'applied' else 'stale' end,
+                   symbol, trade_date, revision, published_at
+            from pg_temp.feed_batch where is_new
+            """,
+            {"stream": stream, "load_id": load_id},
+        )
+        cur.execute(
+            """
+            insert into raw.load_rejects (load_id, line_number, raw_line, reason_code, reason)
+            select %(load_id)s, position, message_text, reason_code,
+                   rtrim(reason, '.') || ' (stream ' || %(stream)s || ', sequence ' || stream_sequence || ')'
+            from pg_temp.feed_batch where is_new and reason_code is not null
+            """,
+            {"stream": stream, "load_id": load_id},
+        )
+        cur.execute(
+            """
+            select count(*) filter (where is_applied),
+                   count(*) filter (where reason_code is null and not is_applied),
+                   count(*) filter (where reason_code is not null),
+                   coalesce(array_agg(distinct symbol) filter (where is_applied), '{}')
+            from pg_temp.feed_batch where is_new
+            """
+        )
+        result.applied, result.stale, result.rejected, result.symbols = cur.fetchone()
+        # rows_loaded: the messages taken as bars (applied, or stale: kept in the ledger only).
+        cur.execute(
+            """
+            update raw.load_log
+               set rows_read = %(read)s, rows_loaded = %(loaded)s, rows_rejected = %(rejected)s,
+                   finished_at = clock_timestamp()
+             where load_id = %(load_id)s
+            """,
+            {
+                "read": new_count,
+                "loaded": result.applied + result.stale,
+                "rejected": result.rejected,
+                "load_id": load_id,
+            },
+        )
+    return result
+
+
+def _fill_batch_table(cur: psycopg2.extensions.cursor, deliveries: Sequence[Delivery]) -> None:
+    cur.execute(
+        """
+        create temporary table if not exists feed_batch (
+            position        integer primary key,
+            stream_sequence bigint not null,
+            published_at    timestamptz,
+            symbol          text,
+            trade_date      date,
+            revision        integer,
+            date            text,
+            open            text,
+            high            text,
+            low             text,
+            close           text,
+            adj_close       text,
+            volume          text,
+            reason_code     text,
+            reason          text,
+            message_text    text,
+            is_new          boolean not null default false,
+            is_applied      boolean not null default false
+        ) on commit delete rows
+        """
+    )
+    buffer = io.StringIO()
+    for position, delivery in enumerate(deliveries, start=1):
+        buffer.write(_copy_line(position, delivery))
+    buffer.seek(0)
+    cur.copy_expert(f"copy pg_temp.feed_batch ({', '.join(_BATCH_COLUMNS)}) from stdin", buffer)
+    cur.execute("analyze pg_temp.feed_batch")
+
+
+def _copy_line(position: int, delivery: Delivery) -> str:
+    published = delivery.published_at.isoformat() if delivery.published_at else None
+    try:
+        bar: Bar | None = decode_bar(delivery.data)
+        reason_code = reason = message_text = None
+    except BadMessage as bad:
+        bar = None
+        reason_code, reason = bad.reason_code, bad.reason
+        message_text = delivery.data.decode("utf-8", errors="replace")
+    if bar is None:
+        values: list[object] = [None] * (4 + len(_PRICE_FIELDS))
+    else:
+        values = [bar.symbol, bar.trade_date.isoformat(), bar.revision, bar.trade_date.isoformat()]
+        values += [getattr(bar, name) for name in _PRICE_FIELDS]
+    row = [position, delivery.stream_sequence, published, *values, reason_code, reason, message_text]
+    return "\t".join(_copy_text(value) for value in row) + "\n"
+
+
+def _copy_text(value: object) -> str:
+    """A value in COPY's text format: \\N for null, the special characters escaped, and NUL
+    (which a text column cannot hold) dropped."""
+    if value is None:
+        return "\\N"
+    text = str(value).replace("\x00", "")
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
