@@ -15,6 +15,8 @@ AS_LOADER := eval "$$(bash scripts/db.sh env loader)" &&
 AS_TRANSFORMER := eval "$$(bash scripts/db.sh env transformer)" &&
 DBT := $(AS_TRANSFORMER) $(BIN)/dbt
 AS_READER := eval "$$(bash scripts/db.sh env reader)" &&
+AS_STREAMER := eval "$$(bash scripts/db.sh env streamer)" &&
+WITH_NATS_ENV := eval "$$(bash scripts/stream.sh env)" &&
 LOADER := $(AS_LOADER) $(BIN)/python loader/copy_csv.py
 ROLE ?=
 # make test: extra pytest arguments for both passes (e.g. PYTEST_ARGS="-k hypertable -x").
@@ -25,10 +27,11 @@ APACHE_STATE_DIR := $(CURDIR)/.local/apache
 STOCK_ANALYTICS_APACHE_PG_PORT ?= 55433
 AS_APACHE_CLUSTER := unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE && \
 	export STOCK_ANALYTICS_STATE_DIR="$(APACHE_STATE_DIR)" STOCK_ANALYTICS_PG_PORT="$(STOCK_ANALYTICS_APACHE_PG_PORT)" &&
-PYTHON_DIRS := loader tests scripts bench api report
+PYTHON_DIRS := loader tests scripts bench api report stream
 
 .PHONY: help venv db-up db-down db-status env psql load build refresh demo test test-apache db-down-apache lint docs \
-	docs-generate bench bench-incremental clean backup restore maintenance api bench-api report
+	docs-generate bench bench-incremental clean backup restore maintenance api bench-api report \
+	stream-up stream-down stream-status consume publish bench-stream
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -78,6 +81,7 @@ demo: venv db-up ## set up everything and run the pipeline on the bundled sample
 # results depend on the edition again on an apache-licensed cluster. Both passes always run.
 test: venv db-up ## run the test suite on both TimescaleDB editions (throwaway databases, never your data)
 	@bash scripts/ensure_chromium.sh
+	@bash scripts/stream.sh install
 	@license="$$($(WITH_DB_ENV) psql -XAtq -c "select current_setting('timescaledb.license', true)")"; \
 	status=0; \
 	echo "[test] the whole suite on the project server (TimescaleDB license $$license) ..."; \
@@ -88,6 +92,7 @@ test: venv db-up ## run the test suite on both TimescaleDB editions (throwaway d
 
 test-apache: venv ## the edition-specific tests on an apache-licensed cluster of their own (.local/apache)
 	@bash scripts/ensure_chromium.sh
+	@bash scripts/stream.sh install
 	@$(AS_APACHE_CLUSTER) trap 'bash scripts/db.sh down 2>/dev/null' EXIT && \
 	STOCK_ANALYTICS_TIMESCALEDB_LICENSE=apache bash scripts/db.sh up && \
 	eval "$$(bash scripts/db.sh env)" && \
@@ -132,6 +137,25 @@ bench: venv db-up ## loader benchmark (see docs/benchmarks.md)
 
 bench-incremental: venv db-up ## Kaggle-scale first build, daily refresh, correction, queries (~30 min; ARGS=...)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_incremental.py $(ARGS)
+
+stream-up: ## install nats-server if missing, start the project's JetStream broker (store in .local/nats)
+	@bash scripts/stream.sh up
+
+stream-down: ## stop the project's JetStream broker (its stream is kept)
+	@bash scripts/stream.sh down
+
+stream-status: ## say whether the JetStream broker runs and where
+	@bash scripts/stream.sh status
+
+consume: venv db-up stream-up ## the live feed's consumer, as the streamer role, until stopped (ARGS="--exit-when-idle 5")
+	@$(AS_STREAMER) $(WITH_NATS_ENV) $(BIN)/python stream/consume.py $(ARGS)
+
+publish: venv stream-up ## publish a feed: ARGS="--replay data/sample --rate 1000" or ARGS="--random 100"
+	@test -n "$(ARGS)" || { echo 'usage: make publish ARGS="--replay PATH [--rate N]" or ARGS="--random N_SYMBOLS"' >&2; exit 1; }
+	@$(WITH_NATS_ENV) $(BIN)/python stream/publish.py $(ARGS)
+
+bench-stream: venv db-up ## live-feed benchmark: drain rate, lag at 8,000 symbols/s, freshness (ARGS=...)
+	@$(WITH_DB_ENV) $(BIN)/python bench/bench_stream.py $(ARGS)
 
 clean: ## remove build output (keeps the database and .venv)
 	rm -rf target logs .pytest_cache .ruff_cache

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The feed's broker: a NATS JetStream server owned by the project, like the database cluster.
 #
+#   scripts/stream.sh install install nats-server if missing (apt); the tests need only this
 #   scripts/stream.sh up      install nats-server if missing (apt), start it, wait until it answers
 #   scripts/stream.sh down    stop it (its stream store stays in .local/nats/store)
 #   scripts/stream.sh status  say whether it runs and where
@@ -76,8 +77,11 @@ install_server() {
   say "Installing nats-server (apt) ..."
   local sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q nats-server >/dev/null \
-    || die "apt-get install nats-server failed (try: apt-get update)."
+  # A fresh machine's package lists may be empty or stale: update them once, then try again.
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q nats-server >/dev/null 2>&1 \
+    || { "${sudo[@]}" apt-get update -q >/dev/null \
+         && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q nats-server >/dev/null; } \
+    || die "apt-get install nats-server failed."
   [ -x "${NATS_SERVER}" ] || die "nats-server was installed but ${NATS_SERVER} is missing; set NATS_SERVER."
 }
 
@@ -152,9 +156,10 @@ cmd_status() {
 }
 
 case "${1:-}" in
+  install) install_server ;;
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   env) printf 'export STOCK_ANALYTICS_NATS_URL=nats://%s:%s\n' "${HOST}" "$(client_port)" ;;
-  *) echo "usage: $0 {up|down|status|env}" >&2; exit 64 ;;
+  *) echo "usage: $0 {install|up|down|status|env}" >&2; exit 64 ;;
 esac
