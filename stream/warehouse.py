@@ -42,6 +42,7 @@ _BATCH_COLUMNS = (
     "reason_code",
     "reason",
     "message_text",
+    "is_candidate",
 )
 _PRICE_FIELDS = ("open", "high", "low", "close", "adj_close", "volume")
 
@@ -93,103 +94,86 @@ def write_batch(
         # One writer per stream at a time: two consumers given the same redelivered message
         # must not both find it new.
         cur.execute("select pg_advisory_xact_lock(hashtext('raw.feed_messages/' || %s))", (stream,))
-        _fill_batch_table(cur, deliveries)
+        # The joins below are of a few thousand rows each: hashed, never a nested loop over an
+        # estimate the planner cannot make for a statement's own RETURNING rows.
+        cur.execute("set local enable_nestloop = off")
+        unique = {delivery.stream_sequence: delivery for delivery in reversed(deliveries)}
         cur.execute(
-            """
-            update pg_temp.feed_batch as batch set is_new = true
-            from (
-                select distinct on (stream_sequence) position from pg_temp.feed_batch
-                order by stream_sequence, position
-            ) as first_copy
-            where batch.position = first_copy.position
-                and not exists (select from raw.feed_messages as taken
-                                where taken.stream = %s and taken.stream_sequence = batch.stream_sequence)
-            """,
-            (stream,),
+            "select stream_sequence from raw.feed_messages where stream = %s and stream_sequence = any(%s)",
+            (stream, list(unique)),
         )
-        new_count = cur.rowcount
-        result.already_taken = len(deliveries) - new_count
-        if new_count == 0:
+        for (taken,) in cur.fetchall():
+            del unique[taken]
+        result.already_taken = len(deliveries) - len(unique)
+        if not unique:
             return result
 
         cur.execute(
             """
             insert into raw.load_log (source_key, file_path, file_kind, status, started_at)
-            values ('feed/' || split_part(%(stream)s, '@', 1), 'jetstream://' || %(stream)s, 'feed', 'loaded',
-                    clock_timestamp())
+            values ('feed/' || split_part(%(stream)s, '@', 1), 'jetstream://' || %(stream)s, 'feed',
+                    'loaded', clock_timestamp())
             returning load_id
             """,
             {"stream": stream},
         )
         load_id = cur.fetchone()[0]
         result.load_id = load_id
-        # Per (symbol, date) the batch's highest revision (the first sequence on a tie) takes
-        # the place of an earlier one only when its revision is higher.
+        _fill_batch_table(cur, sorted(unique.values(), key=lambda delivery: delivery.stream_sequence))
+        # Per (symbol, date) the batch's candidate (its highest revision, the first sequence on
+        # a tie) takes the place of an earlier revision only when it is higher; the bars that
+        # won are written, and every message goes into the ledger with its outcome.
         cur.execute(
             """
-            with candidates as (
-                select distinct on (symbol, trade_date) position, symbol, trade_date, revision
-                from pg_temp.feed_batch
-                where is_new and reason_code is null
-                order by symbol, trade_date, revision desc, stream_sequence
-            ),
-
-            won as (
+            with won as (
                 insert into raw.feed_revisions as stored (symbol, trade_date, revision, load_id)
-                select symbol, trade_date, revision, %(load_id)s from candidates
+                select symbol, trade_date, revision, %(load_id)s from pg_temp.feed_batch
+                where is_candidate
                 on conflict (symbol, trade_date) do update
                     set revision = excluded.revision, load_id = excluded.load_id
                     where excluded.revision > stored.revision
                 returning symbol, trade_date
+            ),
+
+            written as (
+                insert into raw.feed_bars (load_id, stream_sequence, symbol, revision, date,
+                                           open, high, low, close, adj_close, volume)
+                select %(load_id)s, batch.stream_sequence, batch.symbol, batch.revision, batch.date,
+                       batch.open, batch.high, batch.low, batch.close, batch.adj_close, batch.volume
+                from pg_temp.feed_batch as batch
+                inner join won on batch.symbol = won.symbol and batch.trade_date = won.trade_date
+                where batch.is_candidate
+                returning stream_sequence
+            ),
+
+            rejected as (
+                insert into raw.load_rejects (load_id, line_number, raw_line, reason_code, reason)
+                select %(load_id)s, position, message_text, reason_code,
+                       rtrim(reason, '.') || ' (stream ' || %(stream)s
+                       || ', sequence ' || stream_sequence || ')'
+                from pg_temp.feed_batch where reason_code is not null
+                returning 1
+            ),
+
+            ledger as (
+                insert into raw.feed_messages (stream, stream_sequence, load_id, outcome, symbol,
+                                               trade_date, revision, published_at)
+                select %(stream)s, batch.stream_sequence, %(load_id)s,
+                       case when batch.reason_code is not null then 'rejected'
+                            when written.stream_sequence is not null then 'applied' else 'stale' end,
+                       batch.symbol, batch.trade_date, batch.revision, batch.published_at
+                from pg_temp.feed_batch as batch
+                left join written on batch.stream_sequence = written.stream_sequence
+                returning outcome, symbol
             )
 
-            update pg_temp.feed_batch as batch set is_applied = true
-            from candidates
-            inner join won on candidates.symbol = won.symbol and candidates.trade_date = won.trade_date
-            where batch.position = candidates.position
-            """,
-            {"load_id": load_id},
-        )
-        cur.execute(
-            """
-            insert into raw.feed_bars (load_id, stream_sequence, symbol, revision, date,
-                                       open, high, low, close, adj_close, volume)
-            select %(load_id)s, stream_sequence, symbol, revision, date,
-                   open, high, low, close, adj_close, volume
-            from pg_temp.feed_batch where is_applied
-            order by symbol, trade_date
-            """,
-            {"load_id": load_id},
-        )
-        cur.execute(
-            """
-            insert into raw.feed_messages (stream, stream_sequence, load_id, outcome, symbol,
-                                           trade_date, revision, published_at)
-            select %(stream)s, stream_sequence, %(load_id)s,
-                   case when reason_code is not null then 'rejected'
-                        when is_applied then 'applied' else 'stale' end,
-                   symbol, trade_date, revision, published_at
-            from pg_temp.feed_batch where is_new
+            select count(*) filter (where outcome = 'applied'),
+                   count(*) filter (where outcome = 'stale'),
+                   count(*) filter (where outcome = 'rejected'),
+                   coalesce(array_agg(distinct symbol) filter (where outcome = 'applied'), '{}')
+            from ledger
             """,
             {"stream": stream, "load_id": load_id},
-        )
-        cur.execute(
-            """
-            insert into raw.load_rejects (load_id, line_number, raw_line, reason_code, reason)
-            select %(load_id)s, position, message_text, reason_code,
-                   rtrim(reason, '.') || ' (stream ' || %(stream)s || ', sequence ' || stream_sequence || ')'
-            from pg_temp.feed_batch where is_new and reason_code is not null
-            """,
-            {"stream": stream, "load_id": load_id},
-        )
-        cur.execute(
-            """
-            select count(*) filter (where is_applied),
-                   count(*) filter (where reason_code is null and not is_applied),
-                   count(*) filter (where reason_code is not null),
-                   coalesce(array_agg(distinct symbol) filter (where is_applied), '{}')
-            from pg_temp.feed_batch where is_new
-            """
         )
         result.applied, result.stale, result.rejected, result.symbols = cur.fetchone()
         # rows_loaded: the messages taken as bars (applied, or stale: kept in the ledger only).
@@ -201,7 +185,7 @@ def write_batch(
              where load_id = %(load_id)s
             """,
             {
-                "read": new_count,
+                "read": len(unique),
                 "loaded": result.applied + result.stale,
                 "rejected": result.rejected,
                 "load_id": load_id,
@@ -211,6 +195,8 @@ def write_batch(
 
 
 def _fill_batch_table(cur: psycopg2.extensions.cursor, deliveries: Sequence[Delivery]) -> None:
+    """The batch's new messages, decoded, in a temporary table; per (symbol, date) the one
+    with the highest revision (the first on a tie) marked as the candidate."""
     cur.execute(
         """
         create temporary table if not exists feed_batch (
@@ -230,35 +216,47 @@ def _fill_batch_table(cur: psycopg2.extensions.cursor, deliveries: Sequence[Deli
             reason_code     text,
             reason          text,
             message_text    text,
-            is_new          boolean not null default false,
-            is_applied      boolean not null default false
+            is_candidate    boolean not null
         ) on commit delete rows
         """
     )
-    buffer = io.StringIO()
+    rows: list[tuple[int, Delivery, Bar | None, BadMessage | None]] = []
+    candidates: dict[tuple[str, object], int] = {}
     for position, delivery in enumerate(deliveries, start=1):
-        buffer.write(_copy_line(position, delivery))
+        try:
+            bar, bad = decode_bar(delivery.data), None
+        except BadMessage as error:
+            bar, bad = None, error
+        rows.append((position, delivery, bar, bad))
+        if bar is not None:
+            key = (bar.symbol, bar.trade_date)
+            best = candidates.get(key)
+            if best is None or bar.revision > rows[best - 1][2].revision:  # type: ignore[union-attr]
+                candidates[key] = position
+    chosen = set(candidates.values())
+    buffer = io.StringIO()
+    for position, delivery, bar, bad in rows:
+        buffer.write(_copy_line(position, delivery, bar, bad, position in chosen))
     buffer.seek(0)
     cur.copy_expert(f"copy pg_temp.feed_batch ({', '.join(_BATCH_COLUMNS)}) from stdin", buffer)
     cur.execute("analyze pg_temp.feed_batch")
 
 
-def _copy_line(position: int, delivery: Delivery) -> str:
+def _copy_line(
+    position: int, delivery: Delivery, bar: Bar | None, bad: BadMessage | None, is_candidate: bool
+) -> str:
     published = delivery.published_at.isoformat() if delivery.published_at else None
-    try:
-        bar: Bar | None = decode_bar(delivery.data)
-        reason_code = reason = message_text = None
-    except BadMessage as bad:
-        bar = None
-        reason_code, reason = bad.reason_code, bad.reason
-        message_text = delivery.data.decode("utf-8", errors="replace")
     if bar is None:
         values: list[object] = [None] * (4 + len(_PRICE_FIELDS))
+        reason_code = bad.reason_code if bad else None
+        reason = bad.reason if bad else None
+        message_text = delivery.data.decode("utf-8", errors="replace")
     else:
-        values = [bar.symbol, bar.trade_date.isoformat(), bar.revision, bar.trade_date.isoformat()]
-        values += [getattr(bar, name) for name in _PRICE_FIELDS]
+        day = bar.trade_date.isoformat()
+        values = [bar.symbol, day, bar.revision, day, *(getattr(bar, name) for name in _PRICE_FIELDS)]
+        reason_code = reason = message_text = None
     row = [position, delivery.stream_sequence, published, *values, reason_code, reason, message_text]
-    return "\t".join(_copy_text(value) for value in row) + "\n"
+    return "\t".join(_copy_text(value) for value in row) + ("\tt\n" if is_candidate else "\tf\n")
 
 
 def _copy_text(value: object) -> str:

@@ -31,6 +31,7 @@ declare
     v_everything boolean;
     v_rows bigint;
     v_change record;
+    v_first_date date;
 begin
     perform {{ stock_analytics.allow_dml_on_compressed_chunks() }};
     insert into {{ watermarks }} (consumer, change_id)
@@ -59,12 +60,32 @@ begin
         from {{ upstream_changes }}
         where change_id > v_from and change_id <= v_to
         group by symbol;
-        -- Symbol by symbol: a compressed chunk then decompresses only that symbol's segment.
-        for v_change in select symbol, from_date from {{ batch }} loop
-            delete from {{ relation }}
-            where symbol = v_change.symbol
-                and {{ time_column }} >= coalesce(v_change.from_date, '-infinity');
-        end loop;
+        v_first_date := (select min(coalesce(from_date, '-infinity')) from {{ batch }});
+        if exists (
+            select from timescaledb_information.chunks as chunk
+            where chunk.hypertable_schema = '{{ relation.schema }}'
+                and chunk.hypertable_name = '{{ relation.identifier }}'
+                and chunk.is_compressed
+                and chunk.range_end > v_first_date
+        ) then
+            -- Symbol by symbol: a compressed chunk then decompresses only that symbol's segment.
+            for v_change in select symbol, from_date from {{ batch }} loop
+                delete from {{ relation }}
+                where symbol = v_change.symbol
+                    and {{ time_column }} >= coalesce(v_change.from_date, '-infinity');
+            end loop;
+        else
+            -- One statement (a statement per symbol costs a millisecond each: seconds for the
+            -- live feed's thousands of symbols a batch); the first date as a constant, so the
+            -- chunks before it are excluded when the statement is planned.
+            execute format(
+                'delete from {{ relation }} as stored using {{ batch }} as changed
+                where stored.symbol = changed.symbol
+                    and stored.{{ time_column }} >= coalesce(changed.from_date, %L)
+                    and stored.{{ time_column }} >= %L',
+                '-infinity', v_first_date
+            );
+        end if;
     end if;
     analyze {{ batch }};
 

@@ -2,9 +2,10 @@
 -- ETF) with the symbol's price history span. Stock or ETF: macro resolve_asset_type, the
 -- same rule staging applies (the metadata wins, the folder fills in).
 -- Cheap at any size: the symbols come from the live price loads (a few thousand rows of the
--- load log) and the live feed's revisions (one row per symbol and day it delivered), and each symbol's span and count are three index probes, never a scan of the
--- prices: its first and last row in staging, and its last trading day, whose number is the
--- count of trading days.
+-- load log) and the live feed's revisions (a row per symbol and day it delivered), and
+-- each symbol's span and count are three index probes, never a scan of the prices: its
+-- first and last row in staging, and its last trading day, whose number is the count of
+-- trading days.
 -- A table indexed by symbol: the API and the report look symbols up one at a time.
 {{ config(indexes=[{'columns': ['symbol'], 'unique': true}]) }}
 
@@ -45,13 +46,13 @@ price_symbols as (
 
     -- Staging holds rows of live loads only: the files' (one symbol a load) and the live
     -- feed's (many symbols a load; each (symbol, date) it delivered is in feed_revisions).
-    select symbol
+    select load_log.symbol
     from load_log
     where
-        file_kind = 'prices'
+        load_log.file_kind = 'prices'
         and {{ is_live_load('load_log') }}
     union
-    select symbol
+    select feed_revisions.symbol
     from feed_revisions
 
 ),
