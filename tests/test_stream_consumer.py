@@ -461,7 +461,7 @@ def test_the_later_of_a_file_and_the_feed_wins_and_a_replace_retires_earlier_fee
     feed_db: Database, broker: NatsServer, tmp_path: Path
 ) -> None:
     bars = random_bars(["FILEFEED"], days=4, revisions=1, seed=9)
-    publish(broker.url, bars)
+    publish(broker.url, bars + random_bars(["FEEDONLY"], days=3, revisions=2, seed=10))
     assert run_consumer(feed_db, broker).returncode == 0
     day = bars[1].trade_date
 
@@ -481,6 +481,10 @@ def test_the_later_of_a_file_and_the_feed_wins_and_a_replace_retires_earlier_fee
     build = feed_db.dbt("build", "-s", "stg_market_data__daily_prices+", "--exclude", "test_type:data")
     assert build.returncode == 0, build.stdout[-2000:]
     assert close_on(day) == 1.5
+    # the build also gave the symbol only the feed knows its row in dim_symbols
+    assert feed_db.query(
+        "select has_prices, trading_days, first_trade_date from marts.dim_symbols where symbol = 'FEEDONLY'"
+    ) == [(True, 3, datetime.date(2024, 1, 1))]
     # a new revision from the feed, later again: the feed wins
     revised = Bar("FILEFEED", day, 1, "1", "3", "1", "2.5", "2.5", "20")
     publish(broker.url, [revised])
