@@ -82,6 +82,7 @@ class Consumer:
         self.touched: set[str] = set()
         self.step_pending = True  # catch up on loads a crash left unapplied
         self.marts_pending = False
+        self.last_step = 0.0
         self.totals = warehouse.BatchResult()
         self._window = warehouse.BatchResult()
         self._window_started = time.monotonic()
@@ -103,8 +104,14 @@ class Consumer:
                 self._count(result)
                 self.touched.update(result.symbols)
                 self.step_pending = self.step_pending or result.load_id is not None
-            if self.step_pending:
+            # Catching up (full batches), the step runs at most every --apply-every seconds: its
+            # cost is per symbol, so fewer, larger steps drain faster; once the stream is
+            # drained, after every batch.
+            catching_up = len(batch) >= self.options.batch_size
+            step_due = not catching_up or time.monotonic() - self.last_step >= self.options.apply_every
+            if self.step_pending and step_due:
                 await self.with_database("running the incremental step", self._apply)
+                self.last_step = time.monotonic()
             every = self.options.marts_every
             marts_due = every > 0 and time.monotonic() - last_marts >= every
             if self.marts_pending and (marts_due or not batch):
@@ -207,10 +214,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stop once the stream is drained and no message came for this long (scripts, tests)",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=5000, help="messages per micro-batch at most (5000)"
+        "--batch-size", type=int, default=20000, help="messages per micro-batch at most (20000)"
     )
     parser.add_argument(
         "--max-wait", type=float, default=0.25, help="seconds a micro-batch waits to fill up at most (0.25)"
+    )
+    parser.add_argument(
+        "--apply-every",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="while catching up (full batches), run the incremental step at most this often (1.0)",
     )
     parser.add_argument(
         "--marts-every",

@@ -98,9 +98,13 @@ def write_batch(
         # estimate the planner cannot make for a statement's own RETURNING rows.
         cur.execute("set local enable_nestloop = off")
         unique = {delivery.stream_sequence: delivery for delivery in reversed(deliveries)}
+        # The range lets the lookup use both columns of the primary key (psycopg2 sends a list
+        # as integer[]: without the cast and the range, every ledger row of the stream is
+        # compared with the array, seconds a batch once the ledger holds 100,000 rows).
         cur.execute(
-            "select stream_sequence from raw.feed_messages where stream = %s and stream_sequence = any(%s)",
-            (stream, list(unique)),
+            "select stream_sequence from raw.feed_messages where stream = %s"
+            " and stream_sequence between %s and %s and stream_sequence = any(%s::bigint[])",
+            (stream, min(unique), max(unique), list(unique)),
         )
         for (taken,) in cur.fetchall():
             del unique[taken]
