@@ -514,6 +514,16 @@ class Broker:
             seq -= 1
         return seq
 
+    async def stream_state(self) -> tuple[int, int]:
+        """(the stream's last sequence, the messages the durable has not had acknowledged: every
+        message while the durable does not exist yet). Creates nothing: for monitors."""
+        info = await self._js.stream_info(self.settings.stream)
+        try:
+            durable = await self._js.consumer_info(self.settings.stream, self.settings.durable)
+        except nats.js.errors.NotFoundError:
+            return info.state.last_seq, info.state.messages
+        return info.state.last_seq, (durable.num_pending or 0) + (durable.num_ack_pending or 0)
+
     async def pending(self) -> int:
         """Messages the durable consumer has not had acknowledged: waiting plus in flight."""
         await self._subscription()  # the durable exists from here on
