@@ -985,8 +985,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=5000,
-        help="live and freshness: the consumer's --batch-size (default 5000, its own)",
+        default=20000,
+        help="live and freshness: the consumer's --batch-size (default 20000, its own)",
     )
     parser.add_argument(
         "--max-wait", type=float, default=0.25, help="the consumer's --max-wait (default 0.25)"
