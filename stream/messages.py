@@ -22,6 +22,7 @@ from typing import Any
 SCHEMA_VERSION = 1
 PRICE_FIELDS = ("open", "high", "low", "close", "adj_close", "volume")
 REQUIRED_KEYS = ("symbol", "date", "revision", "close")
+MAX_REVISION = 2**31 - 1
 REQUIRED = frozenset(REQUIRED_KEYS)
 MAX_SYMBOL_LENGTH = 32
 SYMBOL = re.compile(rf"\S{{1,{MAX_SYMBOL_LENGTH}}}")
@@ -165,6 +166,8 @@ def decode_bar(payload: bytes) -> Bar:
         revision = int(raw_revision.strip())
     if revision is None or revision < 0:
         raise BadMessage("bad_revision", f"revision {quote(raw_revision)} is not a whole number >= 0.")
+    if revision > MAX_REVISION:  # the warehouse keeps it in an integer column
+        raise BadMessage("bad_revision", f"revision {quote(raw_revision)} is above {MAX_REVISION}.")
 
     get = body.get
     return Bar(

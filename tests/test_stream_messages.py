@@ -95,6 +95,7 @@ def test_lenient_where_the_data_allows_it():
         (payload(revision=True), "bad_revision"),
         (payload(revision=1.5), "bad_revision"),
         (payload(revision="two"), "bad_revision"),
+        (payload(revision=2**31), "bad_revision"),
         (payload(close="NaN"), "non_finite_price"),
         (payload(close="Infinity"), "non_finite_price"),
         (payload(high="1e999"), "non_finite_price"),
