@@ -618,6 +618,15 @@ def step_breakdown(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
     return {"runs": out}
 
 
+def stop_feed(publisher: Any, consumer: Any, server: NatsServer, db: Any, dbs: Databases) -> None:
+    """Stop a live feed's processes, its broker and its database, whichever were started."""
+    for cli in (publisher, consumer):
+        if cli is not None:
+            cli.stop()
+    server.cleanup()
+    dbs.done(db)
+
+
 def feed_cpu_meter(publisher: Any, consumer: Any, server: NatsServer, db: Any) -> CpuMeter:
     """CPU of every process a live feed runs on: publisher, consumer, broker, the consumer's
     PostgreSQL backend."""
@@ -736,11 +745,7 @@ def step_live(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
             raise StepFailed(publisher.failure())
         bars, seconds = published_rate(publisher)
     finally:
-        for cli in (publisher, consumer):
-            if cli is not None:
-                cli.stop()
-        server.cleanup()
-        dbs.done(db)
+        stop_feed(publisher, consumer, server, db, dbs)
     lags = [s["lag_messages"] for s in samples]
     ages = [s["lag_s"] for s in samples if s["lag_s"] is not None]
     trend = slope([(s["t_s"], s["lag_messages"]) for s in samples])
@@ -886,11 +891,7 @@ def step_freshness(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
         # before its summary line).
         bars, seconds = last_seq - first_seq - len(run.probes), cpu_use["wall_s"]
     finally:
-        for cli in (publisher, consumer):
-            if cli is not None:
-                cli.stop()
-        server.cleanup()
-        dbs.done(db)
+        stop_feed(publisher, consumer, server, db, dbs)
     latencies = [p.visible - p.published for p in run.probes if p.visible is not None]
     missed = sum(1 for p in run.probes if p.visible is None)
     stats = summary(latencies) if latencies else {}

@@ -33,7 +33,7 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,15 +256,27 @@ async def send(
     return sent, time.monotonic() - started
 
 
-async def _with_broker(
-    settings: BrokerSettings, work: Callable[[Broker], Awaitable[int]], wait_s: float | None
-) -> int:
-    broker = await connect(settings, wait_s=wait_s)
-    try:
-        await broker.ensure_stream()
-        return await work(broker)
-    finally:
-        await broker.close()
+def _publish(
+    settings: BrokerSettings,
+    items: Iterable[Item],
+    *,
+    total: int | None,
+    rate: float | None,
+    duration: float | None,
+    progress: bool,
+    wait_s: float | None,
+) -> tuple[int, float]:
+    """send() over a connection of its own, the stream created if missing: (bars, seconds)."""
+
+    async def run() -> tuple[int, float]:
+        broker = await connect(settings, wait_s=wait_s)
+        try:
+            await broker.ensure_stream()
+            return await send(broker, items, rate=rate, duration=duration, total=total, progress=progress)
+        finally:
+            await broker.close()
+
+    return asyncio.run(run())
 
 
 def _settings(broker: str | BrokerSettings) -> BrokerSettings:
@@ -283,14 +295,9 @@ def replay_summary(
     """Replay PATH into the feed at `broker` (a URL or settings); raises DiscoveryError, BrokerError."""
     settings = _settings(broker)
     total, items, skipped, skipped_files = replay_messages(path, settings.subject_prefix)
-    result: list[tuple[int, float]] = []
-
-    async def work(client: Broker) -> int:
-        result.append(await send(client, items, rate=rate, duration=duration, total=total, progress=progress))
-        return result[0][0]
-
-    asyncio.run(_with_broker(settings, work, wait_s))
-    bars, seconds = result[0]
+    bars, seconds = _publish(
+        settings, items, total=total, rate=rate, duration=duration, progress=progress, wait_s=wait_s
+    )
     return PublishSummary(bars, seconds, skipped[0], skipped_files)
 
 
@@ -317,14 +324,10 @@ def random_walk_summary(
         symbols, seed=seed, days=days, revisions=revisions, prefix=settings.subject_prefix
     )
     total = symbols * days * revisions if days is not None else None
-    result: list[tuple[int, float]] = []
-
-    async def work(client: Broker) -> int:
-        result.append(await send(client, items, rate=rate, duration=duration, total=total, progress=progress))
-        return result[0][0]
-
-    asyncio.run(_with_broker(settings, work, wait_s))
-    return PublishSummary(*result[0])
+    bars, seconds = _publish(
+        settings, items, total=total, rate=rate, duration=duration, progress=progress, wait_s=wait_s
+    )
+    return PublishSummary(bars, seconds)
 
 
 def random_walk(broker: str | BrokerSettings, symbols: int, **options: float | bool | None) -> int:
