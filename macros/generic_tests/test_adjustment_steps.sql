@@ -1,11 +1,8 @@
 {#- Fails for each day where the adj_close / close ratio changed by more than `tolerance`
     (relative) from the day before: the mark of a dividend, or of a split the close was not
-    adjusted for. Reported for inspection (configure as a warning): real dividends appear here.
-    max_share, share_of, min_findings: the rate guard (macro rate_guard). -#}
+    adjusted for. Reported for inspection (configure as a warning): real dividends appear here. -#}
 {% test adjustment_steps(model, close_column='close', adj_close_column='adj_close', partition_by=['symbol'],
-                         order_by='trade_date', tolerance=0.0001,
-                         max_share=none, share_of='rows', min_findings=100) %}
-{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, finding='adjustment steps') %}
+                         order_by='trade_date', tolerance=0.0001) %}
 with
 
 ratios as (
@@ -26,5 +23,4 @@ select
     adjustment_ratio / previous_adjustment_ratio - 1 as adjustment_change
 from ratios
 where abs(adjustment_ratio / previous_adjustment_ratio - 1) > {{ tolerance }}
-{%- endcall %}
 {% endtest %}

@@ -1,10 +1,7 @@
 {#- Fails for each bar whose prices contradict each other: low above the open or close, high
     below them, or low above high. Only bars whose four prices are all positive are judged;
-    zero, negative and missing prices are the positive_prices and no_empty_rows tests' to report.
-    max_share, share_of, min_findings: the rate guard (macro rate_guard). -#}
-{% test ohlc_consistent(model, open_column='open', high_column='high', low_column='low', close_column='close',
-                        max_share=none, share_of='rows', min_findings=100) %}
-{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, finding='OHLC breaks') %}
+    zero, negative and missing prices are the positive_prices and no_empty_rows tests' to report. -#}
+{% test ohlc_consistent(model, open_column='open', high_column='high', low_column='low', close_column='close') %}
 with
 
 bars as (
@@ -31,5 +28,4 @@ violations as (
 )
 
 select * from violations
-{%- endcall %}
 {% endtest %}

@@ -1,11 +1,9 @@
 {#- Fails for each row where any of `columns` is zero or negative (Open = 0 is a real Yahoo
-    defect). Missing values are not judged here. max_share, share_of, min_findings: the rate
-    guard (macro rate_guard). -#}
-{% test positive_prices(model, columns, max_share=none, share_of='rows', min_findings=100) %}
+    defect). Missing values are not judged here. -#}
+{% test positive_prices(model, columns) %}
     {%- if columns is string or columns | length == 0 -%}
         {{ exceptions.raise_compiler_error("positive_prices on " ~ model ~ ": columns must be a non-empty list of column names, got " ~ columns) }}
     {%- endif %}
-{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, finding='prices <= 0') %}
 with
 
 violations as (
@@ -21,5 +19,4 @@ violations as (
 )
 
 select * from violations
-{%- endcall %}
 {% endtest %}

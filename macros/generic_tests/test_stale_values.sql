@@ -1,16 +1,12 @@
 {#- Fails for each run of `min_run_length` or more identical consecutive values of the column
     within `partition_by`, in `order_by` order: one failing row per run, with where it starts
     and ends and how long it is. A price that does not move for days is usually a feed that
-    stopped, not a market.
-    max_share, share_of, min_findings: the rate guard (macro rate_guard). A run is one
-    finding. -#}
-{% test stale_values(model, column_name, partition_by, order_by, min_run_length=5,
-                     max_share=none, share_of='rows', min_findings=100) %}
+    stopped, not a market. -#}
+{% test stale_values(model, column_name, partition_by, order_by, min_run_length=5) %}
     {%- if min_run_length is not number or min_run_length < 2 -%}
         {{ exceptions.raise_compiler_error("stale_values on " ~ model ~ ": min_run_length must be an integer of at least 2, got " ~ min_run_length) }}
     {%- endif %}
     {%- set keys = partition_by | join(', ') %}
-{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, finding='stale runs') %}
 with
 
 marked as (
@@ -51,5 +47,4 @@ runs as (
 )
 
 select * from runs
-{%- endcall %}
 {% endtest %}

@@ -1,13 +1,10 @@
 {#- Fails for each row whose column is lower than the row before it in `order_by` order within
     `partition_by`: e.g. dates going backwards in a file. Equal values are the uniqueness
-    tests' to report.
-    max_share, share_of, min_findings: the rate guard (macro rate_guard). -#}
-{% test strictly_increasing(model, column_name, partition_by, order_by,
-                            max_share=none, share_of='rows', min_findings=100) %}
+    tests' to report. -#}
+{% test strictly_increasing(model, column_name, partition_by, order_by) %}
     {%- if partition_by is string or order_by is string -%}
         {{ exceptions.raise_compiler_error("strictly_increasing on " ~ model ~ ": partition_by and order_by must be lists of column names") }}
     {%- endif %}
-{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, finding='values going backwards') %}
 with
 
 ordered as (
@@ -23,5 +20,4 @@ ordered as (
 
 select * from ordered
 where {{ column_name }} < previous_value
-{%- endcall %}
 {% endtest %}

@@ -1,15 +1,12 @@
 {#- Fails for each day whose close moved by more than `max_ratio` times (up, or down to below
     1/max_ratio) from the day before while the adj_close / close ratio stayed put (within
     `ratio_tolerance`, relative). Yahoo's close is split-adjusted already, so such a jump is
-    not a split: most likely a bad print or a unit change. Only positive prices are judged.
-    max_share, share_of, min_findings: the rate guard (macro rate_guard). -#}
+    not a split: most likely a bad print or a unit change. Only positive prices are judged. -#}
 {% test unexplained_jumps(model, close_column='close', adj_close_column='adj_close', partition_by=['symbol'],
-                          order_by='trade_date', max_ratio=3, ratio_tolerance=0.01,
-                          max_share=none, share_of='rows', min_findings=100) %}
+                          order_by='trade_date', max_ratio=3, ratio_tolerance=0.01) %}
     {%- if max_ratio is not number or max_ratio <= 1 -%}
         {{ exceptions.raise_compiler_error("unexplained_jumps on " ~ model ~ ": max_ratio must be a number above 1, got " ~ max_ratio) }}
     {%- endif %}
-{%- call stock_analytics.rate_guard(model, max_share, share_of, min_findings, finding='unexplained jumps') %}
 with
 
 priced as (
@@ -38,5 +35,4 @@ moves as (
 select * from moves
 where (close_ratio > {{ max_ratio }} or close_ratio < 1.0 / {{ max_ratio }})
   and abs(adjustment_change) <= {{ ratio_tolerance }}
-{%- endcall %}
 {% endtest %}

@@ -15,18 +15,30 @@
     the batch) are upserted like appends; a recomputed symbol takes its bars from every feed
     load that holds it. p_symbols (the feed's touched symbols) limits which file loads a call
     applies; pending feed loads are always applied.
+    Before anything is written, the price guard (macros/quality/price_guard.sql) judges an
+    incremental pass's bars against the accepted history: a flagged symbol's loads of the pass
+    are held back (staging.stg_market_data__held_prices, with the reason), out of staging and
+    the ledger, and so are its later loads until a person accepts them (p_accept: symbols, or
+    '*' for all; dbt's var accept_held_prices). A full build judges nothing: every bar is
+    accepted as in a first build, except the loads still held.
     What was written goes to the change log for the models fed by this one. One apply at a
     time (an advisory lock): a second build waits, then finds nothing left to apply. -#}
-{% macro raw_loads_apply_function(relation, sql, columns, key_columns) -%}
+{% macro raw_loads_apply_function(relation, sql, columns, key_columns, sessions) -%}
 {%- set batch = stock_analytics.apply_batch() -%}
 {%- set ledger = stock_analytics.applied_loads_relation() -%}
 {%- set changes = stock_analytics.changes_relation(relation) -%}
+{%- set held = stock_analytics.price_guard_relation('held_prices') -%}
+{%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
 {%- set column_list = columns | join(', ') -%}
-create or replace function {{ stock_analytics.apply_function_name(relation) }}(
+{%- set function_name = stock_analytics.apply_function_name(relation) -%}
+drop function if exists {{ function_name }}(text[], boolean);
+drop function if exists {{ function_name }}(text[], boolean, text[]);
+create function {{ function_name }}(
     p_symbols text[] default null,
-    p_full boolean default false
+    p_full boolean default false,
+    p_accept text[] default null
 )
-returns table (loads_applied bigint, symbols_recomputed bigint, rows_written bigint)
+returns table (loads_applied bigint, symbols_recomputed bigint, rows_written bigint, symbols_held bigint)
 language plpgsql
 -- The live feed's role runs it (EXECUTE granted by name) without rights on the table itself.
 security definer
@@ -43,13 +55,23 @@ as $apply$
 declare
     v_full boolean := p_full;
     v_rows bigint := 0;
-    v_recomputed text[];
+    v_held bigint := 0;
+    v_recomputed_count bigint;
+    v_recomputed text[] := array[]::text[];
+    v_unjudged text[] := array[]::text[];
     {{ stock_analytics.batch_load_ids() }} bigint[];
 begin
     perform pg_advisory_xact_lock(hashtext('{{ relation.schema }}.{{ relation.identifier }}'));
     perform {{ stock_analytics.allow_dml_on_compressed_chunks() }};
     {{ stock_analytics.create_apply_batch_table('raw_loads', on_commit_drop=true) }}
     truncate {{ batch }};
+    {{ stock_analytics.create_session_ordinals(sessions) | indent(4) }}
+
+    -- Holds a person accepted: applied by this pass without judging.
+    update {{ held }}
+    set accepted_at = now()
+    where accepted_at is null and (symbol = any(p_accept) or '*' = any(p_accept));
+    v_unjudged := array(select distinct symbol from {{ held }} where accepted_at is not null and applied_at is null);
 
     if not v_full and p_symbols is null then
         v_full := exists (
@@ -57,7 +79,9 @@ begin
             where {{ stock_analytics.is_live_load('load_log') }}
                 and load_log.file_kind = 'symbols'
                 and not exists (select from {{ ledger }} as applied where applied.load_id = load_log.load_id)
-        );
+        )
+        -- a warehouse built before the guard kept its baseline: rebuilt once, as a first build
+        or (not exists (select from {{ baseline }}) and exists (select from {{ relation }}));
     end if;
 
     if v_full then
@@ -66,7 +90,13 @@ begin
         insert into {{ batch }} (load_id, symbol, recompute)
         select load_log.load_id, load_log.symbol, true
         from raw.load_log as load_log
-        where {{ stock_analytics.is_live_load('load_log') }} and load_log.file_kind in ('prices', 'feed');
+        where {{ stock_analytics.is_live_load('load_log') }} and load_log.file_kind in ('prices', 'feed')
+            -- a held file load stays out until accepted (a held feed bar: below)
+            and not exists (
+                select from {{ held }} as holding
+                where holding.load_id = load_log.load_id and load_log.file_kind = 'prices'
+                    and {{ stock_analytics.is_open_hold('holding') }}
+            );
     else
         insert into {{ batch }} (load_id, symbol, recompute)
         with pending as (
@@ -105,53 +135,170 @@ begin
         from raw.feed_bars as feed_bars
         inner join raw.load_log as load_log on feed_bars.load_id = load_log.load_id
         where {{ stock_analytics.is_live_load('load_log') }}
-            and feed_bars.symbol in (select symbol from recomputed_symbols);
+            and feed_bars.symbol in (select symbol from recomputed_symbols)
+        union all
+        -- accepted feed bars held back earlier (their loads are in the ledger)
+        select holding.load_id, holding.symbol, false
+        from {{ held }} as holding
+        inner join raw.load_log as load_log on holding.load_id = load_log.load_id
+        where holding.accepted_at is not null and holding.applied_at is null
+            and load_log.file_kind = 'feed' and {{ stock_analytics.is_live_load('load_log') }};
+
+        -- A symbol with a hold nobody accepted waits: its new file loads are held behind it.
+        insert into {{ held }} (load_id, symbol, finding, reason, first_date, last_date)
+        select batch.load_id, batch.symbol, 'waiting',
+            format('waits for the held load %s of %s (accept that one to apply both)', earlier.load_id, batch.symbol),
+            null, null
+        from {{ batch }} as batch
+        cross join lateral (
+            select holding.load_id from {{ held }} as holding
+            where holding.symbol = batch.symbol and holding.load_id <> batch.load_id
+                and {{ stock_analytics.is_open_hold('holding') }}
+            order by holding.load_id
+            limit 1
+        ) as earlier
+        on conflict (load_id, symbol) do nothing;
+        delete from {{ batch }} as batch
+        where exists (
+            select from {{ held }} as holding
+            where holding.symbol = batch.symbol and holding.load_id = batch.load_id
+                and {{ stock_analytics.is_open_hold('holding') }}
+        );
 
         -- An array, not a subquery: TimescaleDB then decompresses only those symbols' segments.
         v_recomputed := array(select distinct symbol from {{ batch }} where recompute);
-        delete from {{ relation }} where symbol = any(v_recomputed);
-        delete from {{ ledger }} where symbol = any(v_recomputed);
     end if;
     analyze {{ batch }};
     {{ stock_analytics.batch_load_ids() }} := array(select distinct load_id from {{ batch }} order by load_id);
 
-    with written as (
-        insert into {{ relation }} as stored ({{ column_list }})
-        select {{ column_list }} from (
+    if v_full then
+        with written as (
+            insert into {{ relation }} as stored ({{ column_list }})
+            select {{ column_list }} from (
+{{ sql }}
+            ) as batch_rows
+            -- a held feed bar stays out until accepted
+            where not exists (
+                select from {{ held }} as holding
+                where holding.load_id = batch_rows.load_id and holding.symbol = batch_rows.symbol
+                    and {{ stock_analytics.is_open_hold('holding') }}
+            )
+            returning 1
+        )
+
+        select count(*) into v_rows from written;
+        insert into {{ changes }} (symbol, from_date) values (null, null);
+        v_recomputed_count := (select count(distinct symbol) from {{ batch }});
+        {{ stock_analytics.price_guard_rebuild(relation) | indent(8) }}
+    else
+        -- What the pass would write: the new bars, and the stored ones they replace.
+        create temporary table pg_temp.price_guard_staged on commit drop as
+        select batch_rows.*, stored.symbol is not null as was_stored
+        from (
 {{ sql }}
         ) as batch_rows
-        on conflict ({{ key_columns | join(', ') }}) do update set
-            {%- for column in columns if column not in key_columns %}
-            {{ column }} = excluded.{{ column }}{{ ',' if not loop.last }}
-            {%- endfor %}
-        where {{ stock_analytics.is_newer_row('excluded', 'stored') }}
-        returning stored.symbol, stored.{{ key_columns[-1] }} as changed_date
-    ),
+        left join {{ relation }} as stored
+            on batch_rows.symbol = stored.symbol and batch_rows.trade_date = stored.trade_date
+        where stored.symbol is null
+            or batch_rows.symbol = any(v_recomputed)
+            or {{ stock_analytics.is_newer_row('batch_rows', 'stored') }};
 
-    touched as (
-        select symbol, min(changed_date) as from_date, count(*) as row_count
-        from written
-        group by symbol
-    ),
+        -- A feed bar of a symbol with a hold nobody accepted waits behind it.
+        insert into {{ held }} (load_id, symbol, finding, reason, first_date, last_date)
+        select staged.load_id, staged.symbol, 'waiting',
+            format('waits for the held load %s of %s (accept that one to apply both)', min(holding.load_id), staged.symbol),
+            min(staged.trade_date), max(staged.trade_date)
+        from pg_temp.price_guard_staged as staged
+        inner join {{ held }} as holding
+            on staged.symbol = holding.symbol and {{ stock_analytics.is_open_hold('holding') }}
+        where holding.load_id <> staged.load_id
+        group by staged.load_id, staged.symbol
+        on conflict (load_id, symbol) do nothing;
+        delete from pg_temp.price_guard_staged as staged
+        where exists (
+            select from {{ held }} as holding
+            where holding.symbol = staged.symbol and {{ stock_analytics.is_open_hold('holding') }}
+        );
+        analyze pg_temp.price_guard_staged;
 
-    recomputed as (
-        select distinct symbol from {{ batch }} where recompute
-    ),
+        {{ stock_analytics.price_guard_judge(relation, stock_analytics.price_guard_threshold()) | indent(8) }}
 
-    logged as (
-        insert into {{ changes }} (symbol, from_date)
-        select coalesce(touched.symbol, recomputed.symbol), case when recomputed.symbol is null then touched.from_date end
-        from touched
-        full outer join recomputed on touched.symbol = recomputed.symbol
-        where not v_full
-        returning 1
-    )
+        -- The flagged symbols' loads of this pass are held back, with every reason found.
+        insert into {{ held }} (load_id, symbol, finding, reason, first_date, last_date)
+        select loads.load_id, verdicts.symbol, verdicts.findings, verdicts.reasons, verdicts.first_date, verdicts.last_date
+        from (
+            select
+                symbol,
+                string_agg(distinct finding, ', ') as findings,
+                string_agg(reason, '; ' order by finding, first_date) as reasons,
+                min(first_date) as first_date,
+                max(last_date) as last_date
+            from pg_temp.price_guard_verdicts
+            group by symbol
+        ) as verdicts
+        inner join (
+            select distinct symbol, load_id from pg_temp.price_guard_staged
+        ) as loads on verdicts.symbol = loads.symbol
+        on conflict (load_id, symbol) do update set
+            finding = excluded.finding, reason = excluded.reason,
+            first_date = excluded.first_date, last_date = excluded.last_date, held_at = now();
+        get diagnostics v_held = row_count;
+        delete from pg_temp.price_guard_staged where symbol in (select symbol from pg_temp.price_guard_verdicts);
+        -- a held file load is not applied: it stays pending, out of the ledger
+        delete from {{ batch }} as batch
+        where batch.symbol in (select symbol from pg_temp.price_guard_verdicts)
+            and exists (
+                select from raw.load_log as load_log
+                where load_log.load_id = batch.load_id and load_log.file_kind = 'prices'
+            );
+        v_recomputed := array(
+            select symbol from unnest(v_recomputed) as recomputed (symbol)
+            where symbol not in (select symbol from pg_temp.price_guard_verdicts)
+        );
 
-    select coalesce(sum(row_count), 0) into v_rows from touched;
+        v_recomputed_count := cardinality(v_recomputed);
+        delete from {{ relation }} where symbol = any(v_recomputed);
+        delete from {{ ledger }} where symbol = any(v_recomputed);
 
-    if v_full then
-        insert into {{ changes }} (symbol, from_date) values (null, null);
+        with written as (
+            insert into {{ relation }} as stored ({{ column_list }})
+            select {{ column_list }} from pg_temp.price_guard_staged
+            on conflict ({{ key_columns | join(', ') }}) do update set
+                {%- for column in columns if column not in key_columns %}
+                {{ column }} = excluded.{{ column }}{{ ',' if not loop.last }}
+                {%- endfor %}
+            where {{ stock_analytics.is_newer_row('excluded', 'stored') }}
+            returning stored.symbol, stored.{{ key_columns[-1] }} as changed_date
+        ),
+
+        touched as (
+            select symbol, min(changed_date) as from_date, count(*) as row_count
+            from written
+            group by symbol
+        ),
+
+        recomputed as (
+            select symbol from unnest(v_recomputed) as recomputed (symbol)
+        ),
+
+        logged as (
+            insert into {{ changes }} (symbol, from_date)
+            select coalesce(touched.symbol, recomputed.symbol), case when recomputed.symbol is null then touched.from_date end
+            from touched
+            full outer join recomputed on touched.symbol = recomputed.symbol
+            returning 1
+        )
+
+        select coalesce(sum(row_count), 0) into v_rows from touched;
+
+        {{ stock_analytics.price_guard_record() | indent(8) }}
     end if;
+
+    -- Holds this pass applied (a person accepted them).
+    update {{ held }} as holding
+    set applied_at = now()
+    where holding.accepted_at is not null and holding.applied_at is null
+        and (holding.load_id in (select load_id from {{ batch }}) or v_full);
 
     insert into {{ ledger }} (load_id, symbol, load_mode, applied_at)
     select load_log.load_id, load_log.symbol, load_log.load_mode, now()
@@ -167,8 +314,9 @@ begin
     return query
     select
         count(distinct load_id),
-        count(distinct symbol) filter (where recompute),
-        v_rows
+        v_recomputed_count,
+        v_rows,
+        v_held
     from {{ batch }};
 end
 $apply$;

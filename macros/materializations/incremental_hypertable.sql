@@ -5,7 +5,8 @@
     Config:
       time_column (required); chunk_time_interval (default var('chunk_time_interval'));
       indexes (must include the unique key, e.g. (symbol, trade_date));
-      apply_strategy: 'raw_loads' (macro raw_loads_apply_function) or 'upstream_changes'
+      apply_strategy: 'raw_loads' (macro raw_loads_apply_function, with sessions = the calendar
+        seed the price guard counts missed sessions on) or 'upstream_changes'
         (macro upstream_changes_apply_function, with changes_of = the upstream model's name);
       compress_segmentby, compress_orderby, compress_after (default var('compress_after')).
 
@@ -33,6 +34,9 @@
     {%- call statement('bookkeeping') -%}
         {{ stock_analytics.create_incremental_bookkeeping(target_relation) }}
         {{ stock_analytics.create_apply_batch_table(strategy) }}
+        {%- if strategy == 'raw_loads' %}
+        {{ stock_analytics.create_price_guard_tables() }}
+        {%- endif %}
     {%- endcall -%}
 
     {#- The model's SQL outside its apply function: the batch is empty. -#}
@@ -70,7 +74,8 @@
 
     {%- call statement('apply_function') -%}
         {%- if strategy == 'raw_loads' -%}
-        {{ stock_analytics.raw_loads_apply_function(target_relation, sql, columns, ['symbol', time_column]) }}
+        {{ stock_analytics.raw_loads_apply_function(
+            target_relation, sql, columns, ['symbol', time_column], ref(config.require('sessions'))) }}
         {%- else -%}
         {{ stock_analytics.upstream_changes_apply_function(
             target_relation, sql, columns, ref(config.require('changes_of')), time_column) }}
@@ -80,7 +85,14 @@
     {%- endcall -%}
 
     {%- call statement('main', fetch_result=True) -%}
+        {%- if strategy == 'raw_loads' %}
+        select * from {{ stock_analytics.apply_function_name(target_relation) }}(
+            p_full => {{ 'true' if full_refresh else 'false' }},
+            p_accept => {{ stock_analytics.accepted_held_prices() }}
+        )
+        {%- else %}
         select * from {{ stock_analytics.apply_function_name(target_relation) }}(p_full => {{ 'true' if full_refresh else 'false' }})
+        {%- endif %}
     {%- endcall -%}
     {%- set applied = load_result('main')['table'] -%}
     {%- set summary = [] -%}
@@ -88,6 +100,9 @@
         {%- do summary.append(name ~ ' ' ~ applied.rows[0][name]) -%}
     {%- endfor -%}
     {%- do log(target_relation ~ ": " ~ summary | join(', '), info=true) -%}
+    {%- if strategy == 'raw_loads' -%}
+        {%- do stock_analytics.log_held_prices() -%}
+    {%- endif -%}
 
     {{ run_hooks(post_hooks, inside_transaction=True) }}
     {%- do persist_docs(target_relation, model) -%}

@@ -3,10 +3,14 @@
 -- incremental_hypertable, strategy raw_loads): each build applies only the raw loads it has
 -- not applied yet, or recomputes a symbol whose history a load replaced or superseded.
 -- The unique (symbol, trade_date) index is the upsert key and serves per-symbol queries.
+-- Before a pass writes, the price guard judges its bars against the accepted history and holds
+-- back flagged symbols (macros/quality/price_guard.sql), counting missed sessions on the
+-- calendar seed: depends_on: {{ ref('nyse_trading_sessions') }}
 {{
     config(
         materialized='incremental_hypertable',
         apply_strategy='raw_loads',
+        sessions='nyse_trading_sessions',
         time_column='trade_date',
         indexes=[{'columns': ['symbol', 'trade_date'], 'unique': true}],
         compress_segmentby='symbol',
@@ -63,9 +67,9 @@ final as (
         ranked.symbol,
         ranked.trade_date,
         {{ resolve_asset_type('symbols.asset_type', 'ranked.folder_asset_type') }} as asset_type,
-        ranked.open,
-        ranked.high,
-        ranked.low,
+        {{ recorded_price('ranked.open', 'ranked.close') }} as open,
+        {{ recorded_price('ranked.high', 'ranked.close') }} as high,
+        {{ recorded_price('ranked.low', 'ranked.close') }} as low,
         ranked.close,
         ranked.adj_close,
         ranked.volume,

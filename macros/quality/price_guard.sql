@@ -1,0 +1,655 @@
+{#- The price guard: staging's incremental step judges the bars it is about to apply against
+    the history already accepted, and holds back the symbols whose new bars a broken source
+    would explain better than the market (docs/data_quality.md "The price guard").
+
+    Three findings, each a run of sessions:
+    - zero_volume: a bar with volume 0;
+    - repeated_close: a bar whose close equals the bar before (a close repeated k times is a
+      run of k);
+    - missed_session: an NYSE session with no bar between two bars of the symbol (a gap of g
+      sessions is a run of g).
+
+    Two stated tests, one false-alarm rate (var price_guard_false_alarm_rate, default 1e-6):
+    - one symbol, over a run: its new run of k is longer than any in its accepted history and
+      the chance that a session starts a run that long, by the symbol's own history as a
+      two-state chain with Laplace's rule of succession for the start and the continuation
+      rates, is below the false-alarm rate. A clean history gives rates of about 1/n, never
+      0, so one finding is never an error.
+    - one session, across symbols: the share of the session's new bars with the finding is
+      above the highest smoothed share ((x + 1) / (m + 2)) of the 20 accepted sessions before
+      it, and the Chernoff bound of a binomial tail that far above it is below the rate.
+    A symbol without accepted bars is a first build: its findings warn (dbt tests), and its
+    bars become its accepted history.
+
+    The accepted history is kept incrementally by the pass that applies the bars: finding
+    counts and runs per symbol and load (the baseline), and per session across symbols. -#}
+
+{% macro price_guard_findings() -%}
+    {{ return([
+        {'name': 'zero_volume', 'label': 'volume 0', 'unit': 'bars'},
+        {'name': 'repeated_close', 'label': 'the close repeated', 'unit': 'bars'},
+        {'name': 'missed_session', 'label': 'sessions missing', 'unit': 'sessions'},
+    ]) }}
+{%- endmacro %}
+
+{% macro price_guard_relation(name) -%}
+    {{ return(api.Relation.create(database=target.database, schema='staging',
+                                  identifier='stg_market_data__' ~ name, type='table')) }}
+{%- endmacro %}
+
+{#- The tables the guard keeps (created once, owned by the transformer):
+    - quality_baseline: per (symbol, load), what the load's accepted bars brought: bars and
+      sessions, and per finding its count, the runs that started in them and the longest run
+      that reached into them;
+    - quality_sessions: per session, the accepted bars across symbols and how many had each
+      finding (each (symbol, session) counted once, as first accepted);
+    - held_prices: the (load, symbol) pairs held back, with the finding and the reason;
+      accepted_at when a person accepted them, applied_at once a build applied them. -#}
+{% macro create_price_guard_tables() -%}
+    create table if not exists {{ stock_analytics.price_guard_relation('quality_baseline') }} (
+        symbol text not null,
+        load_id bigint not null,
+        applied_at timestamptz not null,
+        bars bigint not null,
+        sessions bigint not null,
+        {%- for finding in stock_analytics.price_guard_findings() %}
+        {{ finding.name }}_count bigint not null,
+        {{ finding.name }}_runs bigint not null,
+        {{ finding.name }}_longest_run integer not null,
+        {%- endfor %}
+        primary key (symbol, load_id)
+    );
+    create table if not exists {{ stock_analytics.price_guard_relation('quality_sessions') }} (
+        trade_date date primary key,
+        symbols bigint not null,
+        {%- for finding in stock_analytics.price_guard_findings() %}
+        {{ finding.name }}_symbols bigint not null{{ ',' if not loop.last }}
+        {%- endfor %}
+    );
+    create table if not exists {{ stock_analytics.price_guard_relation('held_prices') }} (
+        load_id bigint not null,
+        symbol text not null,
+        finding text not null,
+        reason text not null,
+        first_date date,
+        last_date date,
+        held_at timestamptz not null default now(),
+        accepted_at timestamptz,
+        applied_at timestamptz,
+        primary key (load_id, symbol)
+    );
+    create index if not exists stg_market_data__held_prices_symbol_idx
+        on {{ stock_analytics.price_guard_relation('held_prices') }} (symbol) where applied_at is null;
+{%- endmacro %}
+
+{#- A hold still in force: nobody accepted it and its load is live (a corrected file loaded
+    with --replace supersedes the held load, and with it the hold). -#}
+{% macro is_open_hold(holding) -%}
+    ({{ holding }}.accepted_at is null and exists (
+        select from raw.load_log as held_load
+        where held_load.load_id = {{ holding }}.load_id and {{ stock_analytics.is_live_load('held_load') }}
+    ))
+{%- endmacro %}
+
+{#- ln(1 / false-alarm rate), the bar both tests must clear. -#}
+{% macro price_guard_threshold() -%}
+    {%- set rate = var('price_guard_false_alarm_rate', 1e-6) -%}
+    {%- if rate is not number or rate <= 0 or rate >= 1 -%}
+        {{ exceptions.raise_compiler_error("var price_guard_false_alarm_rate must be a probability between 0 and 1, got " ~ rate) }}
+    {%- endif -%}
+    {{ return('ln(1.0 / ' ~ rate ~ ')') }}
+{%- endmacro %}
+
+{#- Per calendar day, the NYSE sessions before it and up to it (seed nyse_trading_sessions),
+    so the sessions missed between two bars are one subtraction. A temporary table of the
+    apply call (about 24,000 days). -#}
+{% macro create_session_ordinals(sessions) -%}
+    create temporary table if not exists pg_temp.price_guard_calendar (
+        day date primary key,
+        sessions_before integer not null,
+        sessions_through integer not null
+    ) on commit drop;
+    truncate pg_temp.price_guard_calendar;
+    insert into pg_temp.price_guard_calendar (day, sessions_before, sessions_through)
+    select
+        days.day,
+        count(sessions.session_date) over (order by days.day) - (sessions.session_date is not null)::integer,
+        count(sessions.session_date) over (order by days.day)
+    from generate_series(
+        (select min(session_date) from {{ sessions }}),
+        (select max(session_date) from {{ sessions }}),
+        interval '1 day'
+    ) as days (day)
+    left join {{ sessions }} as sessions on sessions.session_date = days.day;
+    analyze pg_temp.price_guard_calendar;
+{%- endmacro %}
+
+{#- Each bar of `bars` (symbol, trade_date, close, volume and any other columns) with its
+    findings and the run each belongs to, in CTEs ending in `finding_runs`:
+    zero_volume, repeated_close (booleans), missed_session (sessions missed before the bar, 0
+    outside the calendar), and <finding>_run: bars of one symbol with the same number and the
+    finding form one run. -#}
+{% macro price_finding_runs(bars) -%}
+finding_days as (
+
+    select
+        bars.*,
+        coalesce(bars.volume = 0, false) as zero_volume,
+        coalesce(bars.close = lag(bars.close) over by_date, false) as repeated_close,
+        greatest(coalesce(calendar.sessions_before - lag(calendar.sessions_through) over by_date, 0), 0)
+            as missed_session
+    from {{ bars }} as bars
+    left join pg_temp.price_guard_calendar as calendar on bars.trade_date = calendar.day
+    window by_date as (partition by bars.symbol order by bars.trade_date)
+
+),
+
+finding_runs as (
+
+    select
+        *,
+        count(*) filter (where not zero_volume) over running as zero_volume_run,
+        count(*) filter (where not repeated_close) over running as repeated_close_run,
+        -- a gap is a run of its own
+        row_number() over running as missed_session_run
+    from finding_days
+    window running as (partition by symbol order by trade_date rows unbounded preceding)
+
+)
+{%- endmacro %}
+
+{#- The runs in `finding_runs`, one row per (symbol, finding, run): its length, dates, the
+    load of its last bar, whether it holds a bar of this pass (is_new) and starts in one. -#}
+{% macro price_runs_of(finding_runs, with_new=false) -%}
+    {%- for finding in stock_analytics.price_guard_findings() %}
+    select
+        symbol,
+        '{{ finding.name }}' as finding,
+        {%- if finding.name == 'missed_session' %}
+        max(missed_session) as run_length,
+        {%- else %}
+        count(*) as run_length,
+        {%- endif %}
+        min(trade_date) as first_date,
+        max(trade_date) as last_date,
+        (array_agg(load_id order by trade_date desc))[1] as load_id,
+        {%- if with_new %}
+        bool_or(is_new) as touches_new,
+        (array_agg(is_new order by trade_date))[1] as starts_new
+        {%- else %}
+        true as touches_new,
+        true as starts_new
+        {%- endif %}
+    from {{ finding_runs }}
+    {%- if finding.name == 'missed_session' %}
+    where missed_session > 0
+    {%- else %}
+    where {{ finding.name }}
+    {%- endif %}
+    group by symbol, {{ finding.name }}_run
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
+{#- Baseline rows (symbol, load_id, bars, sessions, per finding count / runs / longest run)
+    from `finding_runs` and its runs; with_new: of the pass's new bars only. -#}
+{% macro price_baseline_rows(finding_runs, runs, with_new=false) -%}
+    with
+
+    counted as (
+
+        select
+            symbol,
+            load_id,
+            count(*) as bars,
+            count(*) + sum(missed_session) as sessions,
+            count(*) filter (where zero_volume) as zero_volume_count,
+            count(*) filter (where repeated_close) as repeated_close_count,
+            sum(missed_session) as missed_session_count
+        from {{ finding_runs }}
+        {%- if with_new %}
+        where is_new
+        {%- endif %}
+        group by symbol, load_id
+
+    ),
+
+    run_stats as (
+
+        select
+            symbol,
+            load_id,
+            {%- for finding in stock_analytics.price_guard_findings() %}
+            count(*) filter (where finding = '{{ finding.name }}' and starts_new) as {{ finding.name }}_runs,
+            coalesce(max(run_length) filter (where finding = '{{ finding.name }}' and touches_new), 0)
+                as {{ finding.name }}_longest_run{{ ',' if not loop.last }}
+            {%- endfor %}
+        from {{ runs }}
+        group by symbol, load_id
+
+    )
+
+    select
+        counted.symbol,
+        counted.load_id,
+        now() as applied_at,
+        counted.bars,
+        counted.sessions,
+        {%- for finding in stock_analytics.price_guard_findings() %}
+        counted.{{ finding.name }}_count,
+        coalesce(run_stats.{{ finding.name }}_runs, 0) as {{ finding.name }}_runs,
+        coalesce(run_stats.{{ finding.name }}_longest_run, 0) as {{ finding.name }}_longest_run{{ ',' if not loop.last }}
+        {%- endfor %}
+    from counted
+    left join run_stats
+        on counted.symbol = run_stats.symbol and counted.load_id = run_stats.load_id
+{%- endmacro %}
+
+{#- Statements of a full build: the baseline and the session counts from every stored bar
+    (every bar is accepted, as in a first build). -#}
+{% macro price_guard_rebuild(relation) -%}
+    {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
+    {%- set sessions = stock_analytics.price_guard_relation('quality_sessions') -%}
+    truncate {{ baseline }};
+    truncate {{ sessions }};
+    create temporary table pg_temp.price_guard_bars on commit drop as
+    with
+    {{ stock_analytics.price_finding_runs('(select symbol, trade_date, close, volume, load_id from ' ~ relation ~ ')') }}
+    select * from finding_runs;
+    create temporary table pg_temp.price_guard_runs on commit drop as
+    {{ stock_analytics.price_runs_of('pg_temp.price_guard_bars') }};
+    insert into {{ baseline }}
+    {{ stock_analytics.price_baseline_rows('pg_temp.price_guard_bars', 'pg_temp.price_guard_runs') }};
+    insert into {{ sessions }}
+    select
+        trade_date,
+        count(*),
+        {%- for finding in stock_analytics.price_guard_findings() %}
+        count(*) filter (where {{ finding.name }}{{ ' > 0' if finding.name == 'missed_session' }}){{ ',' if not loop.last }}
+        {%- endfor %}
+    from pg_temp.price_guard_bars
+    group by trade_date;
+    drop table pg_temp.price_guard_runs;
+    drop table pg_temp.price_guard_bars;
+{%- endmacro %}
+
+{#- Statements of an incremental pass, run on pg_temp.price_guard_staged (the bars the pass
+    would write: symbol, trade_date, close, volume, load_id, was_stored) before they are
+    written. They judge each symbol with accepted history (unless listed in v_unjudged), and
+    leave the symbols to hold in pg_temp.price_guard_verdicts (symbol, finding, reason,
+    first_date, last_date). The bars with their findings stay in pg_temp.price_guard_bars for
+    price_guard_record. -#}
+{% macro price_guard_judge(relation, threshold) -%}
+    {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
+    {%- set sessions = stock_analytics.price_guard_relation('quality_sessions') -%}
+    {%- set findings = stock_analytics.price_guard_findings() -%}
+    create temporary table pg_temp.price_guard_history on commit drop as
+    select
+        baseline.symbol,
+        sum(baseline.bars) as bars,
+        sum(baseline.sessions) as sessions,
+        {%- for finding in findings %}
+        sum(baseline.{{ finding.name }}_count) as {{ finding.name }}_count,
+        sum(baseline.{{ finding.name }}_runs) as {{ finding.name }}_runs,
+        max(baseline.{{ finding.name }}_longest_run) as {{ finding.name }}_longest_run{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ baseline }} as baseline
+    where baseline.symbol in (select distinct symbol from pg_temp.price_guard_staged)
+    group by baseline.symbol;
+
+    -- The pass's bars with the stored bars around them: no accepted run is longer than the
+    -- symbol's longest, so that many bars on each side hold every run the new bars reach.
+    create temporary table pg_temp.price_guard_bars on commit drop as
+    with
+
+    changed as (
+
+        select
+            staged.symbol,
+            min(staged.trade_date) as first_date,
+            max(staged.trade_date) as last_date,
+            1 + coalesce(greatest(
+                {%- for finding in findings if finding.name != 'missed_session' %}
+                history.{{ finding.name }}_longest_run{{ ',' if not loop.last }}
+                {%- endfor %}
+            ), 0) as context_bars
+        from pg_temp.price_guard_staged as staged
+        left join pg_temp.price_guard_history as history on staged.symbol = history.symbol
+        where not (staged.symbol = any(v_recomputed))
+        group by staged.symbol, history.symbol,
+            {%- for finding in findings if finding.name != 'missed_session' %}
+            history.{{ finding.name }}_longest_run{{ ',' if not loop.last }}
+            {%- endfor %}
+
+    ),
+
+    stored_context as (
+
+        select around.*
+        from changed
+        cross join lateral (
+            (
+                select stored.symbol, stored.trade_date, stored.close, stored.volume, stored.load_id
+                from {{ relation }} as stored
+                where stored.symbol = changed.symbol and stored.trade_date < changed.first_date
+                order by stored.trade_date desc
+                limit changed.context_bars
+            )
+            union all
+            (
+                select stored.symbol, stored.trade_date, stored.close, stored.volume, stored.load_id
+                from {{ relation }} as stored
+                where stored.symbol = changed.symbol
+                    and stored.trade_date between changed.first_date and changed.last_date
+            )
+            union all
+            (
+                select stored.symbol, stored.trade_date, stored.close, stored.volume, stored.load_id
+                from {{ relation }} as stored
+                where stored.symbol = changed.symbol and stored.trade_date > changed.last_date
+                order by stored.trade_date
+                limit changed.context_bars
+            )
+        ) as around
+        where not exists (
+            select from pg_temp.price_guard_staged as staged
+            where staged.symbol = around.symbol and staged.trade_date = around.trade_date
+        )
+
+    ),
+
+    sequence as (
+
+        select symbol, trade_date, close, volume, load_id, true as is_new, was_stored
+        from pg_temp.price_guard_staged
+        union all
+        select symbol, trade_date, close, volume, load_id, false, true
+        from stored_context
+
+    ),
+
+    {{ stock_analytics.price_finding_runs('sequence') }}
+
+    select * from finding_runs;
+
+    create temporary table pg_temp.price_guard_runs on commit drop as
+    {{ stock_analytics.price_runs_of('pg_temp.price_guard_bars', with_new=true) }};
+
+    create temporary table pg_temp.price_guard_verdicts (
+        symbol text not null,
+        finding text not null,
+        reason text not null,
+        first_date date,
+        last_date date
+    ) on commit drop;
+
+    -- One symbol over a run.
+    insert into pg_temp.price_guard_verdicts (symbol, finding, reason, first_date, last_date)
+    with
+
+    longest_new as (
+
+        select distinct on (runs.symbol, runs.finding)
+            runs.symbol,
+            runs.finding,
+            runs.run_length,
+            runs.first_date,
+            runs.last_date
+        from pg_temp.price_guard_runs as runs
+        where runs.touches_new and not (runs.symbol = any(v_unjudged))
+        order by runs.symbol, runs.finding, runs.run_length desc, runs.last_date desc
+
+    ),
+
+    judged as (
+
+        select
+            longest_new.*,
+            history.bars,
+            case longest_new.finding
+                {%- for finding in findings %}
+                when '{{ finding.name }}' then history.{{ 'sessions' if finding.unit == 'sessions' else 'bars' }}
+                {%- endfor %}
+            end as opportunities,
+            case longest_new.finding
+                {%- for finding in findings %}
+                when '{{ finding.name }}' then history.{{ finding.name }}_count
+                {%- endfor %}
+            end as finding_count,
+            case longest_new.finding
+                {%- for finding in findings %}
+                when '{{ finding.name }}' then history.{{ finding.name }}_runs
+                {%- endfor %}
+            end as run_count,
+            case longest_new.finding
+                {%- for finding in findings %}
+                when '{{ finding.name }}' then history.{{ finding.name }}_longest_run
+                {%- endfor %}
+            end as longest_run
+        from longest_new
+        inner join pg_temp.price_guard_history as history on longest_new.symbol = history.symbol
+        where history.bars > 0
+
+    ),
+
+    scored as (
+
+        select
+            *,
+            -- ln(chance that a session starts a run of run_length): start rate, then
+            -- (run_length - 1) continuations, both by Laplace's rule of succession
+            ln((run_count + 1.0) / (opportunities + 2.0))
+            + (run_length - 1) * ln((greatest(finding_count - run_count, 0) + 1.0) / (finding_count + 2.0))
+                as log_chance
+        from judged
+
+    )
+
+    select
+        symbol,
+        finding,
+        format(
+            '%s: %s in a row from %s to %s; its accepted history (%s bars) has runs of at most %s, '
+            'and a run this long has a chance of %s per session by that history',
+            case finding
+                {%- for finding in findings %}
+                when '{{ finding.name }}' then '{{ finding.label }}'
+                {%- endfor %}
+            end,
+            run_length, first_date, last_date, bars, longest_run, to_char(exp(log_chance), '9.9EEEE')
+        ),
+        first_date,
+        last_date
+    from scored
+    where run_length > longest_run and log_chance < -{{ threshold }};
+
+    -- One session across symbols: the bars new to a session against the 20 sessions before.
+    insert into pg_temp.price_guard_verdicts (symbol, finding, reason, first_date, last_date)
+    with
+
+    new_bars as (
+
+        -- a symbol without accepted bars is a first build: not judged
+        select bars.* from pg_temp.price_guard_bars as bars
+        inner join pg_temp.price_guard_history as history on bars.symbol = history.symbol
+        where bars.is_new and not bars.was_stored and history.bars > 0
+            and not (bars.symbol = any(v_unjudged))
+
+    ),
+
+    session_findings as (
+
+        {%- for finding in findings %}
+        select
+            trade_date,
+            '{{ finding.name }}' as finding,
+            count(*) as symbols,
+            count(*) filter (where {{ finding.name }}{{ ' > 0' if finding.name == 'missed_session' }}) as with_finding
+        from new_bars
+        group by trade_date
+        {{ 'union all' if not loop.last }}
+        {%- endfor %}
+
+    ),
+
+    judged as (
+
+        select
+            session_findings.trade_date,
+            session_findings.finding,
+            session_findings.symbols + coalesce(accepted.symbols, 0) as symbols,
+            session_findings.with_finding + coalesce(case session_findings.finding
+                {%- for finding in findings %}
+                when '{{ finding.name }}' then accepted.{{ finding.name }}_symbols
+                {%- endfor %}
+            end, 0) as with_finding,
+            before.sessions_seen,
+            before.highest_share
+        from session_findings
+        left join {{ sessions }} as accepted on session_findings.trade_date = accepted.trade_date
+        cross join lateral (
+            select
+                count(*) as sessions_seen,
+                max((case session_findings.finding
+                    {%- for finding in findings %}
+                    when '{{ finding.name }}' then earlier.{{ finding.name }}_symbols
+                    {%- endfor %}
+                end + 1.0) / (earlier.symbols + 2.0)) as highest_share
+            from (
+                select * from {{ sessions }} as recent
+                where recent.trade_date < session_findings.trade_date
+                order by recent.trade_date desc
+                limit 20
+            ) as earlier
+        ) as before
+        where session_findings.with_finding > 0
+
+    ),
+
+    scored as (
+
+        select
+            *,
+            cast(with_finding as double precision) / symbols as share,
+            -- m * KL(q || p): minus the log of the Chernoff bound on P(X >= x), X ~ Bin(m, p)
+            symbols * (
+                (cast(with_finding as double precision) / symbols)
+                * ln((cast(with_finding as double precision) / symbols) / highest_share)
+                + case when with_finding < symbols then
+                    (1 - cast(with_finding as double precision) / symbols)
+                    * ln((1 - cast(with_finding as double precision) / symbols) / (1 - highest_share))
+                else 0 end
+            ) as surprise
+        from judged
+        where sessions_seen > 0
+
+    )
+
+    select
+        new_bars.symbol,
+        scored.finding,
+        format(
+            '%s on %s in %s of %s symbols (%s%%); the %s sessions before had at most %s%% (smoothed)',
+            case scored.finding
+                {%- for finding in findings %}
+                when '{{ finding.name }}' then '{{ finding.label }}'
+                {%- endfor %}
+            end,
+            scored.trade_date, scored.with_finding, scored.symbols, round(cast(100 * scored.share as numeric), 2),
+            scored.sessions_seen, round(cast(100 * scored.highest_share as numeric), 2)
+        ),
+        scored.trade_date,
+        scored.trade_date
+    from scored
+    inner join new_bars
+        on scored.trade_date = new_bars.trade_date
+        and case scored.finding
+            {%- for finding in findings %}
+            when '{{ finding.name }}' then new_bars.{{ finding.name }}{{ ' > 0' if finding.name == 'missed_session' }}
+            {%- endfor %}
+        end
+    where scored.share > scored.highest_share and scored.surprise > {{ threshold }};
+{%- endmacro %}
+
+{#- After the pass wrote its bars: the baseline and session counts take in the bars applied
+    (pg_temp.price_guard_bars, less the held symbols'). A recomputed symbol's baseline is
+    its new history. -#}
+{% macro price_guard_record() -%}
+    {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
+    {%- set sessions = stock_analytics.price_guard_relation('quality_sessions') -%}
+    {%- set findings = stock_analytics.price_guard_findings() -%}
+    delete from pg_temp.price_guard_bars where symbol in (select symbol from pg_temp.price_guard_verdicts);
+    delete from pg_temp.price_guard_runs where symbol in (select symbol from pg_temp.price_guard_verdicts);
+    delete from {{ baseline }}
+    where symbol = any(v_recomputed) and symbol not in (select symbol from pg_temp.price_guard_verdicts);
+    insert into {{ baseline }} as kept
+    {{ stock_analytics.price_baseline_rows('pg_temp.price_guard_bars', 'pg_temp.price_guard_runs', with_new=true) }}
+    on conflict (symbol, load_id) do update set
+        applied_at = excluded.applied_at,
+        bars = kept.bars + excluded.bars,
+        sessions = kept.sessions + excluded.sessions,
+        {%- for finding in findings %}
+        {{ finding.name }}_count = kept.{{ finding.name }}_count + excluded.{{ finding.name }}_count,
+        {{ finding.name }}_runs = kept.{{ finding.name }}_runs + excluded.{{ finding.name }}_runs,
+        {{ finding.name }}_longest_run = greatest(kept.{{ finding.name }}_longest_run, excluded.{{ finding.name }}_longest_run){{ ',' if not loop.last }}
+        {%- endfor %};
+    insert into {{ sessions }} as kept
+    select
+        trade_date,
+        count(*),
+        {%- for finding in findings %}
+        count(*) filter (where {{ finding.name }}{{ ' > 0' if finding.name == 'missed_session' }}){{ ',' if not loop.last }}
+        {%- endfor %}
+    from pg_temp.price_guard_bars
+    where is_new and not was_stored
+    group by trade_date
+    on conflict (trade_date) do update set
+        symbols = kept.symbols + excluded.symbols,
+        {%- for finding in findings %}
+        {{ finding.name }}_symbols = kept.{{ finding.name }}_symbols + excluded.{{ finding.name }}_symbols{{ ',' if not loop.last }}
+        {%- endfor %};
+{%- endmacro %}
+
+{#- var accept_held_prices, as the apply function's p_accept: a symbol, a list of symbols, or
+    '*' (every hold), as a text[] literal; null when the var is not set. -#}
+{% macro accepted_held_prices() -%}
+    {%- set accepted = var('accept_held_prices', none) -%}
+    {%- if accepted is none or accepted == [] or accepted == '' -%}
+        {{ return('null') }}
+    {%- endif -%}
+    {%- if accepted is string -%}
+        {%- set accepted = [accepted] -%}
+    {%- endif -%}
+    {%- set literals = [] -%}
+    {%- for symbol in accepted -%}
+        {%- if symbol is not string or symbol | trim == '' -%}
+            {{ exceptions.raise_compiler_error("var accept_held_prices: a symbol, a list of symbols or '*', got " ~ accepted) }}
+        {%- endif -%}
+        {%- do literals.append("'" ~ (symbol | trim | replace("'", "''")) ~ "'") -%}
+    {%- endfor -%}
+    {{ return('array[' ~ literals | join(', ') ~ ']::text[]') }}
+{%- endmacro %}
+
+{#- After staging's apply: one warning line per symbol held back and not accepted (the first
+    20), and how to accept them. The dbt test assert_no_held_back_prices fails the build. -#}
+{% macro log_held_prices() -%}
+    {%- set held = stock_analytics.price_guard_relation('held_prices') -%}
+    {%- set query -%}
+        select holding.symbol, min(holding.first_date), max(holding.last_date), string_agg(holding.reason, '; ')
+        from {{ held }} as holding
+        where {{ stock_analytics.is_open_hold('holding') }}
+        group by holding.symbol
+        order by holding.symbol
+    {%- endset -%}
+    {%- set rows = run_query(query).rows -%}
+    {%- if rows | length == 0 -%}{{ return('') }}{%- endif -%}
+    {%- do log("price guard: " ~ rows | length ~ " symbol(s) held back, out of the marts until accepted:", info=true) -%}
+    {%- for row in rows[:20] -%}
+        {%- do log("  " ~ row[0] ~ " " ~ row[1] ~ " to " ~ row[2] ~ ": " ~ row[3], info=true) -%}
+    {%- endfor -%}
+    {%- if rows | length > 20 -%}
+        {%- do log("  ... and " ~ (rows | length - 20) ~ " more: select * from " ~ held ~ " where accepted_at is null", info=true) -%}
+    {%- endif -%}
+    {%- do log("  if they are right: dbt build --vars '{accept_held_prices: [" ~ (rows[:3] | map(attribute=0) | join(', ')) ~ (', ...' if rows | length > 3 else '') ~ "]}' (or '*' for all);"
+               ~ " if not: load the corrected file with --replace", info=true) -%}
+{%- endmacro %}
