@@ -21,19 +21,16 @@ MART_TABLES = (
 )
 
 
-def rate_guard_note(cur: psycopg2.extensions.cursor, test_name: str) -> str | None:
-    """The rate-guard sentence a guarded test stores with its failing rows (its share of rows
-    and the guard), or None for a test without a guard."""
+def held_back(cur: psycopg2.extensions.cursor) -> list[tuple[str, str]]:
+    """The symbols the price guard holds back (symbol, reason), from the failing rows of the
+    dbt test that reports them; none when that test passed."""
+    cur.execute("select to_regclass('audit.assert_no_held_back_prices') is not null")
+    if not cur.fetchone()[0]:
+        return []
     cur.execute(
-        "select 1 from information_schema.columns "
-        "where table_schema = 'audit' and table_name = %s and column_name = 'rate_guard'",
-        (test_name,),
+        "select symbol, min(reason) from audit.assert_no_held_back_prices group by symbol order by symbol"
     )
-    if cur.fetchone() is None:
-        return None
-    cur.execute(f'select rate_guard from audit."{test_name}" limit 1')
-    row = cur.fetchone()
-    return row[0] if row else None
+    return cur.fetchall()
 
 
 def main(load_summary_path: str, run_results_path: str) -> int:
@@ -57,7 +54,7 @@ def main(load_summary_path: str, run_results_path: str) -> int:
             counts.append((table, cur.fetchone()[0]))
         cur.execute("select current_database(), current_setting('port')")
         database, port = cur.fetchone()
-        notes = {name: rate_guard_note(cur, name) for name, _ in warned + failed}
+        held = held_back(cur) if any(name == "assert_no_held_back_prices" for name, _ in failed) else []
 
     print("\n=== stock_analytics demo: done ===")
     print(
@@ -72,8 +69,10 @@ def main(load_summary_path: str, run_results_path: str) -> int:
     for label, tests in (("FAILED", failed), ("warned", warned)):
         for name, failures in sorted(tests):
             print(f"  {label}: {name:<36} {failures:>6,} rows in audit.{name}")
-            if notes[name]:
-                print(f"          {notes[name]}")
+    for symbol, reason in held:
+        print(f"  held back: {symbol}: {reason}")
+    if held:
+        print("  (accept them if they are right: dbt build --vars '{accept_held_prices: [SYMBOL, ...]}')")
     if warned:
         print("  (what each warning means and why it is not an error: docs/data_quality.md)")
     print("marts  :")

@@ -35,6 +35,7 @@ class StepResult:
     staging_rows: int
     symbols_changed: int
     trading_day_rows: int
+    symbols_held: int = 0
 
 
 def check_functions(conn: psycopg2.extensions.connection) -> None:
@@ -60,12 +61,23 @@ def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) 
     """Staging, then the trading days; each its own transaction (a crash between them leaves
     the trading days' watermark behind, and the next call catches up)."""
     with conn, conn.cursor() as cur:
-        cur.execute(f"select * from {STAGING_APPLY}(p_symbols => %s)", (list(symbols),))
-        loads_applied, _recomputed, staging_rows = cur.fetchone()
+        cur.execute(
+            f"select loads_applied, rows_written, symbols_held from {STAGING_APPLY}(p_symbols => %s)",
+            (list(symbols),),
+        )
+        loads_applied, staging_rows, symbols_held = cur.fetchone()
+    if symbols_held:
+        # The price guard held them back, as a file load's would be: out of the marts until a
+        # person accepts them (docs/data_quality.md "The price guard").
+        log.warning(
+            "price guard: %d symbol(s) of this batch held back (staging.stg_market_data__held_prices); "
+            "accept with: dbt build --vars '{accept_held_prices: [SYMBOL, ...]}'",
+            symbols_held,
+        )
     with conn, conn.cursor() as cur:
         cur.execute(f"select * from {TRADING_DAYS_APPLY}()")
         symbols_changed, trading_day_rows = cur.fetchone()
-    return StepResult(loads_applied, staging_rows, symbols_changed, trading_day_rows)
+    return StepResult(loads_applied, staging_rows, symbols_changed, trading_day_rows, symbols_held)
 
 
 def apply_period_marts(conn: psycopg2.extensions.connection) -> int:

@@ -2,9 +2,9 @@
 the test meant for it, with the planted row among that test's stored failures.
 
 Each defect goes into a symbol of its own, so one build checks them all: a test's failing rows
-must name exactly the symbols planted for it, and no other test may name them. Then the rate
-guards: a finding at three times its real-world rate warns and the marts build; a flood of it
-stops the build with a message naming the guard, and the stored rows name the rate. And the
+must name exactly the symbols planted for it, and no other test may name them. A finding the
+marts tolerate warns at any count or share (a third of a symbol's days jumping included) and
+the marts build: floods are the price guard's to catch (tests/test_price_guard.py). And the
 stock/ETF rule: staging and dim_symbols answer the same when folder and metadata disagree.
 """
 
@@ -263,9 +263,8 @@ def build_and_statuses(db: Database, folder: Path) -> tuple[int, dict[str, dict]
 
 
 def test_jumps_at_three_times_the_real_rate_warn_and_the_marts_build(tmp_path):
-    """224,000 rows with unexplained jumps at 3x the real rate (110 of them: more than
-    min_findings, so the share alone keeps it a warning); folder and metadata disagreeing on
-    stock or ETF in two symbols."""
+    """224,000 rows with unexplained jumps at 3x the real rate (110 of them); folder and
+    metadata disagreeing on stock or ETF in two symbols."""
     life = [d for d in SESSIONS if d >= "2010-01-01"][:2000]
     jumping = [f"J{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(110)]
 
@@ -283,11 +282,7 @@ def test_jumps_at_three_times_the_real_rate_warn_and_the_marts_build(tmp_path):
         assert returncode == 0
         jumps = results["stg_prices_unexplained_jumps"]
         assert (jumps["status"], jumps["failures"]) == ("warn", 110)
-        stored = failing_rows(db, "stg_prices_unexplained_jumps")
-        assert {r["share_of_rows"] for r in stored} == {110 / 224_000}
-        assert {r["rate_guard"] for r in stored} == {
-            "unexplained jumps in 0.0491% of rows (110 of 224,000); errors above 0.16% with 100 or more rows"
-        }
+        assert len(failing_rows(db, "stg_prices_unexplained_jumps")) == 110
         assert 2.9 < 110 / 224_000 / REAL_JUMP_RATE < 3.1
         others = {
             name: r["status"]
@@ -318,8 +313,9 @@ def test_jumps_at_three_times_the_real_rate_warn_and_the_marts_build(tmp_path):
         drop_database(db)
 
 
-def test_a_flood_of_jumps_fails_the_build_naming_the_guard_and_the_rate(tmp_path):
-    """Every day of one symbol x5 or /5: 251 jumps in 756 rows, far above the 0.16% guard."""
+def test_a_flood_of_jumps_warns_and_never_stops_the_marts(tmp_path):
+    """Every other day of one symbol x5: 251 jumps in 756 rows (33%). No count or share of a
+    finding the marts tolerate is an error: it warns, names every row, and the marts build."""
 
     def series(seed: int, symbol: str) -> list[Bar]:
         bars = clean_series(seed)
@@ -332,18 +328,11 @@ def test_a_flood_of_jumps_fails_the_build_naming_the_guard_and_the_rate(tmp_path
     db = create_database(tmp_path / "db")
     try:
         returncode, results = build_and_statuses(db, tmp_path / "data")
-        assert returncode == 1
+        assert returncode == 0
         jumps = results["stg_prices_unexplained_jumps"]
-        assert jumps["status"] == "fail"
-        assert (
-            jumps["message"]
-            == "Got 251 results, configured to fail if >= 100 and max(share_of_rows) > 0.0016"
-        )
-        guards = {r["rate_guard"] for r in failing_rows(db, "stg_prices_unexplained_jumps")}
-        assert guards == {
-            "unexplained jumps in 33.2011% of rows (251 of 756); errors above 0.16% with 100 or more rows"
-        }
-        assert results["fct_price_averages_monthly"]["status"] == "skipped"  # a broken load stops the marts
+        assert (jumps["status"], jumps["failures"]) == ("warn", 251)
+        assert {r["symbol"] for r in failing_rows(db, "stg_prices_unexplained_jumps")} == {"JUMP"}
+        assert results["fct_price_averages_monthly"]["status"] == "success"
     finally:
         drop_database(db)
 
@@ -352,7 +341,7 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
     """Tests scale with the change: after a build, each file one line longer. The second build
     tests the new day (with the stored day before it where a test compares days): an old
     OHLC break is not reported again, a jump from the stored close and a session missed
-    between the stored day and the new one are; a guard's share is of the rows tested. A lone
+    between the stored day and the new one are. A lone
     `dbt test` tests the last load applied; `--vars '{full_tests: true}'` every row."""
     next_day, day_after = [d for d in SESSIONS if d > LIFE[-1]][:2]
     symbols = ["CLEA", "CLEB", "HILO", "SKIP"]
@@ -399,7 +388,6 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
         }
         [jump] = failing_rows(db, "stg_prices_unexplained_jumps")
         assert (jump["symbol"], str(jump["trade_date"])) == ("CLEB", next_day)
-        assert jump["share_of_rows"] == 1 / 8  # of 8 rows tested: 4 new days and the 4 days before
         [gap] = failing_rows(db, "stg_prices_no_missing_sessions")
         assert (gap["symbol"], str(gap["missing_session"])) == ("SKIP", next_day)
 
@@ -420,15 +408,13 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("arguments", "message"),
+    ("variables", "message"),
     [
-        ("max_share=2", "max_share must be a share between 0 and 1, got 2"),
-        ("max_share=0.01, share_of='symbol'", "share_of must be 'rows' or 'symbols', got symbol"),
-        ("max_share=0.01, min_findings=0", "min_findings must be a positive integer, got 0"),
+        ("{accept_held_prices: [1]}", "var accept_held_prices: a symbol, a list of symbols or '*', got [1]"),
+        ("{price_guard_false_alarm_rate: 2}", "var price_guard_false_alarm_rate must be a probability"),
     ],
 )
-def test_a_bad_rate_guard_argument_fails_compilation_with_a_clear_message(injected_db, arguments, message):
-    call = f"stock_analytics.test_unexplained_jumps(ref('stg_market_data__daily_prices'), {arguments})"
-    proc = injected_db.dbt("compile", "--inline", "{{ " + call + " }}")
+def test_a_bad_price_guard_var_fails_with_a_clear_message(injected_db, variables, message):
+    proc = injected_db.dbt("build", "-s", "stg_market_data__daily_prices", "--vars", variables)
     assert proc.returncode != 0
     assert message in proc.stdout

@@ -218,11 +218,17 @@ def test_normal_builds_keep_the_incremental_tables(changed_db: tuple[Database, P
     assert oids == db.oids_before  # type: ignore[attr-defined]
 
 
+APPLY_STAGING = (
+    "select loads_applied, symbols_recomputed, rows_written "
+    "from staging.stg_market_data__daily_prices__apply()"
+)
+
+
 def apply_staging(db: Database) -> tuple[int, int, int]:
     conn = db.connect(role="transformer")
     try:
         with conn, conn.cursor() as cur:
-            cur.execute("select * from staging.stg_market_data__daily_prices__apply()")
+            cur.execute(APPLY_STAGING)
             return cur.fetchone()
     finally:
         conn.close()
@@ -244,7 +250,7 @@ def test_two_applies_at_once_apply_a_load_once(changed_db: tuple[Database, Path]
     results: dict[str, tuple] = {}
     try:
         cur = first.cursor()
-        cur.execute("select * from staging.stg_market_data__daily_prices__apply()")
+        cur.execute(APPLY_STAGING)
         results["first"] = cur.fetchone()
 
         def second_apply() -> None:

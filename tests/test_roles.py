@@ -5,13 +5,14 @@ the positive half for those two; here each role also tries what it must not do."
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 import psycopg2
 import psycopg2.errors
 import pytest
 
-from tests.support import MARTS, PROJECT_DIR, Database
+from tests.support import DBT, MARTS, PROJECT_DIR, SAMPLE_DIR, Database
 
 # On the community edition the period marts are continuous aggregates: views nobody may write
 # to (ObjectNotInPrerequisiteState), before any privilege is checked.
@@ -193,3 +194,28 @@ def test_make_env_refuses_an_unknown_role():
     out = db_env("ROLE=admin")
     assert out.returncode != 0
     assert "unknown role 'admin'" in out.stderr
+
+
+def test_dbt_works_for_the_owner_as_the_transformer_and_names_the_role_to_anyone_else(fresh_db, tmp_path):
+    """The owner's variables (eval "$(make -s env)") build as the transformer (the profile's
+    `role`), so a build after `make demo` finds every object its own; a login that is not a
+    member of the transformer stops at once with one line naming it."""
+    data = tmp_path / "data" / "stocks"
+    data.mkdir(parents=True)
+    shutil.copy(SAMPLE_DIR / "stocks" / "ABNB.csv", data / "ABNB.csv")
+    assert fresh_db.run_loader(tmp_path / "data").returncode == 0
+    assert fresh_db.dbt("build").returncode == 0  # as the transformer, as make demo does
+    shutil.copy(SAMPLE_DIR / "stocks" / "AAL.csv", data / "AAL.csv")
+    assert fresh_db.run_loader(tmp_path / "data").returncode == 0
+    as_owner = fresh_db.run([str(DBT), "build"], timeout=900)
+    assert as_owner.returncode == 0, as_owner.stdout[-3000:]
+    assert fresh_db.scalar("select count(distinct symbol) from marts.fct_daily_prices") == 2
+    owners = fresh_db.query(
+        "select distinct pg_get_userbyid(relowner) from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname in ('staging', 'intermediate', 'marts')"
+    )
+    assert owners == [("transformer",)]
+    as_reader = fresh_db.dbt("build", role="reader")
+    assert as_reader.returncode != 0
+    assert 'permission denied to set role "transformer"' in as_reader.stdout
