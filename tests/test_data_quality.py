@@ -232,7 +232,6 @@ def test_the_real_sample_builds_green_with_warnings_at_its_real_defects(sample_d
         "stg_prices_no_empty_rows": 3,
         "stg_prices_no_missing_sessions": 1,
         "stg_prices_ohlc_consistent": 1,
-        "stg_prices_positive": 8202,
         "stg_prices_zero_volume_days": 17,
         "stg_prices_stale_close": 72,
         "stg_prices_adjustment_steps": 2208,
@@ -242,8 +241,7 @@ def test_the_real_sample_builds_green_with_warnings_at_its_real_defects(sample_d
     assert empty == {("BAC", "1995-05-29"), ("CAT", "1995-04-14"), ("CAT", "2016-01-18")}
     [gap] = failing_rows(sample_db, "stg_prices_no_missing_sessions")
     assert (gap["symbol"], str(gap["missing_session"])) == ("AAPL", "1981-08-10")
-    zero_opens = {r["symbol"] for r in failing_rows(sample_db, "stg_prices_positive")}
-    assert zero_opens == {"BAC", "ED", "CVX", "AMD", "ADBE", "CSCO"}
+    assert failing_rows(sample_db, "stg_prices_positive") == []  # the zero opens: not recorded
 
 
 def test_prices_past_the_calendar_are_named_by_symbol_and_date(injected_db):
@@ -418,3 +416,37 @@ def test_a_bad_price_guard_var_fails_with_a_clear_message(injected_db, variables
     proc = injected_db.dbt("build", "-s", "stg_market_data__daily_prices", "--vars", variables)
     assert proc.returncode != 0
     assert message in proc.stdout
+
+
+def test_a_zero_open_is_not_recorded_and_never_a_candles_open(sample_db: Database):
+    """Yahoo's 0 open beside a positive close (8,202 sample rows: BAC 1973-86, ED and CVX
+    1962-69, AMD 1980-83 ...) means "not recorded": staging keeps the row with a null open,
+    every other value as written; a period's open is its first recorded one, never 0."""
+    zero_opens = sample_db.scalar(
+        "select count(*) from raw.daily_prices as prices join raw.load_log using (load_id) "
+        "where prices.open ~ '^0(\\.0*)?$' and prices.close::float8 > 0"
+    )
+    assert zero_opens == 8202
+    staged = sample_db.query(
+        "select count(*), count(close), count(high), count(low), min(close) > 0 "
+        "from staging.stg_market_data__daily_prices where open is null and close is not null"
+    )
+    assert staged == [(8202, 8202, 8202, 8202, True)]
+    assert sample_db.scalar("select count(*) from staging.stg_market_data__daily_prices where open <= 0") == 0
+    wrong = sample_db.scalar(
+        """
+        select count(*) from marts.fct_price_averages_monthly as mart
+        where mart.period_open is distinct from (
+            select staged.open from staging.stg_market_data__daily_prices as staged
+            where staged.symbol = mart.symbol and staged.open is not null
+                and staged.trade_date >= mart.period_start
+                and staged.trade_date < mart.period_start + interval '1 month'
+            order by staged.trade_date
+            limit 1
+        )
+        """
+    )
+    assert wrong == 0
+    assert (
+        sample_db.scalar("select count(*) from marts.fct_price_averages_monthly where period_open = 0") == 0
+    )

@@ -289,7 +289,7 @@ def test_a_killed_build_leaves_whole_relations(changed_db: tuple[Database, Path]
     deadline = time.monotonic() + 120
     pids: list[tuple[int]] = []
     while time.monotonic() < deadline and not pids:
-        pids = db.query(applying, ("%stg_market_data__daily_prices__apply(p_full => true)%",))
+        pids = db.query(applying, ("%stg_market_data__daily_prices__apply(%p_full => true%",))
         time.sleep(0.05)
     assert pids, "the apply never started"
     proc.send_signal(signal.SIGKILL)
