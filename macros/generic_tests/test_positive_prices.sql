@@ -11,7 +11,9 @@ violations as (
     select
         *,
         concat_ws(', '
-            {%- for column in columns %}, case when {{ column }} <= 0 then '{{ column }} = ' || {{ column }} end{% endfor %}
+            {%- for column in columns %},
+            case when {{ column }} <= 0 then '{{ column }} = ' || {{ column }} end
+            {%- endfor %}
         ) as violation
     from {{ model }}
     where {% for column in columns %}{{ column }} <= 0{{ ' or ' if not loop.last }}{% endfor %}

@@ -95,7 +95,8 @@
 {% macro price_guard_threshold() -%}
     {%- set rate = var('price_guard_false_alarm_rate', 1e-6) -%}
     {%- if rate is not number or rate <= 0 or rate >= 1 -%}
-        {{ exceptions.raise_compiler_error("var price_guard_false_alarm_rate must be a probability between 0 and 1, got " ~ rate) }}
+        {{ exceptions.raise_compiler_error(
+            "var price_guard_false_alarm_rate must be a probability between 0 and 1, got " ~ rate) }}
     {%- endif -%}
     {{ return('ln(1.0 / ' ~ rate ~ ')') }}
 {%- endmacro %}
@@ -623,7 +624,8 @@ finding_runs as (
     {%- set literals = [] -%}
     {%- for symbol in accepted -%}
         {%- if symbol is not string or symbol | trim == '' -%}
-            {{ exceptions.raise_compiler_error("var accept_held_prices: a symbol, a list of symbols or '*', got " ~ accepted) }}
+            {{ exceptions.raise_compiler_error(
+                "var accept_held_prices: a symbol, a list of symbols or '*', got " ~ accepted) }}
         {%- endif -%}
         {%- do literals.append("'" ~ (symbol | trim | replace("'", "''")) ~ "'") -%}
     {%- endfor -%}
@@ -643,13 +645,15 @@ finding_runs as (
     {%- endset -%}
     {%- set rows = run_query(query).rows -%}
     {%- if rows | length == 0 -%}{{ return('') }}{%- endif -%}
-    {%- do log("price guard: " ~ rows | length ~ " symbol(s) held back, out of the marts until accepted:", info=true) -%}
+    {%- do log("price guard: " ~ rows | length ~ " symbol(s) held back, out of the marts until accepted:",
+               info=true) -%}
     {%- for row in rows[:20] -%}
         {%- do log("  " ~ row[0] ~ " " ~ row[1] ~ " to " ~ row[2] ~ ": " ~ row[3], info=true) -%}
     {%- endfor -%}
     {%- if rows | length > 20 -%}
         {%- do log("  ... and " ~ (rows | length - 20) ~ " more: select * from " ~ held ~ " where accepted_at is null", info=true) -%}
     {%- endif -%}
-    {%- do log("  if they are right: dbt build --vars '{accept_held_prices: [" ~ (rows[:3] | map(attribute=0) | join(', ')) ~ (', ...' if rows | length > 3 else '') ~ "]}' (or '*' for all);"
+    {%- set named = rows[:3] | map(attribute=0) | join(', ') ~ (', ...' if rows | length > 3 else '') -%}
+    {%- do log("  if they are right: dbt build --vars '{accept_held_prices: [" ~ named ~ "]}' (or '*' for all);"
                ~ " if not: load the corrected file with --replace", info=true) -%}
 {%- endmacro %}

@@ -1,0 +1,152 @@
+"""The price guard's false alarms on real universes, measured with the real code.
+
+For each real universe and each hold-out K: every file without its last K bars is loaded and
+built (the accepted history), then the whole files are loaded and built (K real sessions
+appended: a daily refresh for K = 1, a catch-up after a month for K = 20). Every bar appended
+is real, so every symbol the guard holds back is a false alarm, unless its new bars are in
+fact a broken feed (the table lists each held symbol with the reason, to be read).
+
+    python bench/bench_price_guard.py                           # the sample and ../shared's universe
+    python bench/bench_price_guard.py --universe DIR --holdout 1,20
+
+Each run uses throwaway databases on the test server (as `make test` does). Writes the figures
+to bench/results/price-guard-<time>.json and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import gzip
+import io
+import json
+import logging
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = BENCH_DIR.parent
+sys.path.insert(0, str(PROJECT_DIR))
+
+from tests.support import SAMPLE_DIR, Database, create_database, drop_database  # noqa: E402
+
+log = logging.getLogger("bench_price_guard")
+REAL_UNIVERSE = PROJECT_DIR.parent / "shared" / "data" / "real_universe_2023"
+HELD = "staging.stg_market_data__held_prices"
+
+
+def price_files(root: Path) -> list[Path]:
+    return sorted([*root.glob("stocks/*.csv*"), *root.glob("etfs/*.csv*")])
+
+
+def truncated_copy(source: Path, target: Path, holdout: int) -> None:
+    """The universe with every price file's last `holdout` data lines cut off (the metadata as
+    it is); a file left with no data line keeps its header."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    for path in price_files(target):
+        gz = path.suffix == ".gz"
+        with gzip.open(path, "rt", newline="") if gz else path.open(newline="") as fh:
+            text = fh.read()
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        kept = rows[: max(1, len(rows) - holdout)]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(kept)
+        data = buffer.getvalue().encode()
+        path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+
+
+def load_and_build(db: Database, folder: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    load = db.run_loader(folder, timeout=3600)
+    if load.returncode not in (0, 2):
+        raise RuntimeError(f"loader failed on {folder}: {load.stderr[-2000:]}")
+    build = db.dbt("build", timeout=3600)
+    return build.returncode, time.perf_counter() - started
+
+
+def measure(universe: Path, holdout: int, work: Path) -> dict[str, Any]:
+    history = work / f"history-{holdout}"
+    truncated_copy(universe, history, holdout)
+    db = create_database(work / f"db-{holdout}")
+    try:
+        first_code, first_seconds = load_and_build(db, history)
+        symbols = db.scalar("select count(distinct symbol) from staging.stg_market_data__daily_prices")
+        before = db.scalar("select count(*) from staging.stg_market_data__daily_prices")
+        refresh_code, refresh_seconds = load_and_build(db, universe)
+        appended = db.scalar("select count(*) from staging.stg_market_data__daily_prices") - before
+        held = db.query(
+            f"select symbol, min(first_date)::text, max(last_date)::text, string_agg(reason, '; ') "
+            f"from {HELD} where accepted_at is null group by symbol order by symbol"
+        )
+        zero_volume = db.scalar(
+            "select round(100.0 * count(*) filter (where volume = 0) / count(*), 2) "
+            "from staging.stg_market_data__daily_prices"
+        )
+        return {
+            "universe": str(universe),
+            "holdout": holdout,
+            "symbols": symbols,
+            "zero_volume_pct": float(zero_volume),
+            "first_build": {"returncode": first_code, "seconds": round(first_seconds, 1)},
+            "refresh": {"returncode": refresh_code, "seconds": round(refresh_seconds, 1), "bars": appended},
+            "held": [{"symbol": s, "from": a, "to": b, "reason": r} for s, a, b, r in held],
+        }
+    finally:
+        drop_database(db)
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| universe | symbols | zero-volume bars | hold-out K | first build | bars appended | refresh "
+        "| held back |",
+        "| --- | ---: | ---: | ---: | --- | ---: | --- | ---: |",
+    ]
+    for r in results:
+        lines.append(
+            f"| {Path(r['universe']).name} | {r['symbols']:,} | {r['zero_volume_pct']}% | {r['holdout']} "
+            f"| {'green' if r['first_build']['returncode'] == 0 else 'RED'} "
+            f"({r['first_build']['seconds']} s) "
+            f"| {r['refresh']['bars']:,} | {'green' if r['refresh']['returncode'] == 0 else 'red'} "
+            f"({r['refresh']['seconds']} s) | {len(r['held'])} |"
+        )
+    for r in results:
+        for held in r["held"]:
+            lines.append(
+                f"\n- {Path(r['universe']).name}, K = {r['holdout']}: {held['symbol']} "
+                f"{held['from']} to {held['to']}: {held['reason']}"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--universe", type=Path, action="append", help="a real universe folder (repeatable)")
+    parser.add_argument(
+        "--holdout", default="1,20", help="sessions held out and appended (default: %(default)s)"
+    )
+    parser.add_argument("--work", type=Path, default=BENCH_DIR / "data" / "price_guard")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    universes = args.universe or [SAMPLE_DIR, *([REAL_UNIVERSE] if REAL_UNIVERSE.is_dir() else [])]
+    results = []
+    for universe in universes:
+        for holdout in (int(k) for k in args.holdout.split(",")):
+            log.info("%s, hold-out %d ...", universe, holdout)
+            results.append(measure(universe, holdout, args.work / universe.name))
+            log.info("  held back: %d", len(results[-1]["held"]))
+    out = BENCH_DIR / "results" / f"price-guard-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(markdown(results))
+    print(f"\n(figures: {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
