@@ -65,8 +65,15 @@ def new_bars(rows: list[list[str]], dates: list[str], volume: str | None = None)
     for day, date in enumerate(dates, start=1):
         price = close * (1 + 0.003 * day)
         bars.append(
-            [date, f"{price:.4f}", f"{price * 1.01:.4f}", f"{price * 0.99:.4f}", f"{price:.4f}",
-             f"{price * ratio:.4f}", volume if volume is not None else str(max(recent, default=1000) or 1000)]
+            [
+                date,
+                f"{price:.4f}",
+                f"{price * 1.01:.4f}",
+                f"{price * 0.99:.4f}",
+                f"{price:.4f}",
+                f"{price * ratio:.4f}",
+                volume if volume is not None else str(max(recent, default=1000) or 1000),
+            ]
         )
     return bars
 
@@ -160,7 +167,9 @@ def test_a_real_universe_builds_green_refreshes_green_and_holds_back_a_flood(
     flood = load_and_build(db, day_fifteen)
     assert flood.returncode != 0, flood.stdout[-5000:]
     assert set(open_holds(db)) == flooded
-    assert "assert_no_held_back_prices" in flood.stdout and "price guard: 5 symbol(s) held back" in flood.stdout
+    assert (
+        "assert_no_held_back_prices" in flood.stdout and "price guard: 5 symbol(s) held back" in flood.stdout
+    )
     after = dict(db.query("select symbol, max(trade_date) from marts.fct_daily_prices group by symbol"))
     assert {s for s in grown if after[s] == before[s]} == flooded  # held back: out of the marts
     assert all(after[s] > before[s] for s in grown - flooded)  # the rest of the universe built
