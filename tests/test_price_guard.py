@@ -11,13 +11,17 @@ either. Where ../shared is absent the real-universe test says so once and does n
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 import io
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from stream import incremental, warehouse
+from stream.messages import Bar, encode_bar
 from tests.support import PROJECT_DIR, SAMPLE_DIR, Database
 
 REAL_UNIVERSE = PROJECT_DIR.parent / "shared" / "data" / "real_universe_2023"
@@ -190,3 +194,70 @@ def test_a_real_universe_builds_green_refreshes_green_and_holds_back_a_flood(
     assert open_holds(db) == {}
     accepted = dict(db.query("select symbol, max(trade_date) from marts.fct_daily_prices group by symbol"))
     assert all(accepted[s] > before[s] for s in flooded)
+
+
+@dataclass
+class FeedDelivery:
+    """A message as the broker hands it to the consumer (stream.warehouse.Delivery)."""
+
+    data: bytes
+    stream_sequence: int
+    published_at: dt.datetime
+
+
+def test_the_live_feed_holds_back_what_a_file_load_would(fresh_db: Database, tmp_path: Path):
+    """The consumer's step (stream.incremental.apply_changes, as the streamer) judges each
+    micro-batch with the same function: a symbol whose feed bars read volume 0 for 15 sessions,
+    where its history has none, is held back; the other symbols of the same batches go in;
+    accepting it applies its bars."""
+    db = fresh_db
+    data = tmp_path / "data"
+    for name in ("stocks/AAPL.csv", "stocks/AMD.csv", "etfs/DIA.csv"):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLE_DIR / name, data / name)
+    assert load_and_build(db, data).returncode == 0
+    last = dict(
+        db.query("select symbol, max(trade_date)::text from staging.stg_market_data__daily_prices group by 1")
+    )
+    dates = next_sessions(max(last.values()), 15)
+    deliveries = []
+    for symbol in ("AAPL", "AMD", "DIA"):
+        close = db.scalar(
+            "select close from staging.stg_market_data__daily_prices where symbol = %s "
+            "order by trade_date desc limit 1",
+            (symbol,),
+        )
+        for day, date in enumerate(dates, start=1):
+            price = f"{close * (1 + 0.002 * day):.4f}"
+            volume = "0" if symbol == "AMD" else "1000000"
+            bar = Bar(symbol, dt.date.fromisoformat(date), 0, price, price, price, price, price, volume)
+            deliveries.append(encode_bar(bar))
+    streamer = db.connect("streamer")
+    streamer.autocommit = False
+    try:
+        sequence = 0
+        for batch in (deliveries[i : i + 9] for i in range(0, len(deliveries), 9)):
+            now = dt.datetime.now(dt.UTC)
+            items = [FeedDelivery(data, sequence + n + 1, now) for n, data in enumerate(batch)]
+            sequence += len(items)
+            written = warehouse.write_batch(streamer, "bars@test", items)
+            incremental.apply_changes(streamer, written.symbols)
+    finally:
+        streamer.close()
+    assert set(open_holds(db)) == {"AMD"}
+    findings = db.query(f"select finding, count(*) from {HELD} group by 1 order by 1")
+    assert findings[-1] == ("zero_volume", 1) and findings[0][0] == "waiting"  # later batches wait
+    latest = dict(
+        db.query("select symbol, max(trade_date)::text from staging.stg_market_data__daily_prices group by 1")
+    )
+    # AMD's first bars went in while a short run of zeros was still plausible; then it was held.
+    assert latest["AAPL"] == latest["DIA"] == dates[-1] and last["AMD"] <= latest["AMD"] < dates[-1]
+    assert db.scalar("select count(*) from raw.feed_bars where symbol = 'AMD'") == 15  # nothing lost
+
+    accepted = db.dbt("build", "--vars", "{accept_held_prices: AMD}")
+    assert accepted.returncode == 0, accepted.stdout[-3000:]
+    assert (
+        db.scalar("select max(trade_date)::text from marts.fct_daily_prices where symbol = 'AMD'")
+        == dates[-1]
+    )
+    assert open_holds(db) == {}

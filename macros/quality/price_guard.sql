@@ -52,6 +52,8 @@
         applied_at timestamptz not null,
         bars bigint not null,
         sessions bigint not null,
+        -- accepted by a person or a full build, not only by the guard's own judgment
+        vouched boolean not null,
         {%- for finding in stock_analytics.price_guard_findings() %}
         {{ finding.name }}_count bigint not null,
         {{ finding.name }}_runs bigint not null,
@@ -176,10 +178,24 @@ finding_runs as (
         (array_agg(load_id order by trade_date desc))[1] as load_id,
         {%- if with_new %}
         bool_or(is_new) as touches_new,
-        (array_agg(is_new order by trade_date))[1] as starts_new
+        (array_agg(is_new order by trade_date))[1] as starts_new,
+        (array_agg(vouched order by trade_date))[1] as vouched_start,
+        count(*) filter (where not is_new) as accepted_length,
+        {%- if finding.name == 'missed_session' %}
+        max(missed_session) filter (where is_new) as new_length
+        {%- else %}
+        count(*) filter (where is_new) as new_length
+        {%- endif %}
         {%- else %}
         true as touches_new,
-        true as starts_new
+        true as starts_new,
+        true as vouched_start,
+        0 as accepted_length,
+        {%- if finding.name == 'missed_session' %}
+        max(missed_session) as new_length
+        {%- else %}
+        count(*) as new_length
+        {%- endif %}
         {%- endif %}
     from {{ finding_runs }}
     {%- if finding.name == 'missed_session' %}
@@ -194,7 +210,7 @@ finding_runs as (
 
 {#- Baseline rows (symbol, load_id, bars, sessions, per finding count / runs / longest run)
     from `finding_runs` and its runs; with_new: of the pass's new bars only. -#}
-{% macro price_baseline_rows(finding_runs, runs, with_new=false) -%}
+{% macro price_baseline_rows(finding_runs, runs, with_new=false, vouched='true') -%}
     with
 
     counted as (
@@ -236,6 +252,7 @@ finding_runs as (
         now() as applied_at,
         counted.bars,
         counted.sessions,
+        {{ vouched }} as vouched,
         {%- for finding in stock_analytics.price_guard_findings() %}
         counted.{{ finding.name }}_count,
         coalesce(run_stats.{{ finding.name }}_runs, 0) as {{ finding.name }}_runs,
@@ -361,11 +378,14 @@ finding_runs as (
 
     sequence as (
 
-        select symbol, trade_date, close, volume, load_id, true as is_new, was_stored
+        select symbol, trade_date, close, volume, load_id, true as is_new, was_stored, false as vouched
         from pg_temp.price_guard_staged
         union all
-        select symbol, trade_date, close, volume, load_id, false, true
+        select stored_context.symbol, stored_context.trade_date, stored_context.close, stored_context.volume,
+            stored_context.load_id, false, true, coalesce(baseline.vouched, false)
         from stored_context
+        left join {{ baseline }} as baseline
+            on stored_context.symbol = baseline.symbol and stored_context.load_id = baseline.load_id
 
     ),
 
@@ -388,47 +408,50 @@ finding_runs as (
     insert into pg_temp.price_guard_verdicts (symbol, finding, reason, first_date, last_date)
     with
 
-    longest_new as (
+    new_runs as (
 
-        select distinct on (runs.symbol, runs.finding)
+        select
             runs.symbol,
             runs.finding,
             runs.run_length,
+            runs.starts_new,
+            runs.vouched_start,
+            runs.accepted_length,
+            runs.new_length,
             runs.first_date,
             runs.last_date
         from pg_temp.price_guard_runs as runs
         where runs.touches_new and not (runs.symbol = any(v_unjudged))
-        order by runs.symbol, runs.finding, runs.run_length desc, runs.last_date desc
 
     ),
 
     judged as (
 
         select
-            longest_new.*,
+            new_runs.*,
             history.bars,
-            case longest_new.finding
+            case new_runs.finding
                 {%- for finding in findings %}
                 when '{{ finding.name }}' then history.{{ 'sessions' if finding.unit == 'sessions' else 'bars' }}
                 {%- endfor %}
             end as opportunities,
-            case longest_new.finding
+            case new_runs.finding
                 {%- for finding in findings %}
                 when '{{ finding.name }}' then history.{{ finding.name }}_count
                 {%- endfor %}
             end as finding_count,
-            case longest_new.finding
+            case new_runs.finding
                 {%- for finding in findings %}
                 when '{{ finding.name }}' then history.{{ finding.name }}_runs
                 {%- endfor %}
             end as run_count,
-            case longest_new.finding
+            case new_runs.finding
                 {%- for finding in findings %}
                 when '{{ finding.name }}' then history.{{ finding.name }}_longest_run
                 {%- endfor %}
             end as longest_run
-        from longest_new
-        inner join pg_temp.price_guard_history as history on longest_new.symbol = history.symbol
+        from new_runs
+        inner join pg_temp.price_guard_history as history on new_runs.symbol = history.symbol
         where history.bars > 0
 
     ),
@@ -437,12 +460,38 @@ finding_runs as (
 
         select
             *,
-            -- ln(chance that a session starts a run of run_length): start rate, then
-            -- (run_length - 1) continuations, both by Laplace's rule of succession
-            ln((run_count + 1.0) / (opportunities + 2.0))
-            + (run_length - 1) * ln((greatest(finding_count - run_count, 0) + 1.0) / (finding_count + 2.0))
+            -- ln(chance of the run, by Laplace's rule of succession):
+            -- - it starts in the new bars: a start, then (length - 1) continuations, at the
+            --   symbol's accepted rates;
+            -- - it goes on from bars a person or a full build accepted (vouched): only its
+            --   new bars, at the run's own persistence (j bars so far: j / (j + m) to last m more);
+            -- - it goes on from bars only the guard passed: the whole run, at the rates of the
+            --   history without it (a run fed a day at a time is still judged whole).
+            case
+                when starts_new then
+                    ln((run_count + 1.0) / (opportunities + 2.0))
+                    + (run_length - 1) * ln((greatest(finding_count - run_count, 0) + 1.0) / (finding_count + 2.0))
+                when vouched_start then
+                    ln(accepted_length / cast(accepted_length + new_length as double precision))
+                else
+                    ln((greatest(run_count - 1, 0) + 1.0) / (greatest(opportunities - accepted_length, 0) + 2.0))
+                    + (run_length - 1) * ln(
+                        (greatest(finding_count - accepted_length - run_count + 1, 0) + 1.0)
+                        / (greatest(finding_count - accepted_length, 0) + 2.0)
+                    )
+            end
                 as log_chance
         from judged
+
+    ),
+
+    surprising as (
+
+        -- per symbol and finding, its most improbable run that is longer than any accepted
+        select distinct on (symbol, finding) *
+        from scored
+        where run_length > longest_run and log_chance < -{{ threshold }}
+        order by symbol, finding, log_chance
 
     )
 
@@ -450,19 +499,18 @@ finding_runs as (
         symbol,
         finding,
         format(
-            '%s: %s in a row from %s to %s; its accepted history (%s bars) has runs of at most %s, '
-            'and a run this long has a chance of %s per session by that history',
+            '%s: %s in a row from %s to %s (%s of them new); its accepted history (%s bars) has runs '
+            'of at most %s, and this run has a chance of %s by that history',
             case finding
                 {%- for finding in findings %}
                 when '{{ finding.name }}' then '{{ finding.label }}'
                 {%- endfor %}
             end,
-            run_length, first_date, last_date, bars, longest_run, to_char(exp(log_chance), '9.9EEEE')
+            run_length, first_date, last_date, new_length, bars, longest_run, trim(to_char(exp(log_chance), '9.9EEEE'))
         ),
         first_date,
         last_date
-    from scored
-    where run_length > longest_run and log_chance < -{{ threshold }};
+    from surprising;
 
     -- One session across symbols: the bars new to a session against the 20 sessions before.
     insert into pg_temp.price_guard_verdicts (symbol, finding, reason, first_date, last_date)
@@ -584,9 +632,12 @@ finding_runs as (
     delete from {{ baseline }}
     where symbol = any(v_recomputed) and symbol not in (select symbol from pg_temp.price_guard_verdicts);
     insert into {{ baseline }} as kept
-    {{ stock_analytics.price_baseline_rows('pg_temp.price_guard_bars', 'pg_temp.price_guard_runs', with_new=true) }}
+    {{ stock_analytics.price_baseline_rows(
+        'pg_temp.price_guard_bars', 'pg_temp.price_guard_runs', with_new=true,
+        vouched='counted.symbol = any(v_unjudged)') }}
     on conflict (symbol, load_id) do update set
         applied_at = excluded.applied_at,
+        vouched = kept.vouched or excluded.vouched,
         bars = kept.bars + excluded.bars,
         sessions = kept.sessions + excluded.sessions,
         {%- for finding in findings %}
