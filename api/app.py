@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import docs, errors
+from api import docs, errors, openapi
 from api.access_log import AccessLog
 from api.db import Database
 from api.models import MAX_PAGE_SIZE
@@ -21,10 +21,15 @@ moving averages. Field names are the marts' column names, dates ISO 8601, number
 
 **Pages.** Lists are paginated by key: at most {MAX_PAGE_SIZE:,} rows a page (`limit`); when
 there are more, `next` holds a cursor to send back as `cursor` with the same other parameters.
+A cursor is an opaque token: send a `next` value back unchanged, to the list that gave it. One
+that does not decode as a cursor of that list (another endpoint's or another period's, or a
+string cut, altered or made up) is refused with 422.
 
-**Errors** are `application/problem+json` (RFC 9457): 404 for an unknown symbol, 422 for a
-refused parameter (`errors` says which and why), 503 with `Retry-After` while the database is
-unreachable. Each response carries `Server-Timing: db;dur=..., wait;dur=..., app;dur=...`
+**Errors** are `application/problem+json` (RFC 9457; schemas `Problem`, and `ValidationProblem`
+with `errors` for 422), and each operation lists those it can answer: 404 for an unknown
+symbol, 422 for a refused parameter (`errors` says which and why), 500 for a bug (the trace
+stays in the server's log), 503 with `Retry-After` while the database or the marts are
+unavailable. Each response carries `Server-Timing: db;dur=..., wait;dur=..., app;dur=...`
 (milliseconds: running the SQL, waiting for a pooled connection, the whole request).
 """
 
@@ -58,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(router)
     errors.install(app)
+    openapi.install(app)
     docs.install(app)
     app.add_middleware(AccessLog)
     return app

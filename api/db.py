@@ -19,6 +19,18 @@ from api.timing import add_db_time
 log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any] | Sequence[Any]
+MARTS_MISSING = (
+    "The marts are not available in the database right now (not built yet, or being rebuilt by "
+    "dbt); try again shortly."
+)
+
+
+def unreachable(pool_timeout: float) -> str:
+    """The 503 detail when no connection came within the pool's timeout."""
+    return (
+        f"The database is not reachable right now (no connection within {pool_timeout:g} s); "
+        "try again shortly."
+    )
 
 
 class DatabaseUnavailable(Exception):
@@ -82,10 +94,7 @@ class Database:
                 # dbt drops and recreates the mart views while it rebuilds staging: for that
                 # moment (or before the first build) the marts are not there to read.
                 log.warning("marts missing: %s", str(exc).splitlines()[0])
-                raise DatabaseUnavailable(
-                    "The marts are not available in the database right now (not built yet, or "
-                    "being rebuilt by dbt); try again shortly."
-                ) from None
+                raise DatabaseUnavailable(MARTS_MISSING) from None
             except psycopg.errors.InsufficientPrivilege as exc:
                 log.error("no privilege: %s", str(exc).splitlines()[0])
                 raise DatabaseUnavailable(
@@ -97,10 +106,7 @@ class Database:
                 ) from None
             except (PoolTimeout, TooManyRequests) as exc:
                 log.warning("no database connection: %s", exc)
-                raise DatabaseUnavailable(
-                    "The database is not reachable right now (no connection within "
-                    f"{self.settings.pool_timeout:g} s); try again shortly."
-                ) from None
+                raise DatabaseUnavailable(unreachable(self.settings.pool_timeout)) from None
             except psycopg.OperationalError as exc:
                 log.warning("database connection failed (attempt %d): %s", attempt, str(exc).strip())
                 if attempt == 1:

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
+from api.cursors import NOT_A_CURSOR
 from api.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,17 +46,31 @@ def invalid_parameter(location: str, parameter: str, message: str) -> ApiError:
     )
 
 
+def unknown_symbol(symbol: str) -> ApiError:
+    detail = f"No symbol {symbol!r} in dim_symbols (symbols are case-sensitive)."
+    return ApiError(404, "Unknown symbol", detail)
+
+
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The body of every error (api.models.Problem; with `errors`, ValidationProblem)."""
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+
+
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if status == 503 else None
+    body = problem_body(status, title, detail, **extra)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _validation_message(error: dict[str, Any]) -> str:
+def _validation_message(parameter: str, error: dict[str, Any]) -> str:
+    if parameter == "cursor":  # too long, or not base64url: either way not a `next` value
+        return NOT_A_CURSOR
     message = str(error.get("msg", "invalid value"))
     expected = (error.get("ctx") or {}).get("expected")
     if error.get("type") == "enum" and expected:
         return f"must be one of {expected}"
+    if error.get("type") == "value_error":  # a check of api.routes: its own words
+        return str((error.get("ctx") or {}).get("error", message))
     if error.get("type") == "string_pattern_mismatch":
         return "contains characters that are not allowed (see the parameter's pattern)"
     return message
@@ -74,7 +89,8 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
         loc = [str(part) for part in error.get("loc", ())]
         location = loc[0] if loc else "request"
         parameter = ".".join(loc[1:]) or location
-        errors.append({"location": location, "parameter": parameter, "message": _validation_message(error)})
+        message = _validation_message(parameter, error)
+        errors.append({"location": location, "parameter": parameter, "message": message})
     detail = "; ".join(f"{e['parameter']}: {e['message']}" for e in errors)
     return problem(422, "Invalid parameter", detail, errors=errors)
 

@@ -179,8 +179,8 @@ class MovingAveragePage(BaseModel):
 
 
 class ParameterError(BaseModel):
-    location: str = Field(description="`path` or `query`.")
-    parameter: str
+    location: str = Field(description="`path` or `query`.", examples=["query"])
+    parameter: str = Field(examples=["cursor"])
     message: str
 
 
@@ -192,14 +192,33 @@ class Problem(BaseModel):
             "type": "about:blank",
             "title": "Unknown symbol",
             "status": 404,
-            "detail": "No symbol 'ZZZZ' in dim_symbols (symbols are case-sensitive, e.g. AAPL).",
+            "detail": "No symbol 'ZZZZ' in dim_symbols (symbols are case-sensitive).",
         }
     )
 
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    errors: list[ParameterError] | None = Field(
-        default=None, description="For 422: each parameter that was refused, and why."
+    type: str = Field(description="Always `about:blank`: `title` names the problem.")
+    title: str = Field(description="What kind of problem, the same for every error of a kind.")
+    status: int = Field(description="The HTTP status code, repeated.")
+    detail: str = Field(description="What went wrong with this request, for a person to read.")
+
+
+class ValidationProblem(Problem):
+    """A refused parameter (422): problem details with `errors`, one per refused parameter."""
+
+    model_config = _example(
+        {
+            "type": "about:blank",
+            "title": "Invalid parameter",
+            "status": 422,
+            "detail": "end: end (2020-01-01) is before start (2021-01-01)",
+            "errors": [
+                {
+                    "location": "query",
+                    "parameter": "end",
+                    "message": "end (2020-01-01) is before start (2021-01-01)",
+                }
+            ],
+        }
     )
+
+    errors: list[ParameterError] = Field(min_length=1, description="Each refused parameter, and why.")

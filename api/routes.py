@@ -10,20 +10,21 @@ from typing import Annotated, Any
 
 import pydantic_core
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BeforeValidator
 
 from api import cursors, queries
 from api.db import Database
-from api.errors import ApiError, invalid_parameter
+from api.errors import invalid_parameter, unknown_symbol
 from api.models import (
     MAX_PAGE_SIZE,
     DailyPricePage,
     Health,
     MovingAveragePage,
     PeriodAveragePage,
-    Problem,
     Symbol,
     SymbolPage,
 )
+from api.openapi import error_responses
 from api.queries import Period
 
 router = APIRouter()
@@ -32,11 +33,8 @@ SYMBOL_PATTERN = r"^[A-Za-z0-9^][A-Za-z0-9.\-_$^=+]{0,31}$"
 SEARCH_PATTERN = r"^[^\x00-\x1f\x7f]*$"  # printable text: control characters (NUL) refused
 EARLIEST, LATEST = date(1, 1, 1), date(9999, 12, 31)  # the open ends of an omitted range
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"model": Problem, "description": "A parameter was refused (the body says which and why)."},
-    503: {"model": Problem, "description": "Database or marts unavailable; retry after `Retry-After` s."},
-}
-SYMBOL_ERRORS = {404: {"model": Problem, "description": "No such symbol in `dim_symbols`."}, **ERRORS}
+# What each operation can answer besides 200 (api.openapi documents them as problem+json).
+SERIES_ERRORS = error_responses(404, 422, 500, 503, invalid=("cursor", "range", "date", "limit", "symbol"))
 
 
 def database(request: Request) -> Database:
@@ -65,13 +63,28 @@ Limit = Annotated[
         description=f"Rows per page, at most {MAX_PAGE_SIZE:,} (one request never returns more).",
     ),
 ]
-Cursor = Annotated[
-    str | None,
-    Query(
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"  # base64url without padding, as cursors.encode() writes it
+
+
+def _cursor_query(example: str | None) -> Any:
+    return Query(
+        min_length=1,
         max_length=cursors.MAX_CURSOR_LENGTH,
-        description="The `next` value of the previous page; omit for the first page.",
-    ),
-]
+        pattern=CURSOR_PATTERN,
+        description=(
+            "Opaque: the `next` value of the previous page of this same list, sent back unchanged "
+            "with the same other parameters; omit it for the first page. Refused (422) when it "
+            "does not decode as a cursor of this list: a `next` of another list (another endpoint, "
+            "or another period), or a string cut, altered or made up."
+        ),
+        examples=[example] if example else None,
+    )
+
+
+SymbolCursor = Annotated[str | None, _cursor_query(cursors.encode("s", "AAPL"))]
+PriceCursor = Annotated[str | None, _cursor_query(cursors.encode("d", date(2020, 6, 30)))]
+AverageCursor = Annotated[str | None, _cursor_query(None)]  # a monthly one is no weekly one
+MovingAverageCursor = Annotated[str | None, _cursor_query(cursors.encode("m", date(2020, 6, 30)))]
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,7 @@ class DateRange:
     end: date
 
 
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only, unlike \d
 
 
 def _parse_date(parameter: str, text: str | None) -> date | None:
@@ -96,9 +109,21 @@ def _parse_date(parameter: str, text: str | None) -> date | None:
 
 
 def _date_query(description: str, example: str) -> Any:
+    # The pattern is checked by _parse_date (for its clearer message), not by FastAPI.
     return Query(
-        max_length=10, description=description, examples=[example], json_schema_extra={"format": "date"}
+        max_length=10,
+        description=description,
+        examples=[example],
+        json_schema_extra={"format": "date", "pattern": f"^{ISO_DATE.pattern}$"},
     )
+
+
+def _boolean(value: Any) -> Any:
+    """A query boolean as OpenAPI writes one, `true` or `false`; not the other spellings
+    pydantic would take (`1`, `0`, `yes`, `off`, ...), which the document does not offer."""
+    if value in ("true", "false"):
+        return value == "true"
+    raise ValueError("must be true or false")
 
 
 def date_range(
@@ -172,11 +197,6 @@ def json_page(rows: list[dict[str, Any]], limit: int, kind: str, key: str) -> Re
     return Response(pydantic_core.to_json(body, inf_nan_mode="null"), media_type="application/json")
 
 
-def unknown_symbol(symbol: str) -> ApiError:
-    detail = f"No symbol {symbol!r} in dim_symbols (symbols are case-sensitive)."
-    return ApiError(404, "Unknown symbol", detail)
-
-
 async def _require_symbol(db: Database, symbol: str) -> None:
     found = await db.fetch(queries.SYMBOL_EXISTS, {"symbol": symbol})
     if not found[0]["found"]:
@@ -188,7 +208,8 @@ async def _require_symbol(db: Database, symbol: str) -> None:
     response_model=Health,
     tags=["service"],
     summary="The database answers, and the freshest trade date loaded",
-    responses={503: ERRORS[503]},
+    operation_id="getHealth",
+    responses=error_responses(500, 503),
 )
 async def health(db: Db) -> dict[str, Any]:
     row = (await db.fetch(queries.HEALTH))[0]
@@ -204,7 +225,8 @@ async def health(db: Db) -> dict[str, Any]:
         "Rows of `dim_symbols` ordered by symbol, paginated by key: at most "
         f"{MAX_PAGE_SIZE:,} a page, follow `next` for the rest."
     ),
-    responses=ERRORS,
+    operation_id="listSymbols",
+    responses=error_responses(422, 500, 503, invalid=("cursor", "limit")),
 )
 async def list_symbols(
     *,
@@ -220,14 +242,16 @@ async def list_symbols(
             pattern=SEARCH_PATTERN,
             description="Search, case-insensitive: symbols starting with it, or names containing it "
             "(`%` and `_` match themselves).",
-            examples=["apple"],
+            examples=["ishares"],
         ),
     ] = None,
     has_prices: Annotated[
-        bool | None, Query(description="Only symbols with (true) or without (false) prices.")
+        bool | None,
+        BeforeValidator(_boolean),
+        Query(description="Only symbols with (`true`) or without (`false`) prices."),
     ] = None,
     limit: Limit = 100,
-    cursor: Cursor = None,
+    cursor: SymbolCursor = None,
 ) -> Response:
     after = None
     if cursor is not None:
@@ -251,7 +275,8 @@ async def list_symbols(
     response_model=Symbol,
     tags=["symbols"],
     summary="A symbol's metadata and price span",
-    responses=SYMBOL_ERRORS,
+    operation_id="getSymbol",
+    responses=error_responses(404, 422, 500, 503, invalid=("symbol",)),
 )
 async def get_symbol(db: Db, symbol: SymbolPath) -> dict[str, Any]:
     rows = await db.fetch(queries.SYMBOL, {"symbol": symbol})
@@ -266,10 +291,11 @@ async def get_symbol(db: Db, symbol: SymbolPath) -> dict[str, Any]:
     tags=["prices"],
     summary="Daily bars (`fct_daily_prices`), oldest first, by pages",
     description=f"Paginated by key: at most {MAX_PAGE_SIZE:,} rows a page, follow `next` for the rest.",
-    responses=SYMBOL_ERRORS,
+    operation_id="listDailyPrices",
+    responses=SERIES_ERRORS,
 )
 async def prices(
-    *, db: Db, symbol: SymbolPath, span: Range, limit: Limit = 1000, cursor: Cursor = None
+    *, db: Db, symbol: SymbolPath, span: Range, limit: Limit = 1000, cursor: PriceCursor = None
 ) -> Response:
     return await _series_page(
         db, queries.PRICES, kind="d", key="trade_date", symbol=symbol, span=span, limit=limit, cursor=cursor
@@ -285,7 +311,8 @@ async def prices(
         "Rows of `fct_price_averages_{period}` whose `period_start` is in the range. Paginated by "
         f"key: at most {MAX_PAGE_SIZE:,} rows a page, follow `next` for the rest."
     ),
-    responses=SYMBOL_ERRORS,
+    operation_id="listPeriodAverages",
+    responses=SERIES_ERRORS,
 )
 async def period_averages(
     *,
@@ -294,7 +321,7 @@ async def period_averages(
     period: Annotated[Period, Path(description="The period mart.", examples=["monthly"])],
     span: Range,
     limit: Limit = 1000,
-    cursor: Cursor = None,
+    cursor: AverageCursor = None,
 ) -> Response:
     sql = queries.PERIOD_AVERAGES[period]
     kind = f"p{period.value[0]}"  # a weekly cursor is no monthly cursor
@@ -312,10 +339,11 @@ async def period_averages(
         "Rows of `fct_daily_moving_averages`, oldest first; an average is null until its window is "
         f"full. Paginated by key: at most {MAX_PAGE_SIZE:,} rows a page, follow `next` for the rest."
     ),
-    responses=SYMBOL_ERRORS,
+    operation_id="listMovingAverages",
+    responses=SERIES_ERRORS,
 )
 async def moving_averages(
-    *, db: Db, symbol: SymbolPath, span: Range, limit: Limit = 1000, cursor: Cursor = None
+    *, db: Db, symbol: SymbolPath, span: Range, limit: Limit = 1000, cursor: MovingAverageCursor = None
 ) -> Response:
     return await _series_page(
         db,
