@@ -193,7 +193,14 @@ begin
     else
         -- What the pass would write: the new bars, and the stored ones they replace.
         create temporary table pg_temp.price_guard_staged on commit drop as
-        select batch_rows.*, stored.symbol is not null as was_stored
+        select
+            batch_rows.*,
+            stored.symbol is not null as was_stored,
+            -- a bar a merged file states again as stored: written (the newer load), but no news
+            stored.symbol is not null
+                and (batch_rows.close, batch_rows.volume) is not distinct from (stored.close, stored.volume)
+                as restated,
+            stored.load_id as stored_load_id
         from (
 {{ sql }}
         ) as batch_rows

@@ -292,7 +292,8 @@ finding_runs as (
 {%- endmacro %}
 
 {#- Statements of an incremental pass, run on pg_temp.price_guard_staged (the bars the pass
-    would write: symbol, trade_date, close, volume, load_id, was_stored) before they are
+    would write: symbol, trade_date, close, volume, load_id, was_stored, restated (stored with the
+    same close and volume: no news to judge), stored_load_id) before they are
     written. They judge each symbol with accepted history (unless listed in v_unjudged), and
     leave the symbols to hold in pg_temp.price_guard_verdicts (symbol, finding, reason,
     first_date, last_date). The bars with their findings stay in pg_temp.price_guard_bars for
@@ -378,8 +379,12 @@ finding_runs as (
 
     sequence as (
 
-        select symbol, trade_date, close, volume, load_id, true as is_new, was_stored, false as vouched
-        from pg_temp.price_guard_staged
+        select
+            staged.symbol, staged.trade_date, staged.close, staged.volume, staged.load_id,
+            not staged.restated as is_new, staged.was_stored, coalesce(restated_from.vouched, false) as vouched
+        from pg_temp.price_guard_staged as staged
+        left join {{ baseline }} as restated_from
+            on staged.restated and staged.symbol = restated_from.symbol and staged.stored_load_id = restated_from.load_id
         union all
         select stored_context.symbol, stored_context.trade_date, stored_context.close, stored_context.volume,
             stored_context.load_id, false, true, coalesce(baseline.vouched, false)
@@ -621,16 +626,14 @@ finding_runs as (
 {%- endmacro %}
 
 {#- After the pass wrote its bars: the baseline and session counts take in the bars applied
-    (pg_temp.price_guard_bars, less the held symbols'). A recomputed symbol's baseline is
-    its new history. -#}
+    that are news (pg_temp.price_guard_bars, less the held symbols' and the bars a merged or
+    replaced file states again as stored). -#}
 {% macro price_guard_record() -%}
     {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
     {%- set sessions = stock_analytics.price_guard_relation('quality_sessions') -%}
     {%- set findings = stock_analytics.price_guard_findings() -%}
     delete from pg_temp.price_guard_bars where symbol in (select symbol from pg_temp.price_guard_verdicts);
     delete from pg_temp.price_guard_runs where symbol in (select symbol from pg_temp.price_guard_verdicts);
-    delete from {{ baseline }}
-    where symbol = any(v_recomputed) and symbol not in (select symbol from pg_temp.price_guard_verdicts);
     insert into {{ baseline }} as kept
     {{ stock_analytics.price_baseline_rows(
         'pg_temp.price_guard_bars', 'pg_temp.price_guard_runs', with_new=true,
