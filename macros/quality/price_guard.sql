@@ -93,6 +93,20 @@
     ))
 {%- endmacro %}
 
+{#- One expression per finding, as `case <finding_column> when '<finding>' then ... end`; the
+    template names {name}, {label}, {unit_column} (bars or sessions) and {flag} (' > 0' for
+    missed sessions, a count, so that `<flagged column>{flag}` is a boolean). -#}
+{% macro per_finding(finding_column, template) -%}
+    case {{ finding_column }}
+    {%- for finding in stock_analytics.price_guard_findings() %}
+        when '{{ finding.name }}' then {{ template.format(
+            name=finding.name, label=finding.label,
+            unit_column='sessions' if finding.unit == 'sessions' else 'bars',
+            flag=' > 0' if finding.name == 'missed_session' else '') }}
+    {%- endfor %}
+    end
+{%- endmacro %}
+
 {#- ln(1 / false-alarm rate), the bar both tests must clear. -#}
 {% macro price_guard_threshold() -%}
     {%- set rate = var('price_guard_false_alarm_rate', 1e-6) -%}
@@ -435,26 +449,10 @@ finding_runs as (
         select
             new_runs.*,
             history.bars,
-            case new_runs.finding
-                {%- for finding in findings %}
-                when '{{ finding.name }}' then history.{{ 'sessions' if finding.unit == 'sessions' else 'bars' }}
-                {%- endfor %}
-            end as opportunities,
-            case new_runs.finding
-                {%- for finding in findings %}
-                when '{{ finding.name }}' then history.{{ finding.name }}_count
-                {%- endfor %}
-            end as finding_count,
-            case new_runs.finding
-                {%- for finding in findings %}
-                when '{{ finding.name }}' then history.{{ finding.name }}_runs
-                {%- endfor %}
-            end as run_count,
-            case new_runs.finding
-                {%- for finding in findings %}
-                when '{{ finding.name }}' then history.{{ finding.name }}_longest_run
-                {%- endfor %}
-            end as longest_run
+            {{ stock_analytics.per_finding('new_runs.finding', "history.{unit_column}") }} as opportunities,
+            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_count") }} as finding_count,
+            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_runs") }} as run_count,
+            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_longest_run") }} as longest_run
         from new_runs
         inner join pg_temp.price_guard_history as history on new_runs.symbol = history.symbol
         where history.bars > 0
@@ -506,11 +504,7 @@ finding_runs as (
         format(
             '%s: %s in a row from %s to %s (%s of them new); its accepted history (%s bars) has runs '
             'of at most %s, and this run has a chance of %s by that history',
-            case finding
-                {%- for finding in findings %}
-                when '{{ finding.name }}' then '{{ finding.label }}'
-                {%- endfor %}
-            end,
+            {{ stock_analytics.per_finding('finding', "'{label}'") }},
             run_length, first_date, last_date, new_length, bars, longest_run, trim(to_char(exp(log_chance), '9.9EEEE'))
         ),
         first_date,
@@ -552,11 +546,9 @@ finding_runs as (
             session_findings.trade_date,
             session_findings.finding,
             session_findings.symbols + coalesce(accepted.symbols, 0) as symbols,
-            session_findings.with_finding + coalesce(case session_findings.finding
-                {%- for finding in findings %}
-                when '{{ finding.name }}' then accepted.{{ finding.name }}_symbols
-                {%- endfor %}
-            end, 0) as with_finding,
+            session_findings.with_finding
+            + coalesce({{ stock_analytics.per_finding('session_findings.finding', "accepted.{name}_symbols") }}, 0)
+                as with_finding,
             before.sessions_seen,
             before.highest_share
         from session_findings
@@ -564,11 +556,10 @@ finding_runs as (
         cross join lateral (
             select
                 count(*) as sessions_seen,
-                max((case session_findings.finding
-                    {%- for finding in findings %}
-                    when '{{ finding.name }}' then earlier.{{ finding.name }}_symbols
-                    {%- endfor %}
-                end + 1.0) / (earlier.symbols + 2.0)) as highest_share
+                max(
+                    ({{ stock_analytics.per_finding('session_findings.finding', "earlier.{name}_symbols") }} + 1.0)
+                    / (earlier.symbols + 2.0)
+                ) as highest_share
             from (
                 select * from {{ sessions }} as recent
                 where recent.trade_date < session_findings.trade_date
@@ -604,11 +595,7 @@ finding_runs as (
         scored.finding,
         format(
             '%s on %s in %s of %s symbols (%s%%); the %s sessions before had at most %s%% (smoothed)',
-            case scored.finding
-                {%- for finding in findings %}
-                when '{{ finding.name }}' then '{{ finding.label }}'
-                {%- endfor %}
-            end,
+            {{ stock_analytics.per_finding('scored.finding', "'{label}'") }},
             scored.trade_date, scored.with_finding, scored.symbols, round(cast(100 * scored.share as numeric), 2),
             scored.sessions_seen, round(cast(100 * scored.highest_share as numeric), 2)
         ),
@@ -617,11 +604,7 @@ finding_runs as (
     from scored
     inner join new_bars
         on scored.trade_date = new_bars.trade_date
-        and case scored.finding
-            {%- for finding in findings %}
-            when '{{ finding.name }}' then new_bars.{{ finding.name }}{{ ' > 0' if finding.name == 'missed_session' }}
-            {%- endfor %}
-        end
+        and {{ stock_analytics.per_finding('scored.finding', "new_bars.{name}{flag}") }}
     where scored.share > scored.highest_share and scored.surprise > {{ threshold }};
 {%- endmacro %}
 
