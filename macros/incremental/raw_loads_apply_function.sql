@@ -66,6 +66,9 @@ begin
     {{ stock_analytics.create_apply_batch_table('raw_loads', on_commit_drop=true) }}
     truncate {{ batch }};
     {{ stock_analytics.create_session_ordinals(sessions) | indent(4) }}
+    -- the guard's work tables (dropped at commit; a second call in one transaction starts anew)
+    drop table if exists pg_temp.price_guard_staged, pg_temp.price_guard_history, pg_temp.price_guard_bars,
+        pg_temp.price_guard_runs, pg_temp.price_guard_verdicts;
 
     -- Holds a person accepted: applied by this pass without judging.
     update {{ held }}
