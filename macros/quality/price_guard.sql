@@ -121,6 +121,9 @@
     so the sessions missed between two bars are one subtraction. A temporary table of the
     apply call (about 24,000 days). -#}
 {% macro create_session_ordinals(sessions) -%}
+    if to_regclass('{{ sessions.include(database=false) }}') is null then
+        raise exception 'the NYSE calendar seed {{ sessions.include(database=false) }} is missing: run dbt seed (dbt build seeds first)';
+    end if;
     create temporary table if not exists pg_temp.price_guard_calendar (
         day date primary key,
         sessions_before integer not null,
