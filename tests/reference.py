@@ -50,7 +50,10 @@ def daily_prices(sample_dir: Path = SAMPLE_DIR) -> pd.DataFrame:
         }
     )
     prices = prices.dropna(subset=["close"])
-    # A zero open is Yahoo's "no open": the candle's open is the first real one.
+    # An open, high or low of 0 beside a positive close is Yahoo's "not recorded": missing, so
+    # the candle's open is the first real one and an average is of recorded values.
+    for column in ("open", "high", "low"):
+        prices[column] = prices[column].where(~((prices[column] == 0) & (prices["close"] > 0)))
     prices["candle_open"] = prices["open"].where(prices["open"] > 0)
     return prices.sort_values(["symbol", "trade_date"], ignore_index=True)
 
