@@ -450,3 +450,36 @@ def test_a_zero_open_is_not_recorded_and_never_a_candles_open(sample_db: Databas
     assert (
         sample_db.scalar("select count(*) from marts.fct_price_averages_monthly where period_open = 0") == 0
     )
+
+
+def test_a_session_where_most_symbols_repeat_their_close_is_held_back_for_those(tmp_path):
+    """The price guard across symbols: one repeated close is nothing for any symbol (a run of
+    1), but a session where 25 of 30 symbols repeat yesterday's close, against 20 sessions
+    before where none did, is a feed that froze: those 25 are held back, the other 5 go in."""
+    symbols = [f"FRZ{chr(65 + i // 26)}{chr(65 + i % 26)}" for i in range(30)]
+    frozen = set(symbols[:25])
+    next_day = next(d for d in SESSIONS if d > LIFE[-1])
+
+    def one_day_more(seed: int, symbol: str) -> list[Bar]:
+        bars = clean_series(seed)
+        last = bars[-1]
+        close = last.close if symbol in frozen else last.close * 1.01
+        return [*bars, Bar(next_day, close, close * 1.004, close * 0.996, close, close * ADJ_RATIO, 20_000)]
+
+    write_dataset(tmp_path / "day1", symbols, unknown=set(), series=lambda seed, _: clean_series(seed))
+    write_dataset(tmp_path / "day2", symbols, unknown=set(), series=one_day_more)
+    db = create_database(tmp_path / "db")
+    try:
+        returncode, _ = build_and_statuses(db, tmp_path / "day1")
+        assert returncode == 0
+        returncode, results = build_and_statuses(db, tmp_path / "day2")
+        assert returncode == 1
+        assert results["assert_no_held_back_prices"]["status"] == "fail"
+        held = db.query("select symbol, finding, reason from staging.stg_market_data__held_prices")
+        assert {symbol for symbol, _, _ in held} == frozen
+        assert {finding for _, finding, _ in held} == {"repeated_close"}
+        assert all(f"the close repeated on {next_day} in 25 of 30 symbols" in reason for *_, reason in held)
+        latest = dict(db.query("select symbol, max(trade_date)::text from marts.fct_daily_prices group by 1"))
+        assert {s for s, d in latest.items() if d == next_day} == set(symbols) - frozen
+    finally:
+        drop_database(db)
