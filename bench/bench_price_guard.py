@@ -135,7 +135,7 @@ def measure_generated(scale: float, files: int, rows: int, work: Path) -> dict[s
     history = generate(base / "history", scale, files, rows, extra=0)
     refresh = generate(base / "refresh", scale, files, rows, extra=1)
     flooded_dir = generate(base / "flood", scale, files, rows, extra=16, flood="5:15")
-    flooded = set(json.loads((flooded_dir / "flooded_symbols.json").read_text()))
+    flooded = set(json.loads((flooded_dir / "flooded_symbols.json").read_text())["symbols"])
     db = create_database(base / "db")
     try:
         first_code, first_seconds = load_and_build(db, history)
