@@ -10,11 +10,12 @@
       sessions is a run of g).
 
     Two stated tests, one false-alarm rate (var price_guard_false_alarm_rate, default 1e-6):
-    - one symbol, over a run: its new run of k is longer than any in its accepted history and
-      the chance that a session starts a run that long, by the symbol's own history as a
-      two-state chain with Laplace's rule of succession for the start and the continuation
-      rates, is below the false-alarm rate. A clean history gives rates of about 1/n, never
-      0, so one finding is never an error.
+    - one symbol, over a run: a run reaching into the new bars is longer than any in its
+      accepted history and improbable by that history (Laplace's rule of succession for the
+      start and continuation rates; a run going on from bars a person or a full build
+      accepted is judged on its new bars by its own persistence, one the guard alone let in is
+      judged whole). A clean history gives rates of about 1/n, never 0, so one finding is
+      never an error.
     - one session, across symbols: the share of the session's new bars with the finding is
       above the highest smoothed share ((x + 1) / (m + 2)) of the 20 accepted sessions before
       it, and the Chernoff bound of a binomial tail that far above it is below the rate.
@@ -613,7 +614,8 @@ finding_runs as (
 
 {#- After the pass wrote its bars: the baseline and session counts take in the bars applied
     that are news (pg_temp.price_guard_bars, less the held symbols' and the bars a merged or
-    replaced file states again as stored). -#}
+    replaced file states again as stored). They are vouched when a person accepted them or
+    they are the symbol's first (a first build for it). -#}
 {% macro price_guard_record() -%}
     {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
     {%- set sessions = stock_analytics.price_guard_relation('quality_sessions') -%}
@@ -623,7 +625,8 @@ finding_runs as (
     insert into {{ baseline }} as kept
     {{ stock_analytics.price_baseline_rows(
         'pg_temp.price_guard_bars', 'pg_temp.price_guard_runs', with_new=true,
-        vouched='counted.symbol = any(v_unjudged)') }}
+        vouched='(counted.symbol = any(v_unjudged) or counted.symbol not in '
+                ~ '(select history.symbol from pg_temp.price_guard_history as history where history.bars > 0))') }}
     on conflict (symbol, load_id) do update set
         applied_at = excluded.applied_at,
         vouched = kept.vouched or excluded.vouched,
