@@ -259,3 +259,33 @@ def test_the_live_feed_holds_back_what_a_file_load_would(fresh_db: Database, tmp
         == dates[-1]
     )
     assert open_holds(db) == {}
+
+
+def test_a_run_is_judged_against_the_bars_before_it_whatever_the_batching(fresh_db: Database, tmp_path: Path):
+    """A load of many sessions is judged as the same bars a session at a time would be: each
+    run against the history up to its start, the load's own earlier bars included. BAC's real
+    history, accepted to 1976-05-27, then the rest in one load: its close repeats 10 times in
+    1976 and 12 times in 1978. Against the first 827 bars alone (runs of at most 5) the 1978 run
+    would have a chance of 5e-7 and be held back; against the bars before it (the 1976 run of
+    10 included) it is no surprise, as a day-by-day feed finds."""
+    db = fresh_db
+    rows = read_rows(SAMPLE_DIR / "stocks" / "BAC.csv")
+    data = tmp_path / "data"
+    (data / "stocks").mkdir(parents=True)
+    target = data / "stocks" / "BAC.csv"
+    write_rows(target, [rows[0], *(row for row in rows[1:] if row[0] <= "1976-05-27")])
+    first = load_and_build(db, data)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert db.scalar("select count(*) from staging.stg_market_data__daily_prices where symbol = 'BAC'") == 827
+
+    write_rows(target, rows)
+    rest = load_and_build(db, data)
+    assert rest.returncode == 0, rest.stdout[-3000:]
+    assert open_holds(db) == {}
+    assert db.scalar("select count(*) from staging.stg_market_data__daily_prices where symbol = 'BAC'") == len(rows) - 1
+    # the guard judged the load: its runs are in the baseline, the 1978 run the longest so far
+    runs = db.scalar(
+        "select max(repeated_close_longest_run) from staging.stg_market_data__quality_baseline "
+        "where symbol = 'BAC' and not vouched"
+    )
+    assert runs >= 12

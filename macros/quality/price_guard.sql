@@ -10,15 +10,17 @@
       sessions is a run of g).
 
     Two stated tests, one false-alarm rate (var price_guard_false_alarm_rate, default 1e-6):
+    Each run and session is judged against the history before it: the accepted bars and the
+    pass's own earlier bars, so a verdict does not depend on how the bars were batched.
     - one symbol, over a run: a run reaching into the new bars is longer than any in its
-      accepted history and improbable by that history (Laplace's rule of succession for the
+      history and improbable by that history (Laplace's rule of succession for the
       start and continuation rates; a run going on from bars a person or a full build
       accepted is judged on its new bars by its own persistence, one the guard alone let in is
       judged whole). A clean history gives rates of about 1/n, never 0, so one finding is
       never an error.
     - one session, across symbols: the share of the session's new bars with the finding is
-      above the highest smoothed share ((x + 1) / (m + 2)) of the 20 accepted sessions before
-      it, and the Chernoff bound of a binomial tail that far above it is below the rate.
+      above the highest smoothed share ((x + 1) / (m + 2)) of the 20 sessions before it,
+      and the Chernoff bound of a binomial tail that far above it is below the rate.
     A symbol without accepted bars is a first build: its findings warn (dbt tests), and its
     bars become its accepted history.
 
@@ -431,6 +433,25 @@ finding_runs as (
     insert into pg_temp.price_guard_verdicts (symbol, finding, reason, first_date, last_date)
     with
 
+    -- A run is judged against the history up to its start: the accepted bars and the pass's
+    -- own bars before it. So a verdict depends on the bars, not on how they were batched (a
+    -- feed catching up applies years in one pass; a run in its last year is judged as it
+    -- would be a day at a time).
+    new_bars_before as (
+
+        select
+            bars.symbol,
+            bars.trade_date,
+            count(*) filter (where bars.is_new) over before as bars,
+            count(*) filter (where bars.is_new) over before
+            + coalesce(sum(bars.missed_session) filter (where bars.is_new) over before, 0) as sessions
+        from pg_temp.price_guard_bars as bars
+        window before as (
+            partition by bars.symbol order by bars.trade_date rows between unbounded preceding and 1 preceding
+        )
+
+    ),
+
     new_runs as (
 
         select
@@ -442,23 +463,46 @@ finding_runs as (
             runs.accepted_length,
             runs.new_length,
             runs.first_date,
-            runs.last_date
+            runs.last_date,
+            coalesce(sum(runs.new_length) over before, 0) as earlier_count,
+            count(*) filter (where runs.starts_new) over before as earlier_runs,
+            coalesce(max(runs.run_length) over before, 0) as earlier_longest_run
         from pg_temp.price_guard_runs as runs
         where runs.touches_new and not (runs.symbol = any(v_unjudged))
+        window before as (
+            partition by runs.symbol, runs.finding order by runs.first_date
+            rows between unbounded preceding and 1 preceding
+        )
 
     ),
 
     judged as (
 
         select
-            new_runs.*,
-            history.bars,
-            {{ stock_analytics.per_finding('new_runs.finding', "history.{unit_column}") }} as opportunities,
-            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_count") }} as finding_count,
-            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_runs") }} as run_count,
-            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_longest_run") }} as longest_run
+            new_runs.symbol,
+            new_runs.finding,
+            new_runs.run_length,
+            new_runs.starts_new,
+            new_runs.vouched_start,
+            new_runs.accepted_length,
+            new_runs.new_length,
+            new_runs.first_date,
+            new_runs.last_date,
+            history.bars + new_bars_before.bars as bars,
+            {{ stock_analytics.per_finding('new_runs.finding', "history.{unit_column} + new_bars_before.{unit_column}") }}
+                as opportunities,
+            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_count") }} + new_runs.earlier_count
+                as finding_count,
+            {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_runs") }} + new_runs.earlier_runs
+                as run_count,
+            greatest(
+                {{ stock_analytics.per_finding('new_runs.finding', "history.{name}_longest_run") }},
+                new_runs.earlier_longest_run
+            ) as longest_run
         from new_runs
         inner join pg_temp.price_guard_history as history on new_runs.symbol = history.symbol
+        inner join new_bars_before
+            on new_runs.symbol = new_bars_before.symbol and new_runs.first_date = new_bars_before.trade_date
         where history.bars > 0
 
     ),
@@ -529,49 +573,68 @@ finding_runs as (
 
     ),
 
-    session_findings as (
+    new_sessions as (
 
-        {%- for finding in findings %}
         select
             trade_date,
-            '{{ finding.name }}' as finding,
             count(*) as symbols,
-            count(*) filter (where {{ finding.name }}{{ ' > 0' if finding.name == 'missed_session' }}) as with_finding
+            {%- for finding in findings %}
+            count(*) filter (where {{ finding.name }}{{ ' > 0' if finding.name == 'missed_session' }})
+                as {{ finding.name }}_symbols{{ ',' if not loop.last }}
+            {%- endfor %}
         from new_bars
         group by trade_date
-        {{ 'union all' if not loop.last }}
-        {%- endfor %}
+
+    ),
+
+    -- The sessions as they stand with this pass: the accepted counts and the new bars. A
+    -- session is compared with the 20 before it, the pass's own included, so a load of many
+    -- sessions is judged as the same bars a session at a time would be.
+    with_this_pass as (
+
+        select
+            trade_date,
+            sum(symbols) as symbols,
+            {%- for finding in findings %}
+            sum({{ finding.name }}_symbols) as {{ finding.name }}_symbols,
+            {%- endfor %}
+            bool_or(is_new) as is_new
+        from (
+            select accepted.*, false as is_new
+            from {{ sessions }} as accepted
+            where accepted.trade_date >= (
+                -- the 20 accepted sessions before the pass's first are all a window needs
+                select coalesce(min(earlier.trade_date), '-infinity')
+                from (
+                    select recent.trade_date from {{ sessions }} as recent
+                    where recent.trade_date < (select min(new_sessions.trade_date) from new_sessions)
+                    order by recent.trade_date desc
+                    limit 20
+                ) as earlier
+            )
+            union all
+            select new_sessions.*, true as is_new
+            from new_sessions
+        ) as both_kinds
+        group by trade_date
 
     ),
 
     judged as (
 
+        {%- for finding in findings %}
         select
-            session_findings.trade_date,
-            session_findings.finding,
-            session_findings.symbols + coalesce(accepted.symbols, 0) as symbols,
-            session_findings.with_finding
-            + coalesce({{ stock_analytics.per_finding('session_findings.finding', "accepted.{name}_symbols") }}, 0)
-                as with_finding,
-            before.sessions_seen,
-            before.highest_share
-        from session_findings
-        left join {{ sessions }} as accepted on session_findings.trade_date = accepted.trade_date
-        cross join lateral (
-            select
-                count(*) as sessions_seen,
-                max(
-                    ({{ stock_analytics.per_finding('session_findings.finding', "earlier.{name}_symbols") }} + 1.0)
-                    / (earlier.symbols + 2.0)
-                ) as highest_share
-            from (
-                select * from {{ sessions }} as recent
-                where recent.trade_date < session_findings.trade_date
-                order by recent.trade_date desc
-                limit 20
-            ) as earlier
-        ) as before
-        where session_findings.with_finding > 0
+            trade_date,
+            '{{ finding.name }}' as finding,
+            symbols,
+            {{ finding.name }}_symbols as with_finding,
+            count(*) over before as sessions_seen,
+            max(({{ finding.name }}_symbols + 1.0) / (symbols + 2.0)) over before as highest_share,
+            is_new
+        from with_this_pass
+        window before as (order by trade_date rows between 20 preceding and 1 preceding)
+        {{ 'union all' if not loop.last }}
+        {%- endfor %}
 
     ),
 
@@ -590,7 +653,7 @@ finding_runs as (
                 else 0 end
             ) as surprise
         from judged
-        where sessions_seen > 0
+        where is_new and with_finding > 0 and sessions_seen > 0
 
     )
 
