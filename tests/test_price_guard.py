@@ -282,7 +282,10 @@ def test_a_run_is_judged_against_the_bars_before_it_whatever_the_batching(fresh_
     rest = load_and_build(db, data)
     assert rest.returncode == 0, rest.stdout[-3000:]
     assert open_holds(db) == {}
-    assert db.scalar("select count(*) from staging.stg_market_data__daily_prices where symbol = 'BAC'") == len(rows) - 1
+    assert (
+        db.scalar("select count(*) from staging.stg_market_data__daily_prices where symbol = 'BAC'")
+        == len(rows) - 1
+    )
     # the guard judged the load: its runs are in the baseline, the 1978 run the longest so far
     runs = db.scalar(
         "select max(repeated_close_longest_run) from staging.stg_market_data__quality_baseline "
