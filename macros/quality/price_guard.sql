@@ -550,7 +550,7 @@ finding_runs as (
         symbol,
         finding,
         format(
-            '%s: %s in a row from %s to %s (%s of them new); its accepted history (%s bars) has runs '
+            '%s: %s in a row from %s to %s (%s of them new); its history before the run (%s bars) has runs '
             'of at most %s, and this run has a chance of %s by that history',
             {{ stock_analytics.per_finding('finding', "'{label}'") }},
             run_length, first_date, last_date, new_length, bars, longest_run, trim(to_char(exp(log_chance), '9.9EEEE'))
