@@ -36,10 +36,13 @@ PYTHON_DIRS := loader tests scripts bench api report stream
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.txt
+# pyproject.toml too: the editable install's package list and entry points are read from it.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	@bash scripts/ensure_python_venv.sh "$(PYTHON)" "$(VENV)"
 	@echo "[venv] installing requirements.txt into $(VENV) ..."
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@echo "[venv] installing the project (editable: loader, api, report, stream, ...) into $(VENV) ..."
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 venv: $(VENV)/.installed ## create .venv with the pinned Python packages

@@ -13,10 +13,6 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
-
-if __package__ in (None, ""):  # run as a file: make `api` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import uvicorn
 

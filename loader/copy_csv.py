@@ -16,13 +16,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-# Run as a script (`python loader/copy_csv.py`), the project root is not on sys.path yet.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 try:
     from loader import database, history, runner, schema
     from loader.discovery import DiscoveryError, discover
 except ModuleNotFoundError as missing:  # run by an interpreter without the project's packages
+    # `loader` itself is importable from a script only through the editable install (make venv).
     sys.exit(
         f"copy_csv.py: the Python package '{missing.name}' is not installed for {sys.executable}. "
         "Run `make venv`, then use .venv/bin/python (or `. .venv/bin/activate` first)."

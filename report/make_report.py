@@ -16,9 +16,6 @@ import sys
 from datetime import date
 from pathlib import Path
 
-# Run as a script (`python report/make_report.py`), the project root is not on sys.path yet.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from report import build, data
 
 log = logging.getLogger("report")

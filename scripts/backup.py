@@ -42,9 +42,10 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
-from pg_helpers import fetch, human_bytes  # scripts/ is on sys.path when a script runs
 from psycopg2 import sql
 from tqdm import tqdm
+
+from scripts.pg_helpers import fetch, human_bytes
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 log = logging.getLogger("backup")

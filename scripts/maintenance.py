@@ -36,9 +36,10 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
-from pg_helpers import fetch, human_bytes  # scripts/ is on sys.path when a script runs
 from psycopg2 import sql
 from tqdm import tqdm
+
+from scripts.pg_helpers import fetch, human_bytes
 
 log = logging.getLogger("maintenance")
 

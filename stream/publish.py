@@ -37,9 +37,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-# Run as a script (`python stream/publish.py`), the project root is not on sys.path yet.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from loader.discovery import DiscoveryError, FileKind, discover
 from loader.parsing import PRICES_LAYOUT, is_gzip
 from stream.broker import Broker, BrokerError, connect
