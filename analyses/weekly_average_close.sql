@@ -13,7 +13,7 @@ final as (
 
     select
         symbol,
-        {{ time_bucket('1 week', 'trade_date') }} as week_start,
+        {{ timescale_incremental.time_bucket('1 week', 'trade_date') }} as week_start,
         avg(close) as avg_close,
         count(close) as trading_days
     from daily_prices

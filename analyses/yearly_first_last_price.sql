@@ -13,7 +13,7 @@ yearly as (
 
     select
         symbol,
-        {{ time_bucket('1 year', 'trade_date') }} as year_start,
+        {{ timescale_incremental.time_bucket('1 year', 'trade_date') }} as year_start,
         first(close, trade_date) as first_close,
         last(close, trade_date) as last_close
     from daily_prices

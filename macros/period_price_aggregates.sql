@@ -11,7 +11,7 @@
             "period_price_aggregates: bucket_width must be one of " ~ allowed ~ ", got '" ~ bucket_width ~ "'"
         ) }}
     {%- endif -%}
-{{ stock_analytics.time_bucket(bucket_width, date_column) }} as period_start,
+{{ timescale_incremental.time_bucket(bucket_width, date_column) }} as period_start,
 count(*) as trading_days,
 avg(high) as avg_high,
 avg(low) as avg_low,

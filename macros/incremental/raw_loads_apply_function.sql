@@ -1,3 +1,41 @@
+{#- Apply strategy raw_loads, the project's own (the package README's "Apply strategies"):
+    staging's prices from the loader's raw loads. Each macro documented in macros/_macros.yml. -#}
+{% macro raw_loads__batch_columns() -%}
+-- a feed load: symbol null, or one row per recomputed symbol it holds
+load_id bigint not null,
+symbol text,
+recompute boolean not null
+{%- endmacro %}
+
+{#- staging's ledger of the raw loads it has applied, and the price guard's tables. -#}
+{% macro raw_loads__setup_sql(relation) -%}
+    create table if not exists {{ stock_analytics.applied_loads_relation() }} (
+        load_id bigint primary key,
+        symbol text,
+        load_mode text,
+        applied_at timestamptz not null
+    );
+    create index if not exists stg_market_data__applied_loads_symbol_idx
+        on {{ stock_analytics.applied_loads_relation() }} (symbol);
+    {{ stock_analytics.create_price_guard_tables() }}
+{%- endmacro %}
+
+{% macro raw_loads__apply_call_sql(relation, full_refresh) -%}
+select * from {{ timescale_incremental.apply_function_name(relation) }}(
+    p_full => {{ 'true' if full_refresh else 'false' }},
+    p_accept => {{ stock_analytics.accepted_held_prices() }}
+)
+{%- endmacro %}
+
+{% macro raw_loads__after_apply(relation) -%}
+    {%- do stock_analytics.log_held_prices() -%}
+{%- endmacro %}
+
+{% macro applied_loads_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema='staging',
+                                  identifier='stg_market_data__applied_loads', type='table')) }}
+{%- endmacro %}
+
 {#- The incremental step of a model built from raw loads (staging's prices), as a PL/pgSQL
     function `<model>__apply(p_symbols, p_full)`: dbt's materialization calls it, and so can any
     other caller (the live feed), so the rules exist once.
@@ -23,14 +61,15 @@
     accepted as in a first build, except the loads still held.
     What was written goes to the change log for the models fed by this one. One apply at a
     time (an advisory lock): a second build waits, then finds nothing left to apply. -#}
-{% macro raw_loads_apply_function(relation, sql, columns, key_columns, sessions) -%}
-{%- set batch = stock_analytics.apply_batch() -%}
+{% macro raw_loads__apply_function_sql(relation, sql, columns, key_columns) -%}
+{%- set sessions = ref(config.require('sessions')) -%}
+{%- set batch = timescale_incremental.apply_batch() -%}
 {%- set ledger = stock_analytics.applied_loads_relation() -%}
-{%- set changes = stock_analytics.changes_relation(relation) -%}
+{%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set held = stock_analytics.price_guard_relation('held_prices') -%}
 {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
 {%- set column_list = columns | join(', ') -%}
-{%- set function_name = stock_analytics.apply_function_name(relation) -%}
+{%- set function_name = timescale_incremental.apply_function_name(relation) -%}
 drop function if exists {{ function_name }}(text[], boolean);
 drop function if exists {{ function_name }}(text[], boolean, text[]);
 create function {{ function_name }}(
@@ -59,11 +98,11 @@ declare
     v_recomputed_count bigint;
     v_recomputed text[] := array[]::text[];
     v_unjudged text[] := array[]::text[];
-    {{ stock_analytics.batch_load_ids() }} bigint[];
+    {{ timescale_incremental.batch_load_ids() }} bigint[];
 begin
     perform pg_advisory_xact_lock(hashtext('{{ relation.schema }}.{{ relation.identifier }}'));
-    perform {{ stock_analytics.allow_dml_on_compressed_chunks() }};
-    {{ stock_analytics.create_apply_batch_table('raw_loads', on_commit_drop=true) }}
+    perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
+    {{ timescale_incremental.create_apply_batch_table('raw_loads', on_commit_drop=true) }}
     truncate {{ batch }};
     {{ stock_analytics.create_session_ordinals(sessions) | indent(4) }}
     -- the guard's work tables (dropped at commit; a second call in one transaction starts anew)
@@ -172,7 +211,7 @@ begin
         v_recomputed := array(select distinct symbol from {{ batch }} where recompute);
     end if;
     analyze {{ batch }};
-    {{ stock_analytics.batch_load_ids() }} := array(select distinct load_id from {{ batch }} order by load_id);
+    {{ timescale_incremental.batch_load_ids() }} := array(select distinct load_id from {{ batch }} order by load_id);
 
     if v_full then
         with written as (

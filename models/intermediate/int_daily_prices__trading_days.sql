@@ -25,7 +25,7 @@ with
 changed_symbols as (
 
     -- Per symbol, the first date staging changed (null: the whole history): apply_batch.
-    select * from {{ apply_batch() }}
+    select * from {{ timescale_incremental.apply_batch() }}
 
 ),
 
@@ -65,7 +65,7 @@ changed_trading_days as (
 kept_trading_days as (
 
     -- The stored trading days just before each change: numbers and sums go on from them.
-    {%- if incremental_table_exists() %}
+    {%- if timescale_incremental.incremental_table_exists() %}
     select kept.*
     from changed_symbols
     left join lateral (

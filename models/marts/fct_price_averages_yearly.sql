@@ -11,7 +11,7 @@
     )
 }}
 
-{%- if builds_as_continuous_aggregate() %}
+{%- if timescale_incremental.builds_as_continuous_aggregate() %}
 -- A continuous aggregate must be one SELECT on the hypertable.
 select
     symbol,

@@ -11,7 +11,7 @@ daily_prices as (
     {%- if var('full_tests', false) %}
     select * from {{ staged_prices }}
     {%- else %}
-    {{ stock_analytics.changed_rows(staged_prices) | indent(4) }}
+    {{ timescale_incremental.changed_rows(staged_prices) | indent(4) }}
     {%- endif %}
 
 ),

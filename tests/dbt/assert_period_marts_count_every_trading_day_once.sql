@@ -22,7 +22,7 @@ changed_symbols as (
         cast('-infinity' as date) as range_start
     from daily_prices
     {%- else %}
-    {{ stock_analytics.changed_ranges(ref('int_daily_prices__trading_days')) | indent(4) }}
+    {{ timescale_incremental.changed_ranges(ref('int_daily_prices__trading_days')) | indent(4) }}
     {%- endif %}
 
 ),
@@ -35,7 +35,7 @@ period_starts as (
         '{{ period }}' as mart,
         case
             when range_start = '-infinity' then range_start
-            else {{ time_bucket(bucket_width, 'range_start') }}
+            else {{ timescale_incremental.time_bucket(bucket_width, 'range_start') }}
         end as period_start
     from changed_symbols
     {{ 'union all' if not loop.last }}

@@ -15,7 +15,7 @@ tested_days as (
     {%- if var('full_tests', false) %}
     select * from {{ trading_days }}
     {%- else %}
-    {{ stock_analytics.changed_rows(trading_days, rows_before=1) }}
+    {{ timescale_incremental.changed_rows(trading_days, rows_before=1) }}
     {%- endif %}
 
 ),

@@ -38,7 +38,7 @@ usable_prices as (
     -- batch_load_ids): the filter reaches raw.daily_prices' BRIN index.
     select * from parsed_prices
     where
-        load_id = any({{ batch_load_ids() }})
+        load_id = any({{ timescale_incremental.batch_load_ids() }})
         and rejection_reason is null
 
 ),

@@ -14,9 +14,8 @@
     autocommit mode (profiles.yml `autocommit: true`, dbt-postgres >= 1.11). A table left by
     an apache-mode build is replaced. -#}
 {% materialization continuous_aggregate, adapter='postgres' %}
-    {%- if not var('use_continuous_aggregates', false)
-          or not stock_analytics.timescaledb_feature_enabled('continuous aggregates', this.identifier) -%}
-        {{ return(stock_analytics.build_period_table()) }}
+    {%- if not timescale_incremental.builds_as_continuous_aggregate(log_skip=true) -%}
+        {{ return(timescale_incremental.build_period_table()) }}
     {%- endif -%}
     {%- if not target.get('autocommit', false) -%}
         {{ exceptions.raise_compiler_error(
@@ -27,9 +26,9 @@
 
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='view') -%}
-    {%- set feed = stock_analytics.period_feed() -%}
-    {%- set refresh_procedure = stock_analytics.period_routine_name('refresh') -%}
-    {%- set is_aggregate = stock_analytics.is_continuous_aggregate(existing_relation) -%}
+    {%- set feed = timescale_incremental.period_feed() -%}
+    {%- set refresh_procedure = timescale_incremental.period_routine_name('refresh') -%}
+    {%- set is_aggregate = timescale_incremental.is_continuous_aggregate(existing_relation) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
 
@@ -38,7 +37,7 @@
                    ~ ('first build' if existing_relation is none else 'full refresh' if is_aggregate
                       else 'it was built as a table') ~ ")", info=true) -%}
         {%- if existing_relation is not none -%}
-            {%- do stock_analytics.drop_period_relation(existing_relation) -%}
+            {%- do timescale_incremental.drop_period_relation(existing_relation) -%}
         {%- endif -%}
         {%- if config.get('contract').enforced -%}
             {{ get_assert_columns_equivalent(sql) }}
@@ -51,21 +50,18 @@
         {%- endcall -%}
         {#- The watermark before the data: a change committed meanwhile is refreshed again. -#}
         {%- call statement('reset_watermark', auto_begin=False) -%}
-            insert into {{ feed.watermarks }} (consumer, change_id)
-            select {{ dbt.string_literal(feed.consumer) }}, coalesce(max(change_id), 0)
-            from {{ feed.changes }}
-            on conflict (consumer) do update set change_id = excluded.change_id, updated_at = now()
+            {{ timescale_incremental.watermark_reset_to_latest(feed.consumer, feed.changes) | indent(12) }}
         {%- endcall -%}
         {%- call statement('initial_refresh', auto_begin=False) -%}
             call refresh_continuous_aggregate({{ dbt.string_literal(target_relation | string) }}, null, null)
         {%- endcall -%}
         {%- call statement('drop_table_routine', auto_begin=False) -%}
-            drop function if exists {{ stock_analytics.period_routine_name('apply') }}()
+            drop function if exists {{ timescale_incremental.period_routine_name('apply') }}()
         {%- endcall -%}
     {%- endif -%}
 
     {%- call statement('refresh_procedure', auto_begin=False) -%}
-        {{ stock_analytics.continuous_aggregate_refresh_procedure(refresh_procedure, target_relation, feed) }}
+        {{ timescale_incremental.continuous_aggregate_refresh_procedure(refresh_procedure, target_relation, feed) }}
     {%- endcall -%}
     {%- call statement('main', fetch_result=True, auto_begin=False) -%}
         call {{ refresh_procedure }}()
@@ -88,7 +84,6 @@
     (such a procedure may not commit): the caller must own the continuous aggregate, as
     TimescaleDB requires for a refresh; names are schema-qualified for any search_path. -#}
 {% macro continuous_aggregate_refresh_procedure(refresh_procedure, target_relation, feed) %}
-    {%- set consumer = dbt.string_literal(feed.consumer) -%}
     {%- set lock_key = "hashtext(" ~ dbt.string_literal(refresh_procedure | string) ~ ")" -%}
     {%- set ts = adapter.quote(feed.extension_schema) -%}
     -- two builds at once: replace the procedure one after the other
@@ -105,12 +100,8 @@
         v_everything boolean;
     begin
         perform pg_catalog.pg_advisory_lock({{ lock_key }});
-        insert into {{ feed.watermarks }} (consumer, change_id)
-        values ({{ consumer }}, 0)
-        on conflict (consumer) do nothing;
-        select w.change_id into v_watermark
-        from {{ feed.watermarks }} as w
-        where w.consumer = {{ consumer }};
+        -- the advisory lock serializes callers: no row lock held across the commits below
+        {{ timescale_incremental.watermark_claim(feed.consumer, 'v_watermark', lock=false) | indent(8) }}
 
         select
             max(c.change_id),
@@ -127,13 +118,12 @@
         if v_latest is not null then
             commit;
             call {{ ts }}.refresh_continuous_aggregate({{ dbt.string_literal(target_relation.include(database=False) | string) }}, refreshed_from, null::date);
-            update {{ feed.watermarks }}
-            set change_id = greatest(change_id, v_latest), updated_at = now()
-            where consumer = {{ consumer }};
+            {{ timescale_incremental.watermark_advance(feed.consumer, 'v_latest') | indent(12) }}
             commit;
         end if;
         perform pg_catalog.pg_advisory_unlock({{ lock_key }});
     end
     $refresh$;
-    {{ stock_analytics.grant_to_live_feed(refresh_procedure, 'procedure') }}
+    {{ timescale_incremental.grant_to_caller(refresh_procedure, 'procedure') }}
+    {{ timescale_incremental.register_routine(target_relation, refresh_procedure, 'continuous_aggregate', 'procedure') }}
 {% endmacro %}

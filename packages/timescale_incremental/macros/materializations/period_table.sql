@@ -1,6 +1,6 @@
 {#- A period mart (one row per symbol and period_start) kept current by its source's change
-    log instead of rebuilt: materialized='period_table', and the apache path of
-    materialized='continuous_aggregate'.
+    log instead of rebuilt: the table form of materialized='continuous_aggregate', where the
+    server or var use_continuous_aggregates rules the continuous aggregate out.
 
     The model reads one model (its only ref, `select * from {{ ref(...) }}` in an import CTE)
     that keeps a change log `<source>__changes` (change_id, symbol, from_date): rows of
@@ -14,25 +14,20 @@
     source's latest change. Every build then (re)creates and calls
     `<mart>__apply()`, a SQL function holding the incremental rule, so that a caller outside
     dbt (the live feed) applies the same rule: see period_table_apply_function. -#}
-{% materialization period_table, adapter='postgres' %}
-    {{ return(stock_analytics.build_period_table()) }}
-{% endmaterialization %}
-
-
 {% macro build_period_table() %}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
-    {%- set feed = stock_analytics.period_feed() -%}
-    {%- set apply_function = stock_analytics.period_routine_name('apply') -%}
+    {%- set feed = timescale_incremental.period_feed() -%}
+    {%- set apply_function = timescale_incremental.period_routine_name('apply') -%}
 
     {%- set rebuild_reason = none -%}
     {%- if existing_relation is none -%}
         {%- set rebuild_reason = 'first build' -%}
     {%- elif should_full_refresh() -%}
         {%- set rebuild_reason = 'full refresh' -%}
-    {%- elif stock_analytics.is_continuous_aggregate(existing_relation) or not existing_relation.is_table -%}
+    {%- elif timescale_incremental.is_continuous_aggregate(existing_relation) or not existing_relation.is_table -%}
         {%- set rebuild_reason = 'it was built as a continuous aggregate' -%}
-    {%- elif stock_analytics.period_columns_changed(existing_relation) -%}
+    {%- elif timescale_incremental.period_columns_changed(existing_relation) -%}
         {%- set rebuild_reason = 'its columns changed' -%}
     {%- endif -%}
 
@@ -42,15 +37,15 @@
     {%- if rebuild_reason is not none -%}
         {%- do log(this ~ ": building the table (" ~ rebuild_reason ~ ")", info=true) -%}
         {%- if existing_relation is not none and not existing_relation.is_table -%}
-            {%- do stock_analytics.drop_period_relation(existing_relation) -%}
+            {%- do timescale_incremental.drop_period_relation(existing_relation) -%}
             {%- set existing_relation = none -%}
         {%- endif -%}
-        {%- do stock_analytics.swap_in_period_table(target_relation, existing_relation, feed) -%}
+        {%- do timescale_incremental.swap_in_period_table(target_relation, existing_relation, feed) -%}
     {%- endif -%}
 
     {#- The rule, created or replaced on every build so that it always matches the model. -#}
     {%- call statement('apply_function') -%}
-        {{ stock_analytics.period_table_apply_function(apply_function, target_relation, feed) }}
+        {{ timescale_incremental.period_table_apply_function(apply_function, target_relation, feed) }}
     {%- endcall -%}
     {%- if rebuild_reason is none -%}
         {%- call statement('main', fetch_result=True) -%}
@@ -87,14 +82,9 @@
     {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
     {{ drop_relation_if_exists(load_cached_relation(intermediate_relation)) }}
     {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
-    {%- set columns = stock_analytics.period_column_names() -%}
+    {%- set columns = timescale_incremental.period_column_names() -%}
     {%- call statement('swap_in_period_table') -%}
-        insert into {{ feed.watermarks }} (consumer, change_id)
-        values ({{ dbt.string_literal(feed.consumer) }}, 0)
-        on conflict (consumer) do nothing;
-        update {{ feed.watermarks }}
-        set change_id = (select coalesce(max(change_id), 0) from {{ feed.changes }}), updated_at = now()
-        where consumer = {{ dbt.string_literal(feed.consumer) }};
+        {{ timescale_incremental.watermark_reset_to_latest(feed.consumer, feed.changes) | indent(8) }}
 
         {% if config.get('contract').enforced -%}
         {{ get_assert_columns_equivalent(sql) }}
@@ -113,7 +103,7 @@
         {%- endif %}
         alter table {{ intermediate_relation }} rename to {{ target_relation.identifier }};
         -- the other edition's rule, if this mart was a continuous aggregate before
-        drop procedure if exists {{ stock_analytics.period_routine_name('refresh') }};
+        drop procedure if exists {{ timescale_incremental.period_routine_name('refresh') }};
     {%- endcall -%}
     {%- if existing_relation is not none -%}
         {%- do adapter.cache_renamed(existing_relation, backup_relation) -%}
@@ -133,8 +123,7 @@
     SECURITY DEFINER with a fixed search_path: the live feed's role may run it (EXECUTE is
     granted to var('live_feed_role')) without any right on the mart itself. -#}
 {% macro period_table_apply_function(apply_function, target_relation, feed) %}
-    {%- set consumer = dbt.string_literal(feed.consumer) -%}
-    {%- set columns = stock_analytics.period_column_names() | join(', ') -%}
+    {%- set columns = timescale_incremental.period_column_names() | join(', ') -%}
     {%- set target_local = target_relation.include(database=False) -%}
     {%- set width = dbt.string_literal(feed.bucket_width) -%}
     select pg_advisory_xact_lock(hashtext({{ dbt.string_literal(apply_function | string) }}));
@@ -152,13 +141,7 @@
         v_from_periods date[];
         v_min_from_period date;
     begin
-        insert into {{ feed.watermarks }} (consumer, change_id)
-        values ({{ consumer }}, 0)
-        on conflict (consumer) do nothing;
-        select w.change_id into v_watermark
-        from {{ feed.watermarks }} as w
-        where w.consumer = {{ consumer }}
-        for update;
+        {{ timescale_incremental.watermark_claim(feed.consumer, 'v_watermark') | indent(8) }}
 
         select max(c.change_id), count(*), coalesce(bool_or(c.symbol is null), false)
         into v_latest, changes_applied, v_everything
@@ -206,13 +189,12 @@
             get diagnostics periods_inserted = row_count;
         end if;
 
-        update {{ feed.watermarks }}
-        set change_id = v_latest, updated_at = now()
-        where consumer = {{ consumer }};
+        {{ timescale_incremental.watermark_advance(feed.consumer, 'v_latest') | indent(8) }}
         return next;
     end
     $apply$;
-    {{ stock_analytics.grant_to_live_feed(apply_function) }}
+    {{ timescale_incremental.grant_to_caller(apply_function) }}
+    {{ timescale_incremental.register_routine(target_relation, apply_function, 'period_table') }}
 {% endmacro %}
 
 
@@ -228,8 +210,7 @@
     {%- endif -%}
     {%- set source = ref(model.refs[0]['name']) -%}
     {%- set source_local = source.include(database=False) | string -%}
-    {%- set changes = stock_analytics.changes_relation(source).include(database=False) -%}
-    {%- set watermarks = stock_analytics.watermarks_relation().include(database=False) -%}
+    {%- set changes = timescale_incremental.changes_relation(source).include(database=False) -%}
     {%- set time_column = config.get('time_column', 'trade_date') -%}
     {%- set bucket_width = config.require('bucket_width') -%}
     {%- if sql.count(source | string) != 1 -%}
@@ -257,7 +238,6 @@
     {{ return({
         'source': source,
         'changes': changes,
-        'watermarks': watermarks,
         'consumer': this.schema ~ '.' ~ this.identifier,
         'bucket_width': bucket_width,
         'time_column': time_column,
@@ -287,7 +267,7 @@
     contract declares them): the table is built again. -#}
 {% macro period_columns_changed(relation) %}
     {%- set found = adapter.get_columns_in_relation(relation) -%}
-    {%- if (found | map(attribute='name') | list) != stock_analytics.period_column_names() -%}
+    {%- if (found | map(attribute='name') | list) != timescale_incremental.period_column_names() -%}
         {{ return(true) }}
     {%- endif -%}
     {%- if config.get('contract').enforced -%}
@@ -314,7 +294,7 @@
 {#- Drop whatever a period mart was built as (a continuous aggregate needs DROP MATERIALIZED
     VIEW), with its routines of the other edition. -#}
 {% macro drop_period_relation(relation) %}
-    {%- if stock_analytics.is_continuous_aggregate(relation) -%}
+    {%- if timescale_incremental.is_continuous_aggregate(relation) -%}
         {%- call statement('drop_period_relation', auto_begin=False) -%}
             drop materialized view if exists {{ relation }} cascade
         {%- endcall -%}

@@ -1,23 +1,39 @@
-{#- The batch an incremental model applies: a temporary table its apply function fills before
-    it runs the model's SQL (macros/incremental/). For a model fed by a change log: the changed
-    symbols (symbol, from_date; from_date null = the whole history), which its SQL reads. For
-    staging's prices: the raw loads to apply (load_id, symbol, recompute), whose ids its SQL
-    reads as batch_load_ids(). -#}
+{#- The batch an apply routine fills before it runs the model's SQL (documented in
+    macros/_macros.yml; the README's "The batch"). -#}
 {% macro apply_batch() -%}
     pg_temp.{{ this.identifier }}__batch
 {%- endmacro %}
 
-{#- The batch's load ids as an array (raw_loads strategy): a PL/pgSQL variable of the apply
-    function, so the planner sees a constant. `load_id = any(...)` then both selects the loads'
-    pages through raw.daily_prices' BRIN index and checks each row by a hash lookup (an array
-    from a subquery is searched element by element: 8,000 loads x 24 M rows). -#}
 {% macro batch_load_ids() -%}
     v_batch_load_ids
 {%- endmacro %}
 
-{#- True when the model's table exists, i.e. its SQL may read the table itself (the rows an
-    incremental step keeps). False while parsing and on the first build. -#}
 {% macro incremental_table_exists() -%}
     {%- if not execute -%}{{ return(false) }}{%- endif -%}
     {{ return(load_relation(this) is not none) }}
+{%- endmacro %}
+
+{#- The materialization creates the batch table for its session, to plan the model's SQL before
+    the routine runs (dbt's statements each commit: autocommit); the routine creates it too, for
+    callers outside dbt, dropped at commit; when it exists already the routine truncates it. -#}
+{% macro create_apply_batch_table(strategy, on_commit_drop=false) -%}
+    create table if not exists {{ timescale_incremental.apply_batch() }} (
+        {{ timescale_incremental.strategy_macro(strategy, 'batch_columns')() | indent(8) }}
+    ){{ ' on commit drop' if on_commit_drop }};
+{%- endmacro %}
+
+{#- The macro `<strategy>__<step>` of an apply strategy: the project's own first (as dbt finds a
+    custom incremental strategy), then this package's. -#}
+{% macro strategy_macro(strategy, step, required=true) -%}
+    {%- set name = strategy ~ '__' ~ step -%}
+    {%- set found = context.get(name) -%}
+    {%- if found is none and name in context.get('timescale_incremental', {}) -%}
+        {%- set found = context['timescale_incremental'][name] -%}
+    {%- endif -%}
+    {%- if found is none and required -%}
+        {{ exceptions.raise_compiler_error(
+            "apply strategy '" ~ strategy ~ "' has no macro " ~ name
+            ~ ": define it in the project (see packages/timescale_incremental/README.md, Apply strategies)") }}
+    {%- endif -%}
+    {{ return(found) }}
 {%- endmacro %}

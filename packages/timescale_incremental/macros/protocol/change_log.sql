@@ -1,9 +1,10 @@
-{#- The tables incremental models keep beside them (owned by the transformer, created once):
-    - <model>__changes: what the model rewrote, for the models fed by it. A row says "rows of
-      `symbol` from `from_date` on may have changed"; from_date null: the symbol's whole
-      history; symbol null: everything (a full build).
-    - staging.incremental_watermarks: per consumer, the last change it applied.
-    - staging.stg_market_data__applied_loads: the raw loads staging has applied. -#}
+{#- The change-log / watermark protocol, the one copy every apply and refresh routine uses.
+    Documented in macros/_macros.yml; the package README states the contract. -#}
+
+{% macro bookkeeping_schema() -%}
+    {{ return(var('incremental_bookkeeping_schema', target.schema)) }}
+{%- endmacro %}
+
 {% macro changes_relation(relation) -%}
     {#- While parsing, ref() gives the calling node itself, whose name may be too long to suffix. -#}
     {%- if not execute -%}{{ return(relation) }}{%- endif -%}
@@ -12,13 +13,13 @@
 {%- endmacro %}
 
 {% macro watermarks_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema='staging',
+    {{ return(api.Relation.create(database=target.database, schema=timescale_incremental.bookkeeping_schema(),
                                   identifier='incremental_watermarks', type='table')) }}
 {%- endmacro %}
 
-{% macro applied_loads_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema='staging',
-                                  identifier='stg_market_data__applied_loads', type='table')) }}
+{% macro routines_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema=timescale_incremental.bookkeeping_schema(),
+                                  identifier='incremental_routines', type='table')) }}
 {%- endmacro %}
 
 {% macro apply_function_name(relation) -%}
@@ -26,24 +27,67 @@
 {%- endmacro %}
 
 {% macro create_incremental_bookkeeping(relation) -%}
-    create schema if not exists staging;
-    create table if not exists {{ stock_analytics.watermarks_relation() }} (
+    create schema if not exists {{ adapter.quote(timescale_incremental.bookkeeping_schema()) }};
+    create table if not exists {{ timescale_incremental.watermarks_relation() }} (
         consumer text primary key,
         change_id bigint not null,
         updated_at timestamptz not null default now()
     );
-    create table if not exists {{ stock_analytics.applied_loads_relation() }} (
-        load_id bigint primary key,
-        symbol text,
-        load_mode text,
-        applied_at timestamptz not null
+    create table if not exists {{ timescale_incremental.routines_relation() }} (
+        relation_name text primary key,
+        routine text not null,
+        strategy text not null,
+        kind text not null check (kind in ('function', 'procedure')),
+        registered_at timestamptz not null default now()
     );
-    create index if not exists stg_market_data__applied_loads_symbol_idx
-        on {{ stock_analytics.applied_loads_relation() }} (symbol);
-    create table if not exists {{ stock_analytics.changes_relation(relation) }} (
+    {{ timescale_incremental.grant_to_caller(timescale_incremental.routines_relation(), 'table', 'select') }}
+    create table if not exists {{ timescale_incremental.changes_relation(relation) }} (
         change_id bigint generated always as identity primary key,
         symbol text,
         from_date date,
         recorded_at timestamptz not null default clock_timestamp()
     );
+{%- endmacro %}
+
+{#- PL/pgSQL statements: make sure `consumer` has a watermark row, lock it (FOR UPDATE, unless
+    `lock` is false: the caller holds another lock) and read it into the variable `into`. -#}
+{% macro watermark_claim(consumer, into, lock=true) -%}
+insert into {{ timescale_incremental.watermarks_relation().include(database=False) }} (consumer, change_id)
+values ({{ dbt.string_literal(consumer) }}, 0)
+on conflict (consumer) do nothing;
+select watermark.change_id into {{ into }}
+from {{ timescale_incremental.watermarks_relation().include(database=False) }} as watermark
+where watermark.consumer = {{ dbt.string_literal(consumer) }}{{ '\nfor update' if lock }};
+{%- endmacro %}
+
+{#- A statement moving `consumer`'s watermark to `change_id` (an SQL expression); never back. -#}
+{% macro watermark_advance(consumer, change_id) -%}
+update {{ timescale_incremental.watermarks_relation().include(database=False) }}
+set change_id = greatest(change_id, {{ change_id }}), updated_at = now()
+where consumer = {{ dbt.string_literal(consumer) }};
+{%- endmacro %}
+
+{#- Statements setting `consumer`'s watermark to the latest change of `changes` (a rebuild
+    has applied everything before it). -#}
+{% macro watermark_reset_to_latest(consumer, changes) -%}
+insert into {{ timescale_incremental.watermarks_relation().include(database=False) }} (consumer, change_id)
+values ({{ dbt.string_literal(consumer) }}, 0)
+on conflict (consumer) do nothing;
+update {{ timescale_incremental.watermarks_relation().include(database=False) }}
+set change_id = (select coalesce(max(change_id), 0) from {{ changes }}), updated_at = now()
+where consumer = {{ dbt.string_literal(consumer) }};
+{%- endmacro %}
+
+{#- Statements recording the routine that keeps `relation` current (the live feed and other
+    callers read this list instead of guessing names), and dropping any other kind's row. -#}
+{% macro register_routine(relation, routine, strategy, kind='function') -%}
+insert into {{ timescale_incremental.routines_relation() }} (relation_name, routine, strategy, kind)
+values (
+    {{ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier) }},
+    {{ dbt.string_literal((routine | string).replace('"', '')) }},
+    {{ dbt.string_literal(strategy) }},
+    {{ dbt.string_literal(kind) }}
+)
+on conflict (relation_name) do update set
+    routine = excluded.routine, strategy = excluded.strategy, kind = excluded.kind, registered_at = now();
 {%- endmacro %}

@@ -1,13 +1,11 @@
-{#- The live feed's role (var live_feed_role) may run an incremental step; nobody else but the
-    owner (the project's default privileges already revoke EXECUTE from PUBLIC; this holds on
-    any server). -#}
-{% macro grant_to_live_feed(routine, kind='function') %}
+{#- Routines run by a role other than their owner (documented in macros/_macros.yml). -#}
+{% macro grant_to_caller(object, kind='function', privilege='execute') %}
     {%- set caller = var('live_feed_role', 'streamer') -%}
-    revoke all on {{ kind }} {{ routine }} from public;
+    revoke all on {{ kind }} {{ object }} from public;
     do $grant$
     begin
         if exists (select from pg_roles where rolname = {{ dbt.string_literal(caller) }}) then
-            grant execute on {{ kind }} {{ routine }} to {{ adapter.quote(caller) }};
+            grant {{ privilege }} on {{ kind }} {{ object }} to {{ adapter.quote(caller) }};
         end if;
     end
     $grant$;

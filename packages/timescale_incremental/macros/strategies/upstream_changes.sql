@@ -1,18 +1,24 @@
-{#- The incremental step of a model fed by another incremental model's change log, as a
-    PL/pgSQL function `<model>__apply(p_full)` (dbt's materialization and any other caller run
-    the same rules). It takes the upstream changes after this model's watermark, per symbol the
-    earliest changed date (null: the whole history), deletes this model's rows of those symbols
-    from that date on, and inserts what the model's SQL computes for them (it reads the batch
-    from apply_batch(), and may read the rows kept before each date from the table itself).
-    Then it logs its own changes and moves the watermark, in the same transaction; the
-    watermark row is locked first, so two builds at once apply each change once. -#}
-{% macro upstream_changes_apply_function(relation, sql, columns, upstream, time_column) -%}
-{%- set batch = stock_analytics.apply_batch() -%}
-{%- set watermarks = stock_analytics.watermarks_relation() -%}
-{%- set upstream_changes = stock_analytics.changes_relation(upstream) -%}
-{%- set changes = stock_analytics.changes_relation(relation) -%}
+{#- Apply strategy upstream_changes (documented in macros/_macros.yml): a model fed by another
+    incremental model's change log (config changes_of) recomputes each changed symbol from its
+    first changed date. -#}
+{% macro upstream_changes__batch_columns() -%}
+symbol text primary key,
+from_date date
+{%- endmacro %}
+
+{% macro upstream_changes__apply_call_sql(relation, full_refresh) -%}
+select * from {{ timescale_incremental.apply_function_name(relation) }}(p_full => {{ 'true' if full_refresh else 'false' }})
+{%- endmacro %}
+
+{% macro upstream_changes__apply_function_sql(relation, sql, columns, key_columns) -%}
+{%- set upstream = ref(config.require('changes_of')) -%}
+{%- set time_column = key_columns[-1] -%}
+{%- set consumer = relation.schema ~ '.' ~ relation.identifier -%}
+{%- set batch = timescale_incremental.apply_batch() -%}
+{%- set upstream_changes = timescale_incremental.changes_relation(upstream) -%}
+{%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set column_list = columns | join(', ') -%}
-create or replace function {{ stock_analytics.apply_function_name(relation) }}(
+create or replace function {{ timescale_incremental.apply_function_name(relation) }}(
     p_full boolean default false
 )
 returns table (symbols_changed bigint, rows_written bigint)
@@ -33,17 +39,11 @@ declare
     v_change record;
     v_first_date date;
 begin
-    perform {{ stock_analytics.allow_dml_on_compressed_chunks() }};
-    insert into {{ watermarks }} (consumer, change_id)
-    values ('{{ relation.schema }}.{{ relation.identifier }}', 0)
-    on conflict (consumer) do nothing;
-    select change_id into v_from
-    from {{ watermarks }}
-    where consumer = '{{ relation.schema }}.{{ relation.identifier }}'
-    for update;
+    perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
+    {{ timescale_incremental.watermark_claim(consumer, 'v_from') | indent(4) }}
     select coalesce(max(change_id), v_from) into v_to from {{ upstream_changes }};
 
-    {{ stock_analytics.create_apply_batch_table('upstream_changes', on_commit_drop=true) }}
+    {{ timescale_incremental.create_apply_batch_table('upstream_changes', on_commit_drop=true) }}
     truncate {{ batch }};
 
     v_everything := p_full or exists (
@@ -101,9 +101,7 @@ begin
         insert into {{ changes }} (symbol, from_date)
         select symbol, from_date from {{ batch }};
     end if;
-    update {{ watermarks }}
-    set change_id = v_to, updated_at = now()
-    where consumer = '{{ relation.schema }}.{{ relation.identifier }}';
+    {{ timescale_incremental.watermark_advance(consumer, 'v_to') | indent(4) }}
 
     return query select count(*), v_rows from {{ batch }};
 end

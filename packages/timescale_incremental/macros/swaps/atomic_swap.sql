@@ -1,18 +1,7 @@
-{#- dbt's view and table materializations, each swap in one statement string. The profile
-    runs every statement in its own transaction (autocommit: TimescaleDB refreshes continuous
-    aggregates only outside one), so dbt's built-in swap (create beside, rename the old away,
-    rename the new in, drop the old: four statements) would leave readers a moment with no
-    relation. A multi-statement string is one transaction: readers see the old relation or
-    the new one (views built on the old one are dropped with it and rebuilt downstream, as
-    with dbt's own). Grants, docs and hooks as dbt's own. -#}
-{% materialization view, adapter='postgres' %}
-    {{ return(stock_analytics.swap_in_relation('view')) }}
-{% endmaterialization %}
-
-{% materialization table, adapter='postgres' %}
-    {{ return(stock_analytics.swap_in_relation('table')) }}
-{% endmaterialization %}
-
+{#- dbt's view and table materializations with the swap in one transaction (documented in
+    macros/_macros.yml). A project turns them on by overriding dbt's view and table
+    materializations with calls to swap_in_relation (dbt requires the override in the root
+    project): see the README, Overrides. -#}
 {% macro swap_in_relation(relation_type) -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type=relation_type) -%}
@@ -25,8 +14,8 @@
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
     {%- call statement('main') -%}
-        {{ drop_relation_if_exists_sql(intermediate_relation) }}
-        {{ drop_relation_if_exists_sql(backup_relation) }}
+        {{ timescale_incremental.drop_relation_if_exists_sql(intermediate_relation) }}
+        {{ timescale_incremental.drop_relation_if_exists_sql(backup_relation) }}
         {%- if relation_type == 'view' %}
         {{ get_create_view_as_sql(intermediate_relation, sql) }};
         {%- else %}

@@ -14,7 +14,7 @@
       between the last stored day and the new one).
     Any other `where` is applied as dbt does. Macro changed_rows says what "this invocation"
     means. -#}
-{% macro get_where_subquery(relation) -%}
+{% macro where_subquery_in_scope(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if not where -%}
         {{ return(relation) }}
@@ -28,7 +28,7 @@
         {{ return(relation) }}
     {%- endif -%}
     {%- set rows_before = (placeholder.group(1) or 0) | int -%}
-    {{ return('(' ~ stock_analytics.changed_rows(relation, rows_before) ~ ') as dbt_subquery') }}
+    {{ return('(' ~ timescale_incremental.changed_rows(relation, rows_before) ~ ') as dbt_subquery') }}
 {%- endmacro %}
 
 {#- The rows of `relation` (a model kept by the incremental materializations, with a change
@@ -40,7 +40,7 @@ with
 
 ranges as materialized (
 
-    {{ stock_analytics.changed_ranges(relation, rows_before, symbol_column, date_column) | indent(4) }}
+    {{ timescale_incremental.changed_ranges(relation, rows_before, symbol_column, date_column) | indent(4) }}
 
 )
 
@@ -60,9 +60,9 @@ cross join lateral (
     from (`range_start`), moved back over `rows_before` stored rows. From the model's change
     log (<model>__changes: rows of `symbol` from `from_date` on may have changed; from_date
     null: its whole history; symbol null: a full rebuild, every symbol). "This invocation":
-    change records since the run started, or, when it applied no load (a `dbt test` after a
-    `dbt run`), since the last load staging applied (its ledger), so a lone `dbt test` tests
-    the last change rather than nothing. -#}
+    change records since the run started, or, when it applied nothing (a `dbt test` after a
+    `dbt run`), since var last_apply_started_at (an SQL expression: when the last apply
+    started), so a lone `dbt test` tests the last change rather than nothing. -#}
 {% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column='trade_date') -%}
     {%- if rows_before is not number or rows_before < 0 -%}
         {{ exceptions.raise_compiler_error(
@@ -75,10 +75,10 @@ run_changes as materialized (
     select
         symbol,
         from_date
-    from {{ stock_analytics.changes_relation(relation) }}
+    from {{ timescale_incremental.changes_relation(relation) }}
     where recorded_at >= least(
         cast('{{ run_started_at }}' as timestamptz),
-        (select max(applied_at) from {{ stock_analytics.applied_loads_relation() }})
+        {{ var('last_apply_started_at', 'null') }}
     )
 
 ),

@@ -1,12 +1,12 @@
-{#- Whether the model being compiled will be built as a TimescaleDB continuous aggregate:
-    it asks for materialized='continuous_aggregate', var('use_continuous_aggregates') is on,
-    and the server's license allows it. The period marts use it to choose their form: the
-    single SELECT a continuous aggregate needs, or the usual CTE layout (a period table).
-    Silent; the materialization logs a skip. -#}
-{% macro builds_as_continuous_aggregate() -%}
-    {{ return(
-        config.get('materialized') == 'continuous_aggregate'
-        and var('use_continuous_aggregates', false)
-        and stock_analytics.timescaledb_license() == 'timescale'
-    ) }}
+{#- The one decision "continuous aggregate or table" (documented in macros/_macros.yml): the
+    model asks for one, var use_continuous_aggregates is on, the license allows it. The model's
+    SQL and the materialization both ask this macro, so they never disagree. -#}
+{% macro builds_as_continuous_aggregate(log_skip=false) -%}
+    {%- if config.get('materialized') != 'continuous_aggregate' or not var('use_continuous_aggregates', false) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- if log_skip -%}
+        {{ return(timescale_incremental.timescaledb_feature_enabled('continuous aggregates', this.identifier)) }}
+    {%- endif -%}
+    {{ return(timescale_incremental.timescaledb_license() == 'timescale') }}
 {%- endmacro %}

@@ -5,7 +5,7 @@
     build's commit, chunk by chunk, never inside a swap. -#}
 {% macro enable_compression(relation, segment_by, order_by, compress_after) -%}
     {%- if compress_after is none -%}{{ return(false) }}{%- endif -%}
-    {%- if not stock_analytics.timescaledb_feature_enabled('compression', relation.identifier) -%}
+    {%- if not timescale_incremental.timescaledb_feature_enabled('compression', relation.identifier) -%}
         {{ return(false) }}
     {%- endif -%}
     {%- set enabled = run_query(

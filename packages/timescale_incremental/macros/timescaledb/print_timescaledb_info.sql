@@ -1,7 +1,7 @@
 {#- dbt run-operation print_timescaledb_info: what this server offers the project. -#}
 {% macro print_timescaledb_info() -%}
-    {%- set version = stock_analytics.timescaledb_version() -%}
-    {%- set license = stock_analytics.timescaledb_license() -%}
+    {%- set version = timescale_incremental.timescaledb_version() -%}
+    {%- set license = timescale_incremental.timescaledb_license() -%}
     {%- if version is none -%}
         {%- do print("TimescaleDB is not installed in this database: CREATE EXTENSION timescaledb") -%}
     {%- else -%}

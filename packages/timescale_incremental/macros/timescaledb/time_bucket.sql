@@ -1,7 +1,7 @@
 {#- The start of the `bucket_width` bucket holding `column`: weeks start on Monday (ISO),
     months, quarters and years on calendar boundaries. For a date column it returns a date. -#}
 {% macro time_bucket(bucket_width, column) -%}
-    {{ return(adapter.dispatch('time_bucket', 'stock_analytics')(bucket_width, column)) }}
+    {{ return(adapter.dispatch('time_bucket', 'timescale_incremental')(bucket_width, column)) }}
 {%- endmacro %}
 
 {% macro postgres__time_bucket(bucket_width, column) -%}

@@ -2,7 +2,7 @@
     this server. When it cannot, logs one line saying what was skipped and why, and returns
     false, so that models fall back to their plain form. -#}
 {% macro timescaledb_feature_enabled(feature, requested_by) -%}
-    {%- set license = stock_analytics.timescaledb_license() -%}
+    {%- set license = timescale_incremental.timescaledb_license() -%}
     {%- if license == 'timescale' -%}
         {{ return(true) }}
     {%- endif -%}

@@ -2,7 +2,7 @@
     aggregates, policies), 'apache' (hypertables and time_bucket only), or none when the
     extension is not installed in the database. Only meaningful at execution time. -#}
 {% macro timescaledb_license() -%}
-    {{ return(adapter.dispatch('timescaledb_license', 'stock_analytics')()) }}
+    {{ return(adapter.dispatch('timescaledb_license', 'timescale_incremental')()) }}
 {%- endmacro %}
 
 {% macro default__timescaledb_license() -%}

@@ -1,6 +1,6 @@
 {#- The installed TimescaleDB extension version as text (e.g. '2.19.3'), or none. -#}
 {% macro timescaledb_version() -%}
-    {{ return(adapter.dispatch('timescaledb_version', 'stock_analytics')()) }}
+    {{ return(adapter.dispatch('timescaledb_version', 'timescale_incremental')()) }}
 {%- endmacro %}
 
 {% macro default__timescaledb_version() -%}
