@@ -45,7 +45,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-venv: $(VENV)/.installed ## create .venv with the pinned Python packages
+# dbt's packages (the local incremental engine): dbt deps links them into dbt_packages/.
+dbt_packages/.installed: $(VENV)/.installed packages.yml package-lock.yml
+	@echo "[venv] dbt deps (packages.yml) ..."
+	@DBT_PROFILES_DIR=$(CURDIR) $(BIN)/dbt deps --quiet
+	@touch $@
+
+venv: $(VENV)/.installed dbt_packages/.installed ## create .venv with the pinned Python packages, install dbt's packages
 
 db-up: ## install PostgreSQL + TimescaleDB if missing, start the project database
 	@bash scripts/db.sh up
