@@ -81,7 +81,7 @@ def _string_literal(value: object) -> str:
 def _macro(context: _Context, name: str) -> Callable[..., Any]:
     macro = context.get(name)
     if macro is None or not callable(macro):
-        raise _CompilerError(f"no macro named {name!r} in macros/ (sqlfluff library dbt_context)")
+        raise _CompilerError(f"no macro named {name!r} in macros/ or the package's macros/ (sqlfluff library dbt_context)")
     return macro
 
 
@@ -120,7 +120,7 @@ dbt = _Namespace(string_literal=_string_literal)
 
 
 class _Project:
-    """`stock_analytics.<macro>(...)`: the project's macros called through its namespace."""
+    """`stock_analytics.<macro>(...)`, `timescale_incremental.<macro>(...)`: macros called through a namespace."""
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
@@ -134,6 +134,8 @@ class _Project:
 
 
 stock_analytics = _Project()
+# The incremental engine's package (load_macros_from_path loads its macros too).
+timescale_incremental = _Project()
 
 
 def _same(value: Any) -> Any:
