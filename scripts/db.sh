@@ -156,7 +156,7 @@ check_license_choice() {
       compgen -G "${lib}/timescaledb-tsl-*.so" >/dev/null \
         || die "STOCK_ANALYTICS_TIMESCALEDB_LICENSE=timescale needs the TimescaleDB community edition,
   but ${lib:-this machine} has only the Apache build (no timescaledb-tsl-<version>.so).
-  Build it: TIMESCALEDB_SOURCE=/path/timescaledb-X.Y.Z.tar.gz make db-up (see README)." ;;
+  Build it: TIMESCALEDB_SOURCE=/path/timescaledb-X.Y.Z.tar.gz make db-up (see docs/editions.md)." ;;
     *) die "STOCK_ANALYTICS_TIMESCALEDB_LICENSE=${LICENSE}: use 'apache' or 'timescale'." ;;
   esac
 }

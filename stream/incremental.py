@@ -1,13 +1,15 @@
-"""The warehouse's incremental step, run for the feed: the same functions `dbt build` creates
-and calls (macros/incremental/), so the rules exist once.
+"""The warehouse's incremental step, run for the feed: the same routines `dbt build` creates
+and calls (the package packages/timescale_incremental), so the rules exist once.
 
-Staging applies the pending loads (the feed's, and any file load of the touched symbols), the
-trading days then recompute the changed symbols from their first changed date (the running
-sums and moving averages of marts.fct_daily_moving_averages). The period marts follow less
-often (`apply_period_marts`): as tables (the apache edition) they have an `__apply()` function
-the streamer may run; as continuous aggregates (the community edition) their refresh needs the
-owner, so `dbt build` (make refresh) refreshes them, and real-time aggregation shows the feed's
-newer buckets meanwhile.
+Which routines: the package lists them in the database (staging.incremental_routines: per
+model its routine and apply strategy), so nothing here guesses a name. Staging's raw_loads
+routine applies the pending loads (the feed's, and any file load of the touched symbols), the
+upstream_changes routines (the trading days) then recompute the changed symbols from their first
+changed date (the running sums and moving averages of marts.fct_daily_moving_averages). The
+period marts follow less often (`apply_period_marts`): as tables (the apache edition) their
+`period_table` routine may be run by the streamer; as continuous aggregates (the community
+edition) their refresh needs the owner, so `dbt build` (make refresh) refreshes them, and
+real-time aggregation shows the feed's newer buckets meanwhile.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import psycopg2.extensions
 
 log = logging.getLogger(__name__)
 
-STAGING_APPLY = "staging.stg_market_data__daily_prices__apply"
-TRADING_DAYS_APPLY = "intermediate.int_daily_prices__trading_days__apply"
+# Where the package keeps its list (dbt_project.yml: var incremental_bookkeeping_schema).
+ROUTINES = "staging.incremental_routines"
+BUILD_ONCE = "build the models once (dbt build, or make build) before starting the consumer"
 
 
 class IncrementalStepMissing(RuntimeError):
@@ -38,15 +41,33 @@ class StepResult:
     symbols_held: int = 0
 
 
-def check_functions(conn: psycopg2.extensions.connection) -> None:
+def routines(conn: psycopg2.extensions.connection, strategy: str) -> list[str]:
+    """The routines of one apply strategy, in the order dbt last built their models."""
     with conn, conn.cursor() as cur:
-        for name in (STAGING_APPLY, TRADING_DAYS_APPLY):
+        cur.execute("select to_regclass(%s) is not null", (ROUTINES,))
+        if not cur.fetchone()[0]:
+            raise IncrementalStepMissing(f"{ROUTINES} does not exist: {BUILD_ONCE}")
+        cur.execute(
+            f"select routine from {ROUTINES} where strategy = %s order by registered_at, relation_name",
+            (strategy,),
+        )
+        return [row[0] for row in cur.fetchall()]
+
+
+def staging_routine(conn: psycopg2.extensions.connection) -> str:
+    found = routines(conn, "raw_loads")
+    if len(found) != 1:
+        raise IncrementalStepMissing(f"{ROUTINES} lists {len(found)} raw_loads routines: {BUILD_ONCE}")
+    return found[0]
+
+
+def check_functions(conn: psycopg2.extensions.connection) -> None:
+    names = [staging_routine(conn), *routines(conn, "upstream_changes")]
+    with conn, conn.cursor() as cur:
+        for name in names:
             cur.execute("select to_regproc(%s) is not null", (name,))
             if not cur.fetchone()[0]:
-                raise IncrementalStepMissing(
-                    f"{name}() does not exist: build the models once (dbt build, or make build) "
-                    "before starting the consumer"
-                )
+                raise IncrementalStepMissing(f"{name}() does not exist: {BUILD_ONCE}")
             cur.execute("select has_function_privilege(to_regproc(%s), 'execute'), current_user", (name,))
             allowed, role = cur.fetchone()
             if not allowed:
@@ -58,11 +79,11 @@ def check_functions(conn: psycopg2.extensions.connection) -> None:
 
 
 def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) -> StepResult:
-    """Staging, then the trading days; each its own transaction (a crash between them leaves
-    the trading days' watermark behind, and the next call catches up)."""
+    """Staging, then the models fed by its change log; each its own transaction (a crash
+    between them leaves the later watermarks behind, and the next call catches up)."""
     with conn, conn.cursor() as cur:
         cur.execute(
-            f"select loads_applied, rows_written, symbols_held from {STAGING_APPLY}(p_symbols => %s)",
+            f"select loads_applied, rows_written, symbols_held from {staging_routine(conn)}(p_symbols => %s)",
             (list(symbols),),
         )
         loads_applied, staging_rows, symbols_held = cur.fetchone()
@@ -74,27 +95,25 @@ def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) 
             "accept with: dbt build --vars '{accept_held_prices: [SYMBOL, ...]}'",
             symbols_held,
         )
-    with conn, conn.cursor() as cur:
-        cur.execute(f"select * from {TRADING_DAYS_APPLY}()")
-        symbols_changed, trading_day_rows = cur.fetchone()
+    symbols_changed = trading_day_rows = 0
+    for routine in routines(conn, "upstream_changes"):
+        with conn, conn.cursor() as cur:
+            cur.execute(f"select * from {routine}()")  # names from the package's list, not from input
+            changed, rows = cur.fetchone()
+        symbols_changed, trading_day_rows = symbols_changed + changed, trading_day_rows + rows
     return StepResult(loads_applied, staging_rows, symbols_changed, trading_day_rows, symbols_held)
 
 
 def apply_period_marts(conn: psycopg2.extensions.connection) -> int:
     """Bring the period marts that are tables up to date; returns how many were applied."""
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            """
-            select p.oid::regprocedure::text
-            from pg_proc as p
-            inner join pg_namespace as n on p.pronamespace = n.oid
-            where n.nspname = 'marts' and p.proname like '%%\\_\\_apply' and p.prokind = 'f'
-                and has_function_privilege(p.oid, 'execute')
-            order by 1
-            """
-        )
-        functions = [row[0].split("(")[0] for row in cur.fetchall()]
+    functions = [routine for routine in routines(conn, "period_table") if _may_execute(conn, routine)]
     for function in functions:
         with conn, conn.cursor() as cur:
-            cur.execute(f"select * from {function}()")  # names from the catalog, not from input
+            cur.execute(f"select * from {function}()")  # names from the package's list, not from input
     return len(functions)
+
+
+def _may_execute(conn: psycopg2.extensions.connection, routine: str) -> bool:
+    with conn, conn.cursor() as cur:
+        cur.execute("select coalesce(has_function_privilege(to_regproc(%s), 'execute'), false)", (routine,))
+        return bool(cur.fetchone()[0])

@@ -81,7 +81,7 @@ def _string_literal(value: object) -> str:
 def _macro(context: _Context, name: str) -> Callable[..., Any]:
     macro = context.get(name)
     if macro is None or not callable(macro):
-        raise _CompilerError(f"no macro named {name!r} in macros/ or the package's macros/ (sqlfluff library dbt_context)")
+        raise _CompilerError(f"no macro named {name!r} in the macro paths (sqlfluff library dbt_context)")
     return macro
 
 
@@ -120,7 +120,7 @@ dbt = _Namespace(string_literal=_string_literal)
 
 
 class _Project:
-    """`stock_analytics.<macro>(...)`, `timescale_incremental.<macro>(...)`: macros called through a namespace."""
+    """`stock_analytics.<macro>(...)`, `timescale_incremental.<macro>(...)`: a namespace's macros."""
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("_"):
