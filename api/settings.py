@@ -7,13 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-PG_VARS = {
-    "PGHOST": "host",
-    "PGPORT": "port",
-    "PGUSER": "user",
-    "PGPASSWORD": "password",
-    "PGDATABASE": "dbname",
-}
+from warehouse_connection import connection_params
 
 
 class SettingsError(ValueError):
@@ -41,7 +35,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(
-            connection={PG_VARS[name]: env[name] for name in PG_VARS if env.get(name)},
+            connection=connection_params(env),
             pool_min_size=_number(env, "API_POOL_MIN_SIZE", int, cls.pool_min_size, minimum=0),
             pool_max_size=_number(env, "API_POOL_MAX_SIZE", int, cls.pool_max_size, minimum=1),
             pool_timeout=_number(env, "API_POOL_TIMEOUT", float, cls.pool_timeout, minimum=0.1),

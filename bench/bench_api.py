@@ -37,9 +37,11 @@ from typing import Any
 import httpx2
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from api import launch
-from tests.support import SAMPLE_DIR, Database, create_database, drop_database
+from devtools import api_server
+from devtools.databases import Database, create_database, drop_database
+from devtools.sample import load_and_build_sample
+from devtools.stats import percentile
+from warehouse_connection import connection_params
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
@@ -154,13 +156,6 @@ async def run(url: str, requests: list[tuple[str, str]], concurrency: int) -> li
     return samples
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def summarize(samples: list[Sample]) -> dict[str, Any]:
     ok = [s for s in samples if s.status == 200]
     latency = [s.latency_ms for s in samples]
@@ -185,22 +180,11 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
 
 def api_backend_pids(env: dict[str, str]) -> list[int]:
     """PostgreSQL backends of the API's pools (same machine: their CPU is in /proc)."""
-    with psycopg.connect(autocommit=True, **_conninfo(env)) as conn:
+    with psycopg.connect(autocommit=True, **connection_params(env)) as conn:
         rows = conn.execute(
             "select pid from pg_stat_activity where application_name = 'stock_analytics_api'"
         ).fetchall()
     return [row[0] for row in rows]
-
-
-def _conninfo(env: dict[str, str]) -> dict[str, str]:
-    keys = {
-        "PGHOST": "host",
-        "PGPORT": "port",
-        "PGUSER": "user",
-        "PGPASSWORD": "password",
-        "PGDATABASE": "dbname",
-    }
-    return {keys[k]: env[k] for k in keys if env.get(k)}
 
 
 def main() -> int:
@@ -247,8 +231,7 @@ def main() -> int:
 def make_sample_db() -> Database:
     print("building a throwaway database with the bundled sample ...", flush=True)
     db = create_database(BENCH_DIR / "results" / "api_db", prefix="stock_analytics_bench")
-    load = db.run_loader(SAMPLE_DIR)
-    build = db.dbt("build", "--quiet") if load.returncode == 0 else None
+    load, build = load_and_build_sample(db, "--quiet")
     if build is None or build.returncode != 0:
         drop_database(db)
         sys.exit(
@@ -272,8 +255,8 @@ def bench(args: argparse.Namespace, scratch: Database | None) -> int:
     else:
         log_path = results_dir / f"api_server_{env.get('PGDATABASE', 'default')}_{stamp}.log"
         try:
-            proc, url = launch.start(env, log_path, workers=args.workers)
-        except launch.ApiStartError as exc:
+            proc, url = api_server.start(env, log_path, workers=args.workers)
+        except api_server.ApiStartError as exc:
             sys.exit(str(exc))
     rng = random.Random(args.seed)
     try:

@@ -57,19 +57,13 @@ import psycopg2.extensions
 import yaml
 from tqdm import tqdm
 
+from bench.bench_loader import grow_by_one_line
+from devtools.databases import Database, create_database, database_env, drop_database
+from devtools.project import DBT, LOADER
+from devtools.stats import percentile
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from bench.bench_loader import grow_by_one_line  # noqa: E402
-from tests.support import (  # noqa: E402
-    DBT,
-    LOADER,
-    Database,
-    create_database,
-    database_env,
-    drop_database,
-)
 
 log = logging.getLogger("bench_incremental")
 
@@ -303,12 +297,6 @@ def timed(ctx: Context, sql: str, params: Any = None, role: str = "reader") -> t
         cur.execute(sql, params)
         rows = cur.fetchall()
         return time.perf_counter() - started, rows
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (as bench/bench_api.py reports them)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def explain(ctx: Context, sql: str, params: Any = None, role: str = "reader") -> dict[str, Any]:

@@ -24,12 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.generate_dataset import Spec, generate
+from devtools.databases import Database, create_database, drop_database
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from bench.generate_dataset import Spec, generate  # noqa: E402
-from tests.support import Database, create_database, drop_database  # noqa: E402
 
 BASELINE_TABLE = "bench_copy_target"
 TEXT_COLUMNS = "date text, open text, high text, low text, close text, adj_close text, volume text"

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+from bench.generate_dataset import Spec, generate
+from devtools.databases import Database, create_database, drop_database
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from bench.generate_dataset import Spec, generate  # noqa: E402
-from tests.support import Database, create_database, drop_database  # noqa: E402
 
 WINDOWS = (20, 30, 200)
 

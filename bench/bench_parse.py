@@ -29,12 +29,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bench.generate_dataset import REAL_WORLD_RATES, Spec, generate
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import DBT
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from bench.generate_dataset import REAL_WORLD_RATES, Spec, generate  # noqa: E402
-from tests.support import DBT, Database, create_database, drop_database  # noqa: E402
 
 log = logging.getLogger("bench_parse")
 MODEL = "base_market_data__daily_prices"

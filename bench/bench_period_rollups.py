@@ -19,11 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from devtools.databases import Database, create_database, drop_database
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from tests.support import Database, create_database, drop_database  # noqa: E402
 
 PERIODS = {"quarterly": "3 months", "yearly": "1 year"}
 LAST_DAY = "2020-12-30"  # the incremental step adds 2020-12-31 (a Thursday)

@@ -36,11 +36,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import SAMPLE_DIR
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from tests.support import SAMPLE_DIR, Database, create_database, drop_database  # noqa: E402
 
 GENERATOR = BENCH_DIR / "generate_dataset.py"
 

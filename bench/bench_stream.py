@@ -5,8 +5,8 @@
     python bench/bench_stream.py --steps drain --batch-sizes 5000
     python bench/bench_stream.py --steps live --live-seconds 60 --keep
 
-Every run builds throwaway databases (tests/support.py create_database: the loader, `dbt build`)
-and starts a throwaway nats-server -js (tests/stream_support.py NatsServer) per measurement, and
+Every run builds throwaway databases (devtools/databases.py create_database: the loader, `dbt build`)
+and starts a throwaway nats-server -js (devtools/nats.py NatsServer) per measurement, and
 runs the real CLIs as subprocesses: stream/consume.py as the `streamer` role, stream/publish.py.
 The publisher, nats-server, the consumer and PostgreSQL share the machine's cores; the CPU each
 used is read from /proc and reported.
@@ -69,17 +69,18 @@ from typing import Any
 
 from tqdm import tqdm
 
+from devtools.databases import Database, create_database, drop_database
+from devtools.nats import NatsServer
+from devtools.project import SAMPLE_DIR
+from devtools.stats import percentile
+from stream import incremental, warehouse
+from stream.broker import Broker, Delivery, connect
+from stream.messages import Bar, encode_bar, message_id, subject_for
+from stream.publish import random_walk_messages, replay_messages, send
+from stream.settings import BrokerSettings
+
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
-sys.path.insert(0, str(PROJECT_DIR))
-
-from stream import incremental, warehouse  # noqa: E402
-from stream.broker import Broker, Delivery, connect  # noqa: E402
-from stream.messages import Bar, encode_bar, message_id, subject_for  # noqa: E402
-from stream.publish import random_walk_messages, replay_messages, send  # noqa: E402
-from stream.settings import BrokerSettings  # noqa: E402
-from tests.stream_support import NatsServer  # noqa: E402
-from tests.support import SAMPLE_DIR, Database, create_database, drop_database  # noqa: E402
 
 log = logging.getLogger("bench_stream")
 
@@ -644,19 +645,16 @@ def feed_cpu_meter(publisher: Any, consumer: Any, server: NatsServer, db: Any) -
 LAG_SQL = "select coalesce(max(stream_sequence), 0), max(published_at) from raw.feed_messages"
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    index = min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))
-    return ordered[index]
+def nearest_rank(values: list[float], pct: float) -> float:
+    """This benchmark's percentiles are nearest-rank ones (as its recorded figures are)."""
+    return percentile(values, pct, method="nearest_rank")
 
 
 def summary(values: list[float]) -> dict[str, float]:
     return {
         "min": round(min(values), 3),
         "median": round(statistics.median(values), 3),
-        "p95": round(percentile(values, 0.95), 3),
+        "p95": round(nearest_rank(values, 95), 3),
         "max": round(max(values), 3),
     }
 
@@ -901,8 +899,8 @@ def step_freshness(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
         "probe_symbols": symbols,
         "probes": len(run.probes),
         "missed": missed,
-        "latency_s": stats | ({"p50": round(percentile(latencies, 0.5), 3)} if latencies else {}),
-        "meets_target": bool(latencies) and missed == 0 and percentile(latencies, 0.95) <= FRESHNESS_TARGET_S,
+        "latency_s": stats | ({"p50": round(nearest_rank(latencies, 50), 3)} if latencies else {}),
+        "meets_target": bool(latencies) and missed == 0 and nearest_rank(latencies, 95) <= FRESHNESS_TARGET_S,
         "batch_size": args.batch_size,
         "max_wait": args.max_wait,
         "cpu": cpu_use,

@@ -27,7 +27,6 @@ import argparse
 import logging
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from psycopg2 import sql
 from tqdm import tqdm
 
 from scripts.pg_helpers import fetch, human_bytes
+from warehouse_connection import db_script_env
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 log = logging.getLogger("backup")
@@ -356,17 +356,10 @@ order by 1, 2
 def project_superuser(env: dict[str, str]) -> dict[str, str] | None:
     """The project cluster's bootstrap superuser over the cluster's socket (trust auth), when the
     libpq variables point at the running project cluster: scripts/db.sh decides, as for `env`."""
-    proc = subprocess.run(
-        ["bash", str(PROJECT_DIR / "scripts" / "db.sh"), "superuser-env"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
+    try:
+        exported = db_script_env("superuser-env", env=env)
+    except subprocess.CalledProcessError:
         return None
-    lines = (line.removeprefix("export ").partition("=") for line in proc.stdout.splitlines())
-    exported = {name: shlex.split(value)[0] for name, _, value in lines}
     return {"host": exported["PGHOST"], "port": exported["PGPORT"], "user": exported["PGUSER"]}
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from devtools import databases
+from devtools.databases import Database, create_database, drop_database
+from devtools.sample import load_and_build_sample
 from tests import support
-from tests.support import SAMPLE_DIR, Database, create_database, drop_database
 
 EDITION_MARKERS = ("community", "apache")
 _NOTES = pytest.StashKey[list[str]]()
@@ -32,7 +34,7 @@ _CALLS_DBT = re.compile(r"\.dbt\(")
 def _test_server_license() -> tuple[str | None, str | None]:
     """(license, None), or (None, why) when the test server does not answer."""
     try:
-        return support.server_license(), None
+        return databases.server_license(), None
     except psycopg2.OperationalError as exc:
         return None, str(exc).strip().splitlines()[0]
 
@@ -47,7 +49,7 @@ def _calls_dbt(function: object) -> bool:
 
 def pytest_report_header(config: pytest.Config) -> str:
     license, why = _test_server_license()
-    env = support.server_env()
+    env = databases.server_env()
     where = f"{env.get('PGHOST', 'localhost')}:{env.get('PGPORT', '5432')}"
     return f"TimescaleDB license: {license} ({where})" if why is None else f"test server {where}: {why}"
 
@@ -99,7 +101,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 @pytest.fixture(scope="session")
 def server_license() -> str | None:
     """The TimescaleDB license of the test server: 'timescale' (community) or 'apache'."""
-    return support.server_license()
+    return databases.server_license()
 
 
 @pytest.fixture
@@ -114,9 +116,9 @@ def fresh_db(tmp_path: Path) -> Iterator[Database]:
 def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     """One database with the bundled sample loaded and `dbt build` run: read it, don't change it."""
     db = create_database(tmp_path_factory.mktemp("sample_db"))
-    proc = db.run_loader(SAMPLE_DIR)
-    assert proc.returncode == 0, proc.stderr
-    build = db.dbt("build")
+    load, build = load_and_build_sample(db)
+    assert load.returncode == 0, load.stderr
+    assert build is not None
     assert build.returncode == 0, build.stdout[-5000:]
     db.build_results = db.dbt_results()  # later dbt commands in the session overwrite the file
     yield db

@@ -6,7 +6,7 @@ import gzip
 from pathlib import Path
 from typing import Any
 
-from tests.support import Database
+from devtools.databases import Database
 
 HEADER = b"Date,Open,High,Low,Close,Adj Close,Volume\n"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tests.support import SAMPLE_DIR
+from devtools.project import SAMPLE_DIR
 
 PERIOD_VALUE_COLUMNS = [
     "trading_days",

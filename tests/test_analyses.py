@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import PROJECT_DIR
 from tests import reference
-from tests.support import PROJECT_DIR, Database, create_database, drop_database
 
 ANALYSES = sorted(p.stem for p in (PROJECT_DIR / "analyses").glob("*.sql"))
 

@@ -26,12 +26,14 @@ import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
-from api import cursors, launch, queries
+from api import cursors, queries
 from api.app import create_app
 from api.models import MAX_PAGE_SIZE
 from api.routes import json_page
 from api.settings import Settings, SettingsError
-from tests.support import PROJECT_DIR, Database
+from devtools import api_server
+from devtools.databases import Database
+from devtools.project import PROJECT_DIR
 
 PERIODS = ("weekly", "monthly", "quarterly", "yearly")
 MARTS = (
@@ -603,7 +605,7 @@ def server(sample_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """`python -m api --workers 2` on a free port, as the reader role."""
     log_path = tmp_path_factory.mktemp("api_server") / "server.log"
     env = {**os.environ, **reader_env(sample_db), "PYTHONUNBUFFERED": "1"}
-    proc, url = launch.start(env, log_path, workers=2)
+    proc, url = api_server.start(env, log_path, workers=2)
     info = {"url": url, "proc": proc, "log": log_path}
     yield info
     if proc.poll() is None:
@@ -661,7 +663,7 @@ def test_uvicorn_server_stops_cleanly_on_sigterm(server):
 def docs_server(sample_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A one-worker server of its own, so the browser test does not depend on the one above."""
     log_path = tmp_path_factory.mktemp("api_docs") / "server.log"
-    proc, url = launch.start({**os.environ, **reader_env(sample_db)}, log_path)
+    proc, url = api_server.start({**os.environ, **reader_env(sample_db)}, log_path)
     yield url
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=20)

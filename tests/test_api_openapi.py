@@ -21,10 +21,13 @@ import jsonschema
 import pytest
 from fastapi.testclient import TestClient
 
-from api import cursors, launch, queries
+from api import cursors, queries
 from api.app import create_app
 from api.settings import Settings
-from tests.support import PROJECT_DIR, Database
+from devtools import api_server
+from devtools.databases import Database
+from devtools.ports import free_port
+from devtools.project import PROJECT_DIR
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 SCHEMATHESIS_CONFIG = PROJECT_DIR / "schemathesis.toml"
@@ -270,7 +273,7 @@ def test_every_operation_answers_missing_marts_with_the_documented_503(fresh_db,
 
 
 def test_the_unreachable_database_example_is_what_the_api_answers(document):
-    port = launch.free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     settings = Settings.from_env({"PGHOST": "127.0.0.1", "PGPORT": str(port), "API_POOL_TIMEOUT": "3"})
     path, op = operations(document)["getHealth"]
     with TestClient(create_app(settings)) as api:
@@ -286,7 +289,7 @@ def server(sample_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The real server (`python -m api`, one worker) over the sample, as the reader role."""
     log_path = tmp_path_factory.mktemp("api_fuzz") / "server.log"
     env = {**os.environ, **sample_db.role_env("reader"), "PYTHONUNBUFFERED": "1"}
-    proc, url = launch.start(env, log_path)
+    proc, url = api_server.start(env, log_path)
     yield url, log_path
     os.killpg(proc.pid, signal.SIGTERM)
     proc.wait(timeout=20)

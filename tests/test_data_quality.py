@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import PROJECT_DIR, Database, create_database, drop_database
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import PROJECT_DIR
 
 SESSIONS = [line.strip() for line in (PROJECT_DIR / "seeds" / "nyse_trading_sessions.csv").open()][1:]
 LIFE = [d for d in SESSIONS if "2019-01-01" <= d <= "2019-12-31"]  # 252 sessions

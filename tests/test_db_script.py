@@ -14,7 +14,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.support import PG_VARS, PROJECT_DIR
+from devtools.project import PROJECT_DIR
+from warehouse_connection import PG_VARS
 
 DB_SCRIPT = PROJECT_DIR / "scripts" / "db.sh"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Database
+from devtools.databases import Database
 
 
 def test_docs_generate_and_every_model_and_column_is_described(sample_db: Database):

@@ -15,8 +15,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from devtools.databases import Database, timescaledb_license
+from devtools.project import PROJECT_DIR
 from tests import support
-from tests.support import PROJECT_DIR, Database, timescaledb_license
 
 INSTALLER = PROJECT_DIR / "scripts" / "install_timescaledb.sh"
 PKGLIBDIR = Path(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.support import SAMPLE_DIR, Database, sample_data_lines
+from devtools.databases import Database
+from devtools.project import SAMPLE_DIR
+from devtools.sample import sample_data_lines
 
 
 def test_timescaledb_extension_is_loaded(fresh_db: Database):

@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import DBT, PROJECT_DIR, SAMPLE_DIR
 from tests import reference
-from tests.support import DBT, PROJECT_DIR, SAMPLE_DIR, Database, create_database, drop_database
 
 # Every test here runs dbt: on both editions (make test).
 pytestmark = pytest.mark.editions

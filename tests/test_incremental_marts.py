@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import SAMPLE_DIR
 from tests import reference
-from tests.support import SAMPLE_DIR, Database, create_database, drop_database
 
 PERIODS = {"weekly": "1 week", "monthly": "1 month", "quarterly": "3 months", "yearly": "1 year"}
 VALUE_COLUMNS = tuple(reference.PERIOD_VALUE_COLUMNS)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import LOADER, PROJECT_DIR
 from loader import schema
 from tests.loader_support import HEADER, assert_accounting, price_rows, write
-from tests.support import LOADER, PROJECT_DIR, Database, create_database, drop_database
 
 MIGRATION_1 = PROJECT_DIR / "loader" / "migrations" / "0001_raw_layer.sql"
 

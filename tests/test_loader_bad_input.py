@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.databases import Database
 from tests.loader_support import HEADER, assert_accounting, price_rows, rejects, write
-from tests.support import Database
 
 GOOD = b"2021-01-04,10.0,11.0,9.5,10.5,10.4,1000\n"
 

@@ -11,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from devtools.databases import Database
+from devtools.project import LOADER, PROJECT_DIR, SAMPLE_DIR
+from devtools.sample import sample_data_lines
 from tests.loader_support import HEADER, assert_accounting, price_rows, write
-from tests.support import LOADER, PROJECT_DIR, SAMPLE_DIR, Database, sample_data_lines
 
 SUMMARY_KEYS = {
     "files_seen",

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
+from devtools.databases import Database
 from tests import reference
-from tests.support import Database
 
 
 @pytest.mark.parametrize("period", ["weekly", "monthly", "quarterly", "yearly"])

@@ -20,7 +20,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from tests.support import MARTS, PROJECT_DIR, Database, create_database, drop_database
+from devtools.databases import Database, create_database, drop_database
+from devtools.project import MARTS, PROJECT_DIR
 
 BACKUP = PROJECT_DIR / "scripts" / "backup.py"
 MAINTENANCE = PROJECT_DIR / "scripts" / "maintenance.py"

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tests.support import PROJECT_DIR, Database
+from devtools.databases import Database
+from devtools.project import PROJECT_DIR
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 GOOD = "10.5,11.25,10.25,11.0,10.5"  # open, high, low, close, adj close

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.databases import Database
+from devtools.project import PROJECT_DIR, SAMPLE_DIR
 from stream import incremental, warehouse
 from stream.messages import Bar, encode_bar
-from tests.support import PROJECT_DIR, SAMPLE_DIR, Database
 
 REAL_UNIVERSE = PROJECT_DIR.parent / "shared" / "data" / "real_universe_2023"
 SESSIONS = [line.strip() for line in (PROJECT_DIR / "seeds" / "nyse_trading_sessions.csv").open()][1:]

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.databases import Database
+from devtools.project import PROJECT_DIR
 from report import analysis, data, formatting
 from tests import reference
 from tests.browser import ChromiumSession, chromium_available
-from tests.support import PROJECT_DIR, Database
 
 MAKE_REPORT = PROJECT_DIR / "report" / "make_report.py"
 SCREENSHOTS = PROJECT_DIR / "target" / "report_screenshots"

@@ -12,7 +12,8 @@ import psycopg2
 import psycopg2.errors
 import pytest
 
-from tests.support import DBT, MARTS, PROJECT_DIR, SAMPLE_DIR, Database
+from devtools.databases import Database
+from devtools.project import DBT, MARTS, PROJECT_DIR, SAMPLE_DIR
 
 # On the community edition the period marts are continuous aggregates: views nobody may write
 # to (ObjectNotInPrerequisiteState), before any privilege is checked.

@@ -9,9 +9,11 @@ import time
 import nats
 import pytest
 
+from devtools.nats import NatsServer
+from devtools.ports import free_port
 from stream.broker import Broker, BrokerError, BrokerSettings, connect
 from stream.messages import Bar, decode_bar, encode_bar, message_id, subject_for
-from tests.stream_support import NatsServer, free_port, nats_server_fixture  # noqa: F401 (`nats_server`)
+from tests.stream_support import nats_server_fixture  # noqa: F401 (`nats_server`)
 
 
 def bars(count: int, symbol: str = "AAPL") -> list[tuple[str, bytes, str]]:

@@ -25,12 +25,13 @@ import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
+from devtools.databases import Database, create_database, drop_database
+from devtools.nats import NatsServer
+from devtools.project import PROJECT_DIR, SAMPLE_DIR
 from stream.broker import connect
 from stream.messages import Bar, encode_bar, message_id, subject_for
 from stream.publish import replay
 from stream.settings import BrokerSettings
-from tests.stream_support import NatsServer
-from tests.support import PROJECT_DIR, SAMPLE_DIR, Database, create_database, drop_database
 
 CONSUMER = PROJECT_DIR / "stream" / "consume.py"
 # What the feed leaves behind depends on the edition only through the period marts, but the

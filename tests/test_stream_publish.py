@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from devtools.nats import NatsServer
+from devtools.ports import free_port
 from stream import publish
 from stream.broker import BrokerSettings, connect
 from stream.messages import BadMessage, decode_bar
-from tests.stream_support import NatsServer, free_port, nats_server_fixture  # noqa: F401 (`nats_server`)
+from tests.stream_support import nats_server_fixture  # noqa: F401 (`nats_server`)
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import DBT, PROJECT_DIR, SAMPLE_DIR, Database
+from devtools.databases import Database
+from devtools.project import DBT, PROJECT_DIR, SAMPLE_DIR
 from tests.test_incremental import assert_frames_equal, snapshot
 
 # The last release before the price guard (main before it landed).

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,17 +10,12 @@ from pathlib import Path
 
 import httpx2
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
+from devtools.ports import free_port
+from devtools.project import PROJECT_DIR
 
 
 class ApiStartError(Exception):
     """The API exited or did not answer in time; the message names its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(
