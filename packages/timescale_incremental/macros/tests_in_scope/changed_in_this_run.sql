@@ -35,7 +35,8 @@
     log beside it) that changed in this dbt invocation, and each changed symbol's
     `rows_before` rows before its first change: macro changed_ranges, then one range scan of
     the (symbol, trade_date) index per changed symbol. -#}
-{% macro changed_rows(relation, rows_before=0, symbol_column='symbol', date_column='trade_date') -%}
+{% macro changed_rows(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
+{%- set date_column = date_column or timescale_incremental.time_column_of(relation) -%}
 with
 
 ranges as materialized (
@@ -63,7 +64,8 @@ cross join lateral (
     change records since the run started, or, when it applied nothing (a `dbt test` after a
     `dbt run`), since var last_apply_started_at (an SQL expression: when the last apply
     started), so a lone `dbt test` tests the last change rather than nothing. -#}
-{% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column='trade_date') -%}
+{% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
+    {%- set date_column = date_column or timescale_incremental.time_column_of(relation) -%}
     {%- if rows_before is not number or rows_before < 0 -%}
         {{ exceptions.raise_compiler_error(
             "changed_rows on " ~ relation ~ ": rows_before must be a whole number of rows, got " ~ rows_before) }}
@@ -135,4 +137,16 @@ left join lateral (
     ) as earlier
 ) as rows_before on true
 {%- endif %}
+{%- endmacro %}
+
+{#- The time column of the model built as `relation` (its config time_column). -#}
+{% macro time_column_of(relation) -%}
+    {%- if not execute -%}{{ return('trade_date') }}{%- endif -%}
+    {%- for node in graph.nodes.values()
+          if node.resource_type == 'model' and node.schema == relation.schema
+             and (node.alias or node.name) == relation.identifier -%}
+        {%- if node.config.get('time_column') -%}{{ return(node.config.get('time_column')) }}{%- endif -%}
+    {%- endfor -%}
+    {{ exceptions.raise_compiler_error(
+        "changed_rows on " ~ relation ~ ": no model with a time_column config is built there") }}
 {%- endmacro %}

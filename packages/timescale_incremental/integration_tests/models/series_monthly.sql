@@ -1,0 +1,41 @@
+{{
+    config(
+        materialized='continuous_aggregate',
+        bucket_width='1 month',
+        time_column='day',
+        indexes=[{'columns': ['symbol', 'period_start'], 'unique': true}]
+    )
+}}
+
+{%- if timescale_incremental.builds_as_continuous_aggregate() %}
+select
+    symbol,
+    {{ timescale_incremental.time_bucket('1 month', 'day') }} as period_start,
+    count(*) as days,
+    sum(price) as total_price
+from {{ ref('series_sums') }}
+group by symbol, period_start
+{%- else %}
+
+with
+
+series_sums as (
+
+    select * from {{ ref('series_sums') }}
+
+),
+
+final as (
+
+    select
+        symbol,
+        {{ timescale_incremental.time_bucket('1 month', 'day') }} as period_start,
+        count(*) as days,
+        sum(price) as total_price
+    from series_sums
+    group by symbol, period_start
+
+)
+
+select * from final
+{%- endif %}

@@ -1,0 +1,110 @@
+"""The incremental engine's package on its own: its integration_tests project (every
+materialization, the upstream_changes strategy, a strategy of the project's, the overrides, the
+scoped tests) builds on a throwaway database, grows, and equals a full rebuild, on both editions.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from devtools.databases import Database
+from devtools.project import DBT, PROJECT_DIR
+
+pytestmark = pytest.mark.editions
+
+INTEGRATION_TESTS = PROJECT_DIR / "packages" / "timescale_incremental" / "integration_tests"
+MODELS = ("series_rows", "series_sums", "series_monthly", "latest_sums", "symbol_counts")
+ORDER = {
+    "series_rows": "symbol, day",
+    "series_sums": "symbol, day",
+    "series_monthly": "symbol, period_start",
+    "latest_sums": "symbol",
+    "symbol_counts": "symbol",
+}
+
+
+def build(db: Database, work_dir: Path, *args: str) -> dict[str, dict]:
+    """dbt build of the integration project as the database's owner; the run's results by node."""
+    env = {
+        **db.env,
+        "DBT_PROFILES_DIR": str(INTEGRATION_TESTS),
+        "DBT_TARGET_PATH": str(work_dir / "target"),
+        "DBT_LOG_PATH": str(work_dir / "logs"),
+    }
+    for command in (["deps"], ["build", *args]):
+        proc = subprocess.run(
+            [str(DBT), *command],
+            cwd=INTEGRATION_TESTS,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:]
+    results = json.loads((work_dir / "target" / "run_results.json").read_text())["results"]
+    # unique ids: model.<project>.<name>, test.<project>.<name>.<hash>
+    return {result["unique_id"].split(".")[2]: result for result in results}
+
+
+def snapshot(db: Database) -> dict[str, pd.DataFrame]:
+    return {model: db.frame(f"select * from tsi.{model} order by {ORDER[model]}") for model in MODELS}
+
+
+def add_prices(
+    db: Database, symbols: list[str], first: str, last: str, negative_on: str | None = None
+) -> None:
+    db.query(
+        """
+        insert into tsi_source.prices (symbol, day, price)
+        select symbol, day::date,
+            case when symbol = 'A' and day::date = %(negative_on)s::date then -5
+                else 10 + extract(day from day) end
+        from unnest(%(symbols)s::text[]) as symbol,
+            generate_series(%(first)s::date, %(last)s::date, interval '1 day') as day
+        """,
+        {"symbols": symbols, "first": first, "last": last, "negative_on": negative_on},
+    )
+
+
+def test_the_package_builds_grows_and_equals_a_full_rebuild(
+    fresh_db: Database, tmp_path: Path, server_license
+):
+    db = fresh_db
+    db.query("create schema tsi_source; create table tsi_source.prices (symbol text, day date, price float8)")
+    add_prices(db, ["A", "B"], "2020-01-01", "2020-03-31", negative_on="2020-01-01")
+
+    first = build(db, tmp_path / "first")
+    # The first build changed everything: the scoped test sees A's negative price (a warning).
+    assert first["non_negative_series_rows_price"]["failures"] == 1
+    assert db.scalar("select count(*) from tsi.series_sums") == 2 * 91
+
+    # Only B grows: the scoped test reads B's new rows (and the rows before them), not A's.
+    add_prices(db, ["B"], "2020-04-01", "2020-04-10")
+    add_prices(db, ["C"], "2020-03-25", "2020-04-10")
+    grown = build(db, tmp_path / "grown")
+    assert grown["non_negative_series_rows_price"]["failures"] == 0
+    assert db.scalar("select count(*) from tsi.series_rows where symbol = 'B'") == 101
+    assert db.scalar("select count(*) from tsi.series_sums where symbol = 'C'") == 17
+    # the 3-day average goes on from the stored days before the change
+    assert db.scalar(
+        "select avg_3 from tsi.series_sums where symbol = 'B' and day = '2020-04-02'"
+    ) == pytest.approx((10 + 31 + 10 + 1 + 10 + 2) / 3)
+    incremental = snapshot(db)
+
+    # The routines are listed for callers outside dbt, with the strategy that made them.
+    routines = dict(db.query("select relation_name, strategy from tsi.incremental_routines"))
+    assert routines["tsi.series_rows"] == "append_rows"
+    assert routines["tsi.series_sums"] == "upstream_changes"
+    expected_form = "continuous_aggregate" if server_license == "timescale" else "period_table"
+    assert routines["tsi.series_monthly"] == expected_form
+
+    rebuilt = build(db, tmp_path / "rebuilt", "--full-refresh")
+    assert rebuilt["non_negative_series_rows_price"]["failures"] == 1
+    for model, frame in snapshot(db).items():
+        pd.testing.assert_frame_equal(incremental[model], frame, check_exact=False, rtol=1e-12, obj=model)
