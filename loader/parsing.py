@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from loader.copy_text import copy_text_row
 from loader.discovery import FileKind
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -151,15 +152,8 @@ def _csv_fields(text: str) -> list[str] | None:
         return None
 
 
-# COPY's text format: tab-separated, backslash escapes, and (with NULL '') an empty field is
-# NULL as in the CSV files. The server parses it about a sixth faster than CSV.
-TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text_line(fields: list[str]) -> bytes:
-    return ("\t".join(field.translate(TEXT_ESCAPES) for field in fields) + "\n").encode()
-
-
+# Rows go out in COPY's text format (loader.copy_text); the loader's COPY says NULL '', so an
+# empty field is NULL, as in the CSV files.
 class CsvStream:
     """One pass over one source file: header check, then COPY rows out and rejects aside.
 
@@ -276,7 +270,7 @@ class CsvStream:
         if _normalise_header(fields) == self._header_key:
             return self._reject(number, body, "repeated_header", "the header appears again inside the file")
         self.counts.rows_accepted += 1
-        return _copy_text_line(fields)
+        return copy_text_row(fields).encode()
 
     def _reject(self, number: int, body: bytes, code: str, reason: str) -> None:
         self.counts.rows_rejected += 1

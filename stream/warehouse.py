@@ -20,6 +20,7 @@ from typing import Protocol
 
 import psycopg2.extensions
 
+from loader.copy_text import copy_text_row
 from stream.messages import BadMessage, Bar, decode_bar
 
 log = logging.getLogger(__name__)
@@ -260,13 +261,4 @@ def _copy_line(
         values = [bar.symbol, day, bar.revision, day, *(getattr(bar, name) for name in _PRICE_FIELDS)]
         reason_code = reason = message_text = None
     row = [position, delivery.stream_sequence, published, *values, reason_code, reason, message_text]
-    return "\t".join(_copy_text(value) for value in row) + ("\tt\n" if is_candidate else "\tf\n")
-
-
-def _copy_text(value: object) -> str:
-    """A value in COPY's text format: \\N for null, the special characters escaped, and NUL
-    (which a text column cannot hold) dropped."""
-    if value is None:
-        return "\\N"
-    text = str(value).replace("\x00", "")
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return copy_text_row([*row, "t" if is_candidate else "f"])
