@@ -156,13 +156,76 @@ def create_database(
     return db
 
 
+def _admin_connection(env: dict[str, str]) -> psycopg2.extensions.connection:
+    """An autocommit connection to the server's own database (the caller's PGDATABASE)."""
+    conn = psycopg2.connect(**connection_params(env, dbname=server_env().get("PGDATABASE", "postgres")))
+    conn.autocommit = True
+    return conn
+
+
+def close_as_template(db: Database) -> None:
+    """Make db a template: no one may connect to it any more, so it can be copied at any time.
+
+    An ordinary database cannot be a reliable source of `create database ... template`: the copy
+    needs no one connected to the source, and TimescaleDB's background scheduler keeps a
+    connection open on every database that allows connections. With datallowconn = false the
+    scheduler is not started for it again (TimescaleDB stops the one running when a copy is
+    made). Set after the database is built: from now on only copy_database and drop_database
+    use it.
+    """
+    db.close()
+    admin = _admin_connection(db.env)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'alter database "{db.name}" with allow_connections false')
+            cur.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = %s and pid <> pg_backend_pid() "
+                "and pg_has_role(current_user, usename, 'member')",
+                (db.name,),
+            )
+    finally:
+        admin.close()
+
+
+def copy_database(
+    template: Database, work_dir: Path, prefix: str = "stock_analytics_test", attempts: int = 10
+) -> Database:
+    """A database of its own copied from template (see close_as_template), with its rows, dbt's
+    relations and the fixture's build results; dbt writes its target/ and logs/ under work_dir."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = _admin_connection(template.env)
+    try:
+        with admin.cursor() as cur:
+            for attempt in range(attempts):
+                try:
+                    cur.execute(f'create database "{name}" template "{template.name}"')
+                    break
+                except psycopg2.errors.ObjectInUse:
+                    # A session still on the template (PostgreSQL waits 5 s for it first): one
+                    # that close_as_template did not end, such as a scheduler on its way out.
+                    if attempt == attempts - 1:
+                        raise
+                    time.sleep(1)
+    finally:
+        admin.close()
+    db = Database(
+        name=name,
+        env=database_env(name, work_dir, template.env),
+        work_dir=work_dir,
+        build_results=template.build_results,
+    )
+    # Database-level grants are not copied with the contents (they are the database's own).
+    db.query(GRANT_ROLES_SQL.read_text())
+    return db
+
+
 def drop_database(db: Database, attempts: int = 50) -> None:
     """Drop a test database. Not WITH (FORCE): that would have to signal the server's own
     workers (autovacuum, TimescaleDB's scheduler), which a non-superuser may not; a plain
     DROP stops those itself, so end our own sessions and retry while it is still in use."""
     db.close()
-    admin = psycopg2.connect(**connection_params(db.env, dbname=server_env().get("PGDATABASE", "postgres")))
-    admin.autocommit = True
+    admin = _admin_connection(db.env)
     try:
         with admin.cursor() as cur:
             for attempt in range(attempts):

@@ -21,7 +21,13 @@ import psycopg2
 import pytest
 
 from devtools import databases
-from devtools.databases import Database, create_database, drop_database
+from devtools.databases import (
+    Database,
+    close_as_template,
+    copy_database,
+    create_database,
+    drop_database,
+)
 from devtools.sample import load_and_build_sample
 from tests import support
 
@@ -57,7 +63,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_itemcollected(item: pytest.Item) -> None:
     # Here, before `-m` filters the items in pytest_collection_modifyitems.
     if (
-        "sample_db" in getattr(item, "fixturenames", ())
+        "sample_template" in getattr(item, "fixturenames", ())  # sample_db, own_sample_db
         or any(item.get_closest_marker(name) for name in EDITION_MARKERS)
         or _calls_dbt(getattr(item, "function", None))
     ):
@@ -113,13 +119,32 @@ def fresh_db(tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    """One database with the bundled sample loaded and `dbt build` run: read it, don't change it."""
-    db = create_database(tmp_path_factory.mktemp("sample_db"))
+def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """The bundled sample loaded and `dbt build` run, closed to connections: what sample_db and
+    own_sample_db are copies of (a copy takes seconds, a build minutes)."""
+    db = create_database(tmp_path_factory.mktemp("sample_template"))
     load, build = load_and_build_sample(db)
     assert load.returncode == 0, load.stderr
     assert build is not None
     assert build.returncode == 0, build.stdout[-5000:]
-    db.build_results = db.dbt_results()  # later dbt commands in the session overwrite the file
+    db.build_results = db.dbt_results()
+    close_as_template(db)
+    yield db
+    drop_database(db)
+
+
+@pytest.fixture(scope="session")
+def sample_db(sample_template: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One database with the bundled sample loaded and `dbt build` run, shared by the session:
+    read it, don't change it (a test that runs dbt or the loader on it takes own_sample_db)."""
+    db = copy_database(sample_template, tmp_path_factory.mktemp("sample_db"))
+    yield db
+    drop_database(db)
+
+
+@pytest.fixture
+def own_sample_db(sample_template: Database, tmp_path: Path) -> Iterator[Database]:
+    """The built sample as sample_db has it, in a database of this test's own, to change."""
+    db = copy_database(sample_template, tmp_path / "db")
     yield db
     drop_database(db)

@@ -44,9 +44,9 @@ def test_docs_generate_and_every_model_and_column_is_described(sample_db: Databa
 
 
 @pytest.mark.apache
-def test_continuous_aggregates_fall_back_to_tables_on_the_apache_edition(sample_db: Database):
-    assert sample_db.scalar("show timescaledb.license") == "apache"
-    proc = sample_db.dbt(
+def test_continuous_aggregates_fall_back_to_tables_on_the_apache_edition(own_sample_db: Database):
+    assert own_sample_db.scalar("show timescaledb.license") == "apache"
+    proc = own_sample_db.dbt(
         "run", "--select", "fct_price_averages_monthly", "--vars", "{use_continuous_aggregates: true}"
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -54,7 +54,7 @@ def test_continuous_aggregates_fall_back_to_tables_on_the_apache_edition(sample_
     assert len(skipped) == 1
     assert "license is 'apache'" in skipped[0] and "fct_price_averages_monthly" in skipped[0]
     assert (
-        sample_db.scalar(
+        own_sample_db.scalar(
             "select table_type from information_schema.tables "
             "where table_schema = 'marts' and table_name = 'fct_price_averages_monthly'"
         )
@@ -63,22 +63,22 @@ def test_continuous_aggregates_fall_back_to_tables_on_the_apache_edition(sample_
 
 
 @pytest.mark.apache
-def test_compression_is_skipped_with_one_line_on_the_apache_edition(sample_db: Database):
-    proc = sample_db.dbt(
+def test_compression_is_skipped_with_one_line_on_the_apache_edition(own_sample_db: Database):
+    proc = own_sample_db.dbt(
         "run", "--select", "stg_market_data__daily_prices", "--vars", "{compress_after: '2 years'}"
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     skipped = [line for line in proc.stdout.splitlines() if "compression skipped" in line]
     assert len(skipped) == 1 and "stg_market_data__daily_prices" in skipped[0]
     assert (
-        sample_db.scalar(
+        own_sample_db.scalar(
             "select compression_enabled from timescaledb_information.hypertables "
             "where hypertable_name = 'stg_market_data__daily_prices'"
         )
         is False
     )
     # The views on the rebuilt table come back with the rest of the build.
-    assert sample_db.dbt("build", "--select", "stg_market_data__daily_prices+").returncode == 0
+    assert own_sample_db.dbt("build", "--select", "stg_market_data__daily_prices+").returncode == 0
 
 
 def test_license_and_version_macros_report_the_server(sample_db: Database):

@@ -57,17 +57,17 @@ def test_staging_prices_is_a_hypertable_on_trade_date(sample_db: Database):
     )
 
 
-def test_rerunning_the_loader_on_the_sample_loads_nothing(sample_db: Database):
-    before = sample_db.scalar("select count(*) from raw.daily_prices")
-    proc, summary = sample_db.load_summary(SAMPLE_DIR)
+def test_rerunning_the_loader_on_the_sample_loads_nothing(own_sample_db: Database):
+    before = own_sample_db.scalar("select count(*) from raw.daily_prices")
+    proc, summary = own_sample_db.load_summary(SAMPLE_DIR)
     assert proc.returncode == 0, proc.stderr
     assert summary["files_unchanged"] == summary["files_seen"] == 25
     assert summary["rows_loaded"] == 0
     assert "nothing new" in proc.stderr
-    assert sample_db.scalar("select count(*) from raw.daily_prices") == before
+    assert own_sample_db.scalar("select count(*) from raw.daily_prices") == before
 
 
-def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(sample_db: Database):
+def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(own_sample_db: Database):
     """A normal build updates the incremental hypertables in place: no drop, no swap."""
     relations = (
         "select c.oid::bigint, n.nspname || '.' || c.relname from pg_class c "
@@ -75,11 +75,11 @@ def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(sample
         "where n.nspname in ('staging', 'intermediate', 'marts') and c.relkind in ('r', 'v', 'm') "
         "and c.relname not like '%%__changes' order by 2"
     )
-    before = sample_db.query(relations)
-    rebuild = sample_db.dbt("build", "--select", "stg_market_data__daily_prices+")
+    before = own_sample_db.query(relations)
+    rebuild = own_sample_db.dbt("build", "--select", "stg_market_data__daily_prices+")
     assert rebuild.returncode == 0, rebuild.stdout[-5000:]
-    assert sample_db.scalar("select count(*) from marts.fct_daily_moving_averages") == 187_459
-    hypertables = sample_db.query(
+    assert own_sample_db.scalar("select count(*) from marts.fct_daily_moving_averages") == 187_459
+    hypertables = own_sample_db.query(
         "select hypertable_schema, hypertable_name from timescaledb_information.hypertables "
         "where hypertable_schema in ('staging', 'intermediate') order by 1"
     )
@@ -87,6 +87,6 @@ def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(sample
         ("intermediate", "int_daily_prices__trading_days"),
         ("staging", "stg_market_data__daily_prices"),
     ]
-    after = dict((name, oid) for oid, name in sample_db.query(relations))
+    after = dict((name, oid) for oid, name in own_sample_db.query(relations))
     kept = {name: oid for oid, name in before if name.split(".")[1] in {h[1] for h in hypertables}}
     assert kept and all(after[name] == oid for name, oid in kept.items())

@@ -139,11 +139,11 @@ def test_the_streamer_adds_raw_rows_but_has_no_ddl_and_no_marts(sample_db: Datab
         conn.close()
 
 
-def test_grants_survive_a_rebuild(sample_db: Database):
-    before = sample_db.scalar("select count(*) from marts.fct_price_averages_weekly")
-    rebuild = sample_db.dbt("run", "-s", "stg_market_data__daily_prices+")
+def test_grants_survive_a_rebuild(own_sample_db: Database):
+    before = own_sample_db.scalar("select count(*) from marts.fct_price_averages_weekly")
+    rebuild = own_sample_db.dbt("run", "-s", "stg_market_data__daily_prices+")
     assert rebuild.returncode == 0, rebuild.stdout[-3000:]
-    conn = sample_db.connect("reader")
+    conn = own_sample_db.connect("reader")
     try:
         with conn.cursor() as cur:
             for mart in MARTS:
