@@ -114,7 +114,7 @@ db-down-apache: ## stop the apache test cluster if it runs (make test stops it i
 lint: venv ## ruff on the Python code, sqlfluff on the SQL (no database needed)
 	@$(BIN)/ruff check $(PYTHON_DIRS)
 	@$(BIN)/ruff format --check $(PYTHON_DIRS)
-	@$(BIN)/sqlfluff lint --processes 2 models analyses tests/dbt macros
+	@$(BIN)/sqlfluff lint --processes 2 models analyses tests/dbt macros packages/timescale_incremental/integration_tests/models
 
 docs-generate: venv db-up
 	@$(DBT) docs generate

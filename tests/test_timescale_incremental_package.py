@@ -20,8 +20,8 @@ pytestmark = pytest.mark.editions
 INTEGRATION_TESTS = PROJECT_DIR / "packages" / "timescale_incremental" / "integration_tests"
 MODELS = ("series_rows", "series_sums", "series_monthly", "latest_sums", "symbol_counts")
 ORDER = {
-    "series_rows": "symbol, day",
-    "series_sums": "symbol, day",
+    "series_rows": "symbol, price_date",
+    "series_sums": "symbol, price_date",
     "series_monthly": "symbol, period_start",
     "latest_sums": "symbol",
     "symbol_counts": "symbol",
@@ -61,12 +61,12 @@ def add_prices(
 ) -> None:
     db.query(
         """
-        insert into tsi_source.prices (symbol, day, price)
-        select symbol, day::date,
-            case when symbol = 'A' and day::date = %(negative_on)s::date then -5
-                else 10 + extract(day from day) end
+        insert into tsi_source.prices (symbol, price_date, price)
+        select symbol, price_date::date,
+            case when symbol = 'A' and price_date::date = %(negative_on)s::date then -5
+                else 10 + extract(day from price_date) end
         from unnest(%(symbols)s::text[]) as symbol,
-            generate_series(%(first)s::date, %(last)s::date, interval '1 day') as day
+            generate_series(%(first)s::date, %(last)s::date, interval '1 day') as price_date
         """,
         {"symbols": symbols, "first": first, "last": last, "negative_on": negative_on},
     )
@@ -76,7 +76,7 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     fresh_db: Database, tmp_path: Path, server_license
 ):
     db = fresh_db
-    db.query("create schema tsi_source; create table tsi_source.prices (symbol text, day date, price float8)")
+    db.query("create schema tsi_source; create table tsi_source.prices (symbol text, price_date date, price float8)")
     add_prices(db, ["A", "B"], "2020-01-01", "2020-03-31", negative_on="2020-01-01")
 
     first = build(db, tmp_path / "first")
@@ -93,7 +93,7 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     assert db.scalar("select count(*) from tsi.series_sums where symbol = 'C'") == 17
     # the 3-day average goes on from the stored days before the change
     assert db.scalar(
-        "select avg_3 from tsi.series_sums where symbol = 'B' and day = '2020-04-02'"
+        "select avg_3 from tsi.series_sums where symbol = 'B' and price_date = '2020-04-02'"
     ) == pytest.approx((10 + 31 + 10 + 1 + 10 + 2) / 3)
     incremental = snapshot(db)
 

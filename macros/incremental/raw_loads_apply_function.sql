@@ -63,7 +63,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(
     time (an advisory lock): a second build waits, then finds nothing left to apply. -#}
 {% macro raw_loads__apply_function_sql(relation, sql, columns, key_columns) -%}
 {%- set sessions = ref(config.require('sessions')) -%}
-{%- set batch = timescale_incremental.apply_batch() -%}
+{%- set batch = timescale_incremental.apply_batch(relation) -%}
 {%- set ledger = stock_analytics.applied_loads_relation() -%}
 {%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set held = stock_analytics.price_guard_relation('held_prices') -%}
@@ -95,6 +95,7 @@ declare
     v_full boolean := p_full;
     v_rows bigint := 0;
     v_held bigint := 0;
+    v_loads bigint;
     v_recomputed_count bigint;
     v_recomputed text[] := array[]::text[];
     v_unjudged text[] := array[]::text[];
@@ -102,8 +103,8 @@ declare
 begin
     perform pg_advisory_xact_lock(hashtext('{{ relation.schema }}.{{ relation.identifier }}'));
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
-    {{ timescale_incremental.create_apply_batch_table('raw_loads', on_commit_drop=true) }}
-    truncate {{ batch }};
+    -- the batch's rows never commit (create_apply_batch_table): none but a call's own are seen
+    delete from {{ batch }};
     {{ stock_analytics.create_session_ordinals(sessions) | indent(4) }}
     -- the guard's work tables (dropped at commit; a second call in one transaction starts anew)
     drop table if exists pg_temp.price_guard_staged, pg_temp.price_guard_history, pg_temp.price_guard_bars,
@@ -360,13 +361,9 @@ begin
         )
     on conflict (load_id) do nothing;
 
-    return query
-    select
-        count(distinct load_id),
-        v_recomputed_count,
-        v_rows,
-        v_held
-    from {{ batch }};
+    v_loads := (select count(distinct load_id) from {{ batch }});
+    delete from {{ batch }};
+    return query select v_loads, v_recomputed_count, v_rows, v_held;
 end
 $apply$;
 {%- endmacro %}

@@ -24,8 +24,9 @@ with
 
 changed_symbols as (
 
-    -- Per symbol, the first date staging changed (null: the whole history): apply_batch.
-    select * from {{ timescale_incremental.apply_batch() }}
+    -- Per symbol, the first date staging changed (null: the whole history): the batch its
+    -- routine fills from staging's change log (strategy upstream_changes).
+    select * from {{ source('batches', 'int_daily_prices__trading_days__batch') }}
 
 ),
 

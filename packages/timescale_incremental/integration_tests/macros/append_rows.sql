@@ -1,9 +1,9 @@
 {#- A project's own apply strategy, the smallest one: the first model of a chain reads a source
     table that only grows; each call takes, per symbol, the source rows after the last stored
-    day (all of them on p_full), and logs them in the model's change log. -#}
+    price_date (all of them on p_full), and logs them in the model's change log. -#}
 {% macro append_rows__batch_columns() -%}
 symbol text primary key,
-from_day date
+from_price_date date
 {%- endmacro %}
 
 {% macro append_rows__apply_call_sql(relation, full_refresh) -%}
@@ -12,7 +12,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(p_full =
 
 {% macro append_rows__apply_function_sql(relation, sql, columns, key_columns) -%}
 {%- set source_relation = source('tsi_source', 'prices') -%}
-{%- set batch = timescale_incremental.apply_batch() -%}
+{%- set batch = timescale_incremental.apply_batch(relation) -%}
 {%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set time_column = key_columns[-1] -%}
 create or replace function {{ timescale_incremental.apply_function_name(relation) }}(p_full boolean default false)
@@ -23,22 +23,22 @@ set search_path = pg_catalog, pg_temp
 as $apply$
 declare
     v_rows bigint;
+    v_symbols bigint;
 begin
     perform pg_advisory_xact_lock(hashtext({{ dbt.string_literal(relation | string) }}));
-    {{ timescale_incremental.create_apply_batch_table('append_rows', on_commit_drop=true) }}
-    truncate {{ batch }};
+    delete from {{ batch }};
     if p_full then
         truncate {{ relation }};
-        insert into {{ batch }} (symbol, from_day)
+        insert into {{ batch }} (symbol, from_price_date)
         select distinct symbol, null::date from {{ source_relation }};
     else
-        insert into {{ batch }} (symbol, from_day)
-        select src.symbol, min(src.day)
+        insert into {{ batch }} (symbol, from_price_date)
+        select src.symbol, min(src.price_date)
         from {{ source_relation }} as src
         left join (
             select symbol, max({{ time_column }}) as last_day from {{ relation }} group by symbol
         ) as stored on src.symbol = stored.symbol
-        where stored.last_day is null or src.day > stored.last_day
+        where stored.last_day is null or src.price_date > stored.last_day
         group by src.symbol;
     end if;
     insert into {{ relation }} ({{ columns | join(', ') }})
@@ -49,9 +49,11 @@ begin
     if p_full then
         insert into {{ changes }} (symbol, from_date) values (null, null);
     else
-        insert into {{ changes }} (symbol, from_date) select symbol, from_day from {{ batch }};
+        insert into {{ changes }} (symbol, from_date) select symbol, from_price_date from {{ batch }};
     end if;
-    return query select count(*), v_rows from {{ batch }};
+    v_symbols := (select count(*) from {{ batch }});
+    delete from {{ batch }};
+    return query select v_symbols, v_rows;
 end
 $apply$
 {%- endmacro %}

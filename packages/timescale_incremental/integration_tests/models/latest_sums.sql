@@ -10,10 +10,10 @@ final as (
 
     select distinct on (symbol)
         symbol,
-        day,
+        price_date,
         running_sum
     from series_sums
-    order by symbol asc, day desc
+    order by symbol asc, price_date desc
 
 )
 

@@ -2,7 +2,7 @@
     config(
         materialized='continuous_aggregate',
         bucket_width='1 month',
-        time_column='day',
+        time_column='price_date',
         indexes=[{'columns': ['symbol', 'period_start'], 'unique': true}]
     )
 }}
@@ -10,8 +10,8 @@
 {%- if timescale_incremental.builds_as_continuous_aggregate() %}
 select
     symbol,
-    {{ timescale_incremental.time_bucket('1 month', 'day') }} as period_start,
-    count(*) as days,
+    {{ timescale_incremental.time_bucket('1 month', 'price_date') }} as period_start,
+    count(*) as day_count,
     sum(price) as total_price
 from {{ ref('series_sums') }}
 group by symbol, period_start
@@ -29,8 +29,8 @@ final as (
 
     select
         symbol,
-        {{ timescale_incremental.time_bucket('1 month', 'day') }} as period_start,
-        count(*) as days,
+        {{ timescale_incremental.time_bucket('1 month', 'price_date') }} as period_start,
+        count(*) as day_count,
         sum(price) as total_price
     from series_sums
     group by symbol, period_start

@@ -2,8 +2,8 @@
     config(
         materialized='incremental_hypertable',
         apply_strategy='append_rows',
-        time_column='day',
-        indexes=[{'columns': ['symbol', 'day'], 'unique': true}]
+        time_column='price_date',
+        indexes=[{'columns': ['symbol', 'price_date'], 'unique': true}]
     )
 }}
 
@@ -25,11 +25,11 @@ final as (
 
     select
         prices.symbol,
-        prices.day,
+        prices.price_date,
         prices.price
     from prices
     inner join batch on prices.symbol = batch.symbol
-    where prices.day >= coalesce(batch.from_day, '-infinity')
+    where prices.price_date >= coalesce(batch.from_price_date, '-infinity')
 
 )
 

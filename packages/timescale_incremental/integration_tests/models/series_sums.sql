@@ -3,10 +3,10 @@
         materialized='incremental_hypertable',
         apply_strategy='upstream_changes',
         changes_of='series_rows',
-        time_column='day',
-        indexes=[{'columns': ['symbol', 'day desc'], 'unique': true}],
+        time_column='price_date',
+        indexes=[{'columns': ['symbol', 'price_date desc'], 'unique': true}],
         compress_segmentby='symbol',
-        compress_orderby='day desc',
+        compress_orderby='price_date desc',
         compress_after='1 day'
     )
 }}
@@ -15,7 +15,7 @@ with
 
 changed_symbols as (
 
-    select * from {{ timescale_incremental.apply_batch() }}
+    select * from {{ source('tsi_batches', 'series_sums__batch') }}
 
 ),
 
@@ -30,32 +30,33 @@ changed_rows as (
     select series_rows.*
     from series_rows
     inner join changed_symbols on series_rows.symbol = changed_symbols.symbol
-    where series_rows.day >= coalesce(changed_symbols.from_date, '-infinity')
+    where series_rows.price_date >= coalesce(changed_symbols.from_date, '-infinity')
 
 ),
 
 kept_rows as (
 
-    -- the two stored days before each change: the 3-day average goes on from them
+    -- the two stored day_count before each change: the 3-price_date average goes on from them
     {%- if timescale_incremental.incremental_table_exists() %}
     select kept.*
     from changed_symbols
-    cross join lateral (
-        select
-            stored.symbol,
-            stored.day,
-            stored.price,
-            stored.day_number,
-            stored.running_sum
-        from {{ this }} as stored
-        where stored.symbol = changed_symbols.symbol and stored.day < changed_symbols.from_date
-        order by stored.day desc
-        limit 2
-    ) as kept
+    cross join
+        lateral (
+            select
+                stored_rows.symbol,
+                stored_rows.price_date,
+                stored_rows.price,
+                stored_rows.day_number,
+                stored_rows.running_sum
+            from {{ this }} as stored_rows
+            where stored_rows.symbol = changed_symbols.symbol and stored_rows.price_date < changed_symbols.from_date
+            order by stored_rows.price_date desc
+            limit 2
+        ) as kept
     {%- else %}
     select
         symbol,
-        day,
+        price_date,
         price,
         0 as day_number,
         cast(0 as double precision) as running_sum
@@ -72,7 +73,7 @@ last_kept as (
         day_number,
         running_sum
     from kept_rows
-    order by symbol asc, day desc
+    order by symbol asc, price_date desc
 
 ),
 
@@ -80,14 +81,14 @@ numbered as (
 
     select
         changed_rows.symbol,
-        changed_rows.day,
+        changed_rows.price_date,
         changed_rows.price,
         coalesce(last_kept.day_number, 0) + row_number() over by_symbol as day_number,
         coalesce(last_kept.running_sum, 0) + sum(changed_rows.price) over by_symbol as running_sum,
         true as is_changed
     from changed_rows
     left join last_kept on changed_rows.symbol = last_kept.symbol
-    window by_symbol as (partition by changed_rows.symbol order by changed_rows.day rows unbounded preceding)
+    window by_symbol as (partition by changed_rows.symbol order by changed_rows.price_date rows unbounded preceding)
 
 ),
 
@@ -97,7 +98,7 @@ day_sequence as (
     union all
     select
         symbol,
-        day,
+        price_date,
         price,
         day_number,
         running_sum,
@@ -110,23 +111,29 @@ final as (
 
     select
         symbol,
-        day,
+        price_date,
         price,
         day_number,
         running_sum,
         case when day_number >= 3 then avg(price) over (
-            partition by symbol order by day rows between 2 preceding and current row
-        ) end as avg_3
+                    partition by symbol order by price_date rows between 2 preceding and current row
+                )
+        end as avg_3
     from day_sequence
 
 )
 
 select
     symbol,
-    day,
+    price_date,
     price,
     day_number,
     running_sum,
     avg_3
 from final
-where (symbol, day) in (select numbered.symbol, numbered.day from numbered)
+where (symbol, price_date) in (
+        select
+            numbered.symbol,
+            numbered.price_date
+        from numbered
+    )

@@ -12,7 +12,7 @@ final as (
 
     select
         symbol,
-        count(*) as days
+        count(*) as day_count
     from series_rows
     group by symbol
 

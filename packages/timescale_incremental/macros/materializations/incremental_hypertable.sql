@@ -20,7 +20,7 @@
 
     {%- call statement('bookkeeping') -%}
         {{ timescale_incremental.create_incremental_bookkeeping(target_relation) }}
-        {{ timescale_incremental.create_apply_batch_table(strategy) }}
+        {{ timescale_incremental.create_apply_batch_table(target_relation, strategy) }}
         {%- if setup_sql is not none %}
         {{ setup_sql(target_relation) }}
         {%- endif %}

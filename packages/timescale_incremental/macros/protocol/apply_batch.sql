@@ -1,7 +1,9 @@
 {#- The batch an apply routine fills before it runs the model's SQL (documented in
     macros/_macros.yml; the README's "The batch"). -#}
-{% macro apply_batch() -%}
-    pg_temp.{{ this.identifier }}__batch
+{% macro apply_batch(relation=none) -%}
+    {%- set relation = relation or this -%}
+    {{ return(api.Relation.create(database=relation.database, schema=timescale_incremental.bookkeeping_schema(),
+                                  identifier=relation.identifier ~ '__batch', type='table')) }}
 {%- endmacro %}
 
 {% macro batch_load_ids() -%}
@@ -13,13 +15,14 @@
     {{ return(load_relation(this) is not none) }}
 {%- endmacro %}
 
-{#- The materialization creates the batch table for its session, to plan the model's SQL before
-    the routine runs (dbt's statements each commit: autocommit); the routine creates it too, for
-    callers outside dbt, dropped at commit; when it exists already the routine truncates it. -#}
-{% macro create_apply_batch_table(strategy, on_commit_drop=false) -%}
-    create table if not exists {{ timescale_incremental.apply_batch() }} (
+{#- A permanent table whose rows never commit: a routine inserts its batch, runs the model's
+    SQL and deletes the batch in its transaction, so each caller sees only its own rows and
+    everyone else an empty table. -#}
+{% macro create_apply_batch_table(relation, strategy) -%}
+    create table if not exists {{ timescale_incremental.apply_batch(relation) }} (
         {{ timescale_incremental.strategy_macro(strategy, 'batch_columns')() | indent(8) }}
-    ){{ ' on commit drop' if on_commit_drop }};
+    );
+    revoke all on {{ timescale_incremental.apply_batch(relation) }} from public;
 {%- endmacro %}
 
 {#- The macro `<strategy>__<step>` of an apply strategy: the project's own first (as dbt finds a

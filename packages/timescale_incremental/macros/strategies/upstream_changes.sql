@@ -14,7 +14,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(p_full =
 {%- set upstream = ref(config.require('changes_of')) -%}
 {%- set time_column = key_columns[-1] -%}
 {%- set consumer = relation.schema ~ '.' ~ relation.identifier -%}
-{%- set batch = timescale_incremental.apply_batch() -%}
+{%- set batch = timescale_incremental.apply_batch(relation) -%}
 {%- set upstream_changes = timescale_incremental.changes_relation(upstream) -%}
 {%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set column_list = columns | join(', ') -%}
@@ -36,6 +36,7 @@ declare
     v_to bigint;
     v_everything boolean;
     v_rows bigint;
+    v_symbols bigint;
     v_change record;
     v_first_date date;
 begin
@@ -43,8 +44,8 @@ begin
     {{ timescale_incremental.watermark_claim(consumer, 'v_from') | indent(4) }}
     select coalesce(max(change_id), v_from) into v_to from {{ upstream_changes }};
 
-    {{ timescale_incremental.create_apply_batch_table('upstream_changes', on_commit_drop=true) }}
-    truncate {{ batch }};
+    -- the batch's rows never commit (create_apply_batch_table): none but a call's own are seen
+    delete from {{ batch }};
 
     v_everything := p_full or exists (
         select from {{ upstream_changes }}
@@ -103,7 +104,9 @@ begin
     end if;
     {{ timescale_incremental.watermark_advance(consumer, 'v_to') | indent(4) }}
 
-    return query select count(*), v_rows from {{ batch }};
+    v_symbols := (select count(*) from {{ batch }});
+    delete from {{ batch }};
+    return query select v_symbols, v_rows;
 end
 $apply$;
 {%- endmacro %}
