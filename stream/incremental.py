@@ -81,9 +81,10 @@ def check_functions(conn: psycopg2.extensions.connection) -> None:
 def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) -> StepResult:
     """Staging, then the models fed by its change log; each its own transaction (a crash
     between them leaves the later watermarks behind, and the next call catches up)."""
+    staging = staging_routine(conn)
     with conn, conn.cursor() as cur:
         cur.execute(
-            f"select loads_applied, rows_written, symbols_held from {staging_routine(conn)}(p_symbols => %s)",
+            f"select loads_applied, rows_written, symbols_held from {staging}(p_symbols => %s)",
             (list(symbols),),
         )
         loads_applied, staging_rows, symbols_held = cur.fetchone()
