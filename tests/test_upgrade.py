@@ -1,6 +1,10 @@
-"""A warehouse built by the previous release upgrades in place with a plain `dbt build`.
+"""A warehouse built by an earlier release upgrades in place with a plain `dbt build`.
 
-The previous release (PREVIOUS_RELEASE, taken from git) builds a database; the current code's
+The last release (LAST_RELEASE: before the incremental engine became a dbt package) builds a
+database and loads a day more; the current code's `dbt build` replaces the routines, adds the
+package's list of routines and batch tables, applies the new day, and equals a --full-refresh.
+
+The release before the price guard (PREVIOUS_RELEASE) builds a database; the current code's
 `dbt build` (no --full-refresh) then rebuilds staging once under the new rules (a zero open is
 not recorded; the price guard's accepted history is computed from every stored bar) and the
 models fed by it follow. The result equals a --full-refresh, and the next daily refresh is
@@ -21,44 +25,86 @@ from devtools.databases import Database
 from devtools.project import DBT, PROJECT_DIR, SAMPLE_DIR
 from tests.test_incremental import assert_frames_equal, snapshot
 
+# Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
+pytestmark = pytest.mark.editions
+
 # The last release before the price guard (main before it landed).
 PREVIOUS_RELEASE = "1b9fb380d0888389eec80bbb2e818685567a5de0"
+# The last release before the incremental engine became the package timescale_incremental.
+LAST_RELEASE = "6369cbc85267472ad57ffb7fd3ffc2a160dac90a"
 SYMBOLS = ("stocks/BAC.csv", "stocks/ABNB.csv", "etfs/ARKK.csv", "stocks/AMD.csv")
 
 
-def previous_release(target: Path) -> Path:
-    """The previous release's dbt project, from git, in a folder of its own."""
+def release_project(target: Path, release: str = PREVIOUS_RELEASE) -> Path:
+    """A release's dbt project, from git, in a folder of its own."""
     archive = subprocess.run(
-        ["git", "archive", "--format=tar", PREVIOUS_RELEASE],
+        ["git", "archive", "--format=tar", release],
         cwd=PROJECT_DIR,
         capture_output=True,
         check=False,
     )
     if archive.returncode != 0:
-        pytest.fail(f"git archive {PREVIOUS_RELEASE}: {archive.stderr.decode().strip()} (a shallow clone?)")
+        pytest.fail(f"git archive {release}: {archive.stderr.decode().strip()} (a shallow clone?)")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(target, filter="data")
     return target
 
 
-def test_a_warehouse_of_the_previous_release_upgrades_with_dbt_build(fresh_db: Database, tmp_path: Path):
-    db = fresh_db
-    data = tmp_path / "data"
-    for name in SYMBOLS:
-        (data / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SAMPLE_DIR / name, data / name)
-    assert db.run_loader(data).returncode == 0
-
-    old = previous_release(tmp_path / "previous")
-    built = subprocess.run(
+def build_release(db: Database, project: Path) -> subprocess.CompletedProcess[str]:
+    """`dbt build` of a release's project (as the transformer), on the test's database."""
+    return subprocess.run(
         [str(DBT), "build"],
-        cwd=old,
-        env={**db.role_env("transformer"), "DBT_PROFILES_DIR": str(old)},
+        cwd=project,
+        env={**db.role_env("transformer"), "DBT_PROFILES_DIR": str(project)},
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
+
+
+def copy_symbols(target: Path) -> Path:
+    for name in SYMBOLS:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(SAMPLE_DIR / name, target / name)
+    return target
+
+
+def test_a_warehouse_of_the_last_release_upgrades_with_dbt_build(fresh_db: Database, tmp_path: Path):
+    db = fresh_db
+    data = copy_symbols(tmp_path / "data")
+    amd = data / "stocks" / "AMD.csv"
+    lines = amd.read_text().splitlines()
+    held_back = lines[-5:]  # the day more the warehouse loads after its build
+    amd.write_text("\n".join(lines[:-5]) + "\n")
+    assert db.run_loader(data).returncode == 0
+    built = build_release(db, release_project(tmp_path / "last", LAST_RELEASE))
+    assert built.returncode == 0, built.stdout[-3000:]
+    assert db.scalar("select to_regclass('staging.incremental_routines')") is None
+    amd.write_text("\n".join(lines[:-5] + held_back) + "\n")
+    assert db.run_loader(data).returncode == 0
+
+    upgrade = db.dbt("build")
+    assert upgrade.returncode == 0, upgrade.stdout[-3000:]
+    assert "symbols_recomputed 0" in upgrade.stdout  # the new days applied, nothing rebuilt
+    strategies = {strategy for (strategy,) in db.query("select strategy from staging.incremental_routines")}
+    assert {"raw_loads", "upstream_changes"} <= strategies
+    latest = db.scalar("select max(trade_date)::text from marts.fct_daily_prices where symbol = 'AMD'")
+    assert latest == held_back[-1].split(",")[0]
+    upgraded = snapshot(db)
+
+    assert db.dbt("build", "--full-refresh").returncode == 0
+    for relation, frame in snapshot(db).items():
+        assert_frames_equal(upgraded[relation], frame, relation)
+
+
+def test_a_warehouse_of_the_previous_release_upgrades_with_dbt_build(fresh_db: Database, tmp_path: Path):
+    db = fresh_db
+    data = copy_symbols(tmp_path / "data")
+    assert db.run_loader(data).returncode == 0
+
+    old = release_project(tmp_path / "previous")
+    built = build_release(db, old)
     assert built.returncode == 0, built.stdout[-3000:]
     assert db.scalar("select count(*) from staging.stg_market_data__daily_prices where open = 0") > 0
     assert db.scalar("select to_regclass('staging.stg_market_data__quality_baseline')") is None
