@@ -27,7 +27,7 @@ APACHE_STATE_DIR := $(CURDIR)/.local/apache
 STOCK_ANALYTICS_APACHE_PG_PORT ?= 55433
 AS_APACHE_CLUSTER := unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE && \
 	export STOCK_ANALYTICS_STATE_DIR="$(APACHE_STATE_DIR)" STOCK_ANALYTICS_PG_PORT="$(STOCK_ANALYTICS_APACHE_PG_PORT)" &&
-PYTHON_DIRS := loader tests scripts bench api report stream
+PYTHON_DIRS := loader tests scripts bench api report stream devtools warehouse_connection
 
 .PHONY: help venv db-up db-down db-status env psql load build refresh demo test test-apache db-down-apache lint docs \
 	docs-generate bench bench-incremental clean backup restore maintenance api bench-api report \
@@ -106,7 +106,7 @@ test-apache: venv ## the edition-specific tests on an apache-licensed cluster of
 	STOCK_ANALYTICS_TIMESCALEDB_LICENSE=apache bash scripts/db.sh up && \
 	eval "$$(bash scripts/db.sh env)" && \
 	echo "[test] the edition-specific tests on an apache-licensed server (port $$PGPORT) ..." && \
-	STOCK_ANALYTICS_EXPECTED_LICENSE=apache $(BIN)/python -m pytest -m "editions and not community" $(PYTEST_ARGS)
+	STOCK_ANALYTICS_EXPECTED_LICENSE=apache $(BIN)/python -m pytest -m "(editions or apache) and not community" $(PYTEST_ARGS)
 
 db-down-apache: ## stop the apache test cluster if it runs (make test stops it itself)
 	@$(AS_APACHE_CLUSTER) bash scripts/db.sh down

@@ -2,17 +2,17 @@
 
 TimescaleDB editions: a test marked `community` needs the community license ('timescale') and
 one marked `apache` the Apache one; on a server with the other license they are deselected and
-the run says so in one line. Tests whose results depend on the edition (they use sample_db, call
-Database.dbt, or carry one of those markers) get the `editions` marker: `make test` runs the
-whole suite on the project server and, when that is the community edition, `-m editions` again
-on an apache-licensed cluster of its own.
+the run says so in one line. A test whose result depends on the edition (it runs dbt or reads
+the built sample) is marked `editions` where it is written (a decorator, or the module's
+pytestmark): `make test` runs the whole suite on the project server and, when that is the
+community edition, `-m "(editions or apache) and not community"` again on an apache-licensed
+cluster of its own. This file only reads the markers; a test on the built sample without one
+stops the collection, so none silently skips the second pass.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -33,7 +33,9 @@ from tests import support
 
 EDITION_MARKERS = ("community", "apache")
 _NOTES = pytest.StashKey[list[str]]()
-_CALLS_DBT = re.compile(r"\.dbt\(")
+_UNMARKED = pytest.StashKey[list[str]]()
+# Fixtures holding the built sample: their results depend on the edition that built it.
+SAMPLE_FIXTURES = ("sample_db", "own_sample_db", "sample_template")
 
 
 @cache
@@ -45,14 +47,6 @@ def _test_server_license() -> tuple[str | None, str | None]:
         return None, str(exc).strip().splitlines()[0]
 
 
-@cache
-def _calls_dbt(function: object) -> bool:
-    try:
-        return bool(_CALLS_DBT.search(inspect.getsource(function)))
-    except (OSError, TypeError):
-        return False
-
-
 def pytest_report_header(config: pytest.Config) -> str:
     license, why = _test_server_license()
     env = databases.server_env()
@@ -61,17 +55,20 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    # Here, before `-m` filters the items in pytest_collection_modifyitems.
-    if (
-        "sample_template" in getattr(item, "fixturenames", ())  # sample_db, own_sample_db
-        or any(item.get_closest_marker(name) for name in EDITION_MARKERS)
-        or _calls_dbt(getattr(item, "function", None))
+    # Here, before `-m` filters the items: every test is checked, whatever the run selects.
+    if set(SAMPLE_FIXTURES) & set(getattr(item, "fixturenames", ())) and not any(
+        item.get_closest_marker(m) for m in ("editions", *EDITION_MARKERS)
     ):
-        item.add_marker("editions")
+        item.config.stash.setdefault(_UNMARKED, []).append(item.nodeid)
 
 
 @pytest.hookimpl(trylast=True)  # after `-m`: what it already removed is not "did not run" here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if unmarked := config.stash.get(_UNMARKED, []):
+        raise pytest.UsageError(
+            "not marked editions (or community/apache), though they use the built sample, so `make "
+            "test` would not run them on the second edition: " + ", ".join(unmarked)
+        )
     expected = os.environ.get(support.EXPECTED_LICENSE_VAR)
     marked = [item for item in items if any(item.get_closest_marker(m) for m in EDITION_MARKERS)]
     if not marked and not expected:

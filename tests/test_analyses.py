@@ -13,6 +13,9 @@ from devtools.databases import Database, create_database, drop_database
 from devtools.project import PROJECT_DIR
 from tests import reference
 
+# Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
+pytestmark = pytest.mark.editions
+
 ANALYSES = sorted(p.stem for p in (PROJECT_DIR / "analyses").glob("*.sql"))
 
 

@@ -29,6 +29,9 @@ from devtools.databases import Database
 from devtools.ports import free_port
 from devtools.project import PROJECT_DIR
 
+# Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
+pytestmark = pytest.mark.editions
+
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 SCHEMATHESIS_CONFIG = PROJECT_DIR / "schemathesis.toml"
 # Bounded and reproducible: about 1,600 requests, 15 s on an idle 2-core machine.

@@ -178,6 +178,7 @@ def symbols_named(row: dict) -> set[str]:
     return {str(v) for v in row.values()} & {*DEFECTS, "CLEA", "CLEB", "ETFM", "STKF"}
 
 
+@pytest.mark.editions
 def test_clean_data_passes_every_test(tmp_path):
     write_dataset(tmp_path / "data", ["CLEA", "CLEB", "CLEC"], unknown=set())
     db = create_database(tmp_path / "db")
@@ -222,6 +223,7 @@ def test_the_planted_row_is_among_the_stored_failures(injected_db, symbol):
         assert date in dates, (symbol, test_name, rows[:3])
 
 
+@pytest.mark.editions
 def test_the_real_sample_builds_green_with_warnings_at_its_real_defects(sample_db: Database):
     results = {
         r["unique_id"].split(".")[2]: (r["status"], r["failures"])
@@ -336,6 +338,7 @@ def test_a_flood_of_jumps_warns_and_never_stops_the_marts(tmp_path):
         drop_database(db)
 
 
+@pytest.mark.editions
 def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
     """Tests scale with the change: after a build, each file one line longer. The second build
     tests the new day (with the stored day before it where a test compares days): an old
@@ -406,6 +409,7 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
         drop_database(db)
 
 
+@pytest.mark.editions
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
@@ -419,6 +423,7 @@ def test_a_bad_price_guard_var_fails_with_a_clear_message(injected_db, variables
     assert message in proc.stdout
 
 
+@pytest.mark.editions
 def test_a_zero_open_is_not_recorded_and_never_a_candles_open(sample_db: Database):
     """Yahoo's 0 open beside a positive close (8,202 sample rows: BAC 1973-86, ED and CVX
     1962-69, AMD 1980-83 ...) means "not recorded": staging keeps the row with a null open,

@@ -9,6 +9,9 @@ import pytest
 
 from devtools.databases import Database
 
+# Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
+pytestmark = pytest.mark.editions
+
 
 def test_docs_generate_and_every_model_and_column_is_described(sample_db: Database):
     proc = sample_db.dbt("docs", "generate")

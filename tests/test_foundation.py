@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from devtools.databases import Database
 from devtools.project import SAMPLE_DIR
 from devtools.sample import sample_data_lines
@@ -18,6 +20,7 @@ def test_timescaledb_extension_is_loaded(fresh_db: Database):
     assert fresh_db.scalar("select count(*) from show_chunks('t')") == 2
 
 
+@pytest.mark.editions
 def test_raw_row_count_equals_data_lines_of_the_sample(sample_db: Database):
     expected = sample_data_lines()
     loaded = dict(sample_db.query("select symbol, count(*) from raw.current_daily_prices group by symbol"))
@@ -27,6 +30,7 @@ def test_raw_row_count_equals_data_lines_of_the_sample(sample_db: Database):
     assert sample_db.scalar("select count(*) from raw.symbols_meta") == meta_lines
 
 
+@pytest.mark.editions
 def test_dbt_build_succeeds_with_every_node_passing(sample_db: Database):
     results = sample_db.build_results["results"]
     assert results, "dbt build ran no nodes"
@@ -39,6 +43,7 @@ def test_dbt_build_succeeds_with_every_node_passing(sample_db: Database):
     assert any(r["unique_id"].startswith("test.") for r in results)
 
 
+@pytest.mark.editions
 def test_staging_prices_is_a_hypertable_on_trade_date(sample_db: Database):
     rows = sample_db.query(
         """
@@ -57,6 +62,7 @@ def test_staging_prices_is_a_hypertable_on_trade_date(sample_db: Database):
     )
 
 
+@pytest.mark.editions
 def test_rerunning_the_loader_on_the_sample_loads_nothing(own_sample_db: Database):
     before = own_sample_db.scalar("select count(*) from raw.daily_prices")
     proc, summary = own_sample_db.load_summary(SAMPLE_DIR)
@@ -67,6 +73,7 @@ def test_rerunning_the_loader_on_the_sample_loads_nothing(own_sample_db: Databas
     assert own_sample_db.scalar("select count(*) from raw.daily_prices") == before
 
 
+@pytest.mark.editions
 def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(own_sample_db: Database):
     """A normal build updates the incremental hypertables in place: no drop, no swap."""
     relations = (

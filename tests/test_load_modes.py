@@ -93,6 +93,7 @@ def test_a_short_file_never_erases_history(fresh_db, tmp_path):
     assert_accounting(fresh_db, summary)
 
 
+@pytest.mark.editions
 def test_a_redownloaded_history_supersedes_every_date_and_retires_the_old_copy(fresh_db, tmp_path):
     history = price_rows(300)
     readjusted = b"".join(  # Yahoo re-adjusts Adj Close after a dividend: every line changes
@@ -217,6 +218,7 @@ def test_without_the_project_packages_the_loader_says_how_to_get_them(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.editions
 def test_a_release_0_1_database_upgrades_in_place_and_loses_nothing(fresh_db, tmp_path):
     """The schema and data the first release wrote (status 'replaced', no load modes) upgrade
     on the next load: every row stays, old loads keep their meaning, loading goes on."""

@@ -10,6 +10,9 @@ import pytest
 from devtools.databases import Database
 from tests import reference
 
+# Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
+pytestmark = pytest.mark.editions
+
 
 @pytest.mark.parametrize("period", ["weekly", "monthly", "quarterly", "yearly"])
 def test_period_mart_equals_pandas(sample_db: Database, period: str):

@@ -95,6 +95,7 @@ def relations(db: Database) -> list[tuple]:
 # --- backup ---------------------------------------------------------------------------------
 
 
+@pytest.mark.editions
 def test_backup_is_one_whole_private_file_named_by_time(sample_db, backup_file):
     path, stderr = backup_file
     assert re.fullmatch(rf"{sample_db.name}-\d{{8}}T\d{{6}}Z\.dump", path.name)
@@ -112,6 +113,7 @@ def test_backup_is_one_whole_private_file_named_by_time(sample_db, backup_file):
     assert f"wrote {path}" in stderr
 
 
+@pytest.mark.editions
 def test_backup_refuses_a_database_without_timescaledb(sample_db, tmp_path):
     env = {**sample_db.env, "PGDATABASE": "postgres"}
     proc = subprocess.run(
@@ -126,6 +128,7 @@ def test_backup_refuses_a_database_without_timescaledb(sample_db, tmp_path):
 # --- restore --------------------------------------------------------------------------------
 
 
+@pytest.mark.editions
 def test_restore_reproduces_every_mart_row_for_row(sample_db, restored_db):
     """Every mart, all rows and all columns, read as the reader role on both databases (so the
     reader's grants came through the restore too)."""
@@ -149,6 +152,7 @@ def test_restore_reproduces_every_mart_row_for_row(sample_db, restored_db):
         assert rows(restored_db, query, role="reader") == source, mart
 
 
+@pytest.mark.editions
 def test_restore_keeps_every_raw_row(sample_db, restored_db):
     tables = [
         t for (t,) in sample_db.query("select tablename from pg_tables where schemaname = 'raw' order by 1")
@@ -160,6 +164,7 @@ def test_restore_keeps_every_raw_row(sample_db, restored_db):
     assert restored_db.scalar("select count(*) from raw.daily_prices") > 100_000
 
 
+@pytest.mark.editions
 def test_restored_staging_is_a_hypertable_with_its_chunks(sample_db, restored_db):
     def chunks(db: Database) -> list[tuple]:
         return db.query(
@@ -185,6 +190,7 @@ def test_restored_staging_is_a_hypertable_with_its_chunks(sample_db, restored_db
     assert rows(restored_db, "show timescaledb.restoring") == [("off",)]
 
 
+@pytest.mark.editions
 def test_restore_keeps_owners_and_privileges(sample_db, restored_db):
     owners = (
         "select n.nspname, c.relname, pg_get_userbyid(c.relowner) from pg_class c "
@@ -208,6 +214,7 @@ def test_restore_keeps_owners_and_privileges(sample_db, restored_db):
         conn.close()
 
 
+@pytest.mark.editions
 def test_dbt_build_on_the_restored_database_matches_the_source(sample_db, restored_db):
     """dbt build (as the transformer) succeeds on the restored database, every node with the
     status and failing-row count it had when the source was built."""
@@ -222,6 +229,7 @@ def test_dbt_build_on_the_restored_database_matches_the_source(sample_db, restor
     assert {status for status, _ in restored.values()} >= {"success", "pass"}
 
 
+@pytest.mark.editions
 def test_restore_refuses_a_database_that_is_not_empty(backup_file, fresh_db):
     fresh_db.query("create table public.keep_me as select 42 as answer")
     before = relations(fresh_db)
@@ -236,6 +244,7 @@ def test_restore_refuses_a_database_that_is_not_empty(backup_file, fresh_db):
     assert rows(fresh_db, "show timescaledb.restoring") == [("off",)]
 
 
+@pytest.mark.editions
 def test_a_failed_restore_leaves_the_database_as_empty_as_before(backup_file, fresh_db, tmp_path):
     broken = tmp_path / "broken.dump"
     data = backup_file[0].read_bytes()
@@ -258,6 +267,7 @@ def test_a_failed_restore_leaves_the_database_as_empty_as_before(backup_file, fr
         fresh_db.query(f'drop database if exists "{new_name}"')
 
 
+@pytest.mark.editions
 def test_restore_without_a_superuser_refuses_before_changing_anything(backup_file, fresh_db):
     """As the owner, on a server that is not the project cluster (here: the cluster said to be
     on another port), there is no superuser to run timescaledb_pre_restore() with."""
@@ -298,6 +308,7 @@ def report(
     return proc, json.loads(out.read_text()) if out.exists() else {}
 
 
+@pytest.mark.editions
 def test_report_sizes_and_chunks_match_the_database(restored_db, tmp_path):
     # Vacuumed first, so that autovacuum does not add visibility maps between report and check.
     restored_db.query("vacuum")

@@ -9,8 +9,13 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from devtools.databases import Database
 from devtools.project import PROJECT_DIR
+
+# Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
+pytestmark = pytest.mark.editions
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 GOOD = "10.5,11.25,10.25,11.0,10.5"  # open, high, low, close, adj close

@@ -130,6 +130,7 @@ def real_universe() -> Path:
     return REAL_UNIVERSE
 
 
+@pytest.mark.editions
 def test_a_real_universe_builds_green_refreshes_green_and_holds_back_a_flood(
     fresh_db: Database, real_universe: Path, tmp_path: Path
 ):
@@ -204,6 +205,7 @@ class FeedDelivery:
     published_at: dt.datetime
 
 
+@pytest.mark.editions
 def test_the_live_feed_holds_back_what_a_file_load_would(fresh_db: Database, tmp_path: Path):
     """The consumer's step (stream.incremental.apply_changes, as the streamer) judges each
     micro-batch with the same function: a symbol whose feed bars read volume 0 for 15 sessions,

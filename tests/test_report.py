@@ -217,6 +217,7 @@ def sample_report(sample_db: Database, tmp_path_factory: pytest.TempPathFactory)
     return out, proc, seconds
 
 
+@pytest.mark.editions
 def test_unreachable_database_is_one_line_and_exit_1(sample_db, tmp_path):
     env = {**sample_db.role_env("reader"), "PGHOST": "127.0.0.1", "PGPORT": "1"}
     proc = run_report(sample_db, "--out", str(tmp_path / "r"), env=env)
@@ -228,6 +229,7 @@ def test_unreachable_database_is_one_line_and_exit_1(sample_db, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.editions
 def test_unknown_symbol_is_named_on_one_line_and_exit_1(sample_db, tmp_path):
     proc = run_report(sample_db, "--symbols", "AAPL", "NOSUCH", "--out", str(tmp_path / "r"))
     assert proc.returncode == 1
@@ -238,6 +240,7 @@ def test_unknown_symbol_is_named_on_one_line_and_exit_1(sample_db, tmp_path):
     assert (proc.returncode, proc.stderr.strip()) == (1, "make_report: no prices loaded for: ABT")
 
 
+@pytest.mark.editions
 def test_bad_arguments_exit_2(sample_db, tmp_path):
     proc = run_report(sample_db, "--start", "2021-01-01", "--end", "2020-01-01")
     assert proc.returncode == 2 and "--start 2021-01-01 is after --end 2020-01-01" in proc.stderr
@@ -245,6 +248,7 @@ def test_bad_arguments_exit_2(sample_db, tmp_path):
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
 
 
+@pytest.mark.editions
 def test_a_symbol_without_days_in_the_range_gets_a_page_saying_so(sample_db, tmp_path):
     out = tmp_path / "r"
     proc = run_report(
@@ -268,6 +272,7 @@ def test_a_symbol_without_days_in_the_range_gets_a_page_saying_so(sample_db, tmp
     assert 'data-chart="prices"' in (out / "AAPL.html").read_text()
 
 
+@pytest.mark.editions
 def test_a_progress_bar_on_a_terminal_and_none_in_a_pipe(sample_db, tmp_path):
     master, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a fresh pty is 0 wide
@@ -291,6 +296,7 @@ def test_a_progress_bar_on_a_terminal_and_none_in_a_pipe(sample_db, tmp_path):
     assert (piped.returncode, piped.stderr) == (0, "")
 
 
+@pytest.mark.editions
 def test_sample_report_is_written_fast_and_light(sample_report):
     out, proc, seconds = sample_report
     assert proc.stdout.strip() == str((out / "index.html").resolve())
@@ -307,6 +313,7 @@ def test_sample_report_is_written_fast_and_light(sample_report):
     assert sorted(p.name for p in (out / "assets").iterdir()) == ["plotly.min.js", "report.css"]
 
 
+@pytest.mark.editions
 def test_symbols_are_ranked_by_shares_traded_in_the_range(sample_report):
     out, _, _ = sample_report
     prices = reference.daily_prices()
@@ -316,6 +323,7 @@ def test_symbols_are_ranked_by_shares_traded_in_the_range(sample_report):
     assert re.findall(r'<td><a href="([^"]+)\.html">', table) == expected
 
 
+@pytest.mark.editions
 def test_symbol_page_numbers_match_pandas_on_the_csv(sample_report):
     """AAPL's figures as printed equal a computation straight from the sample CSV."""
     out, _, _ = sample_report
@@ -362,6 +370,7 @@ def chart_selectors(chart: str, drawn: str) -> dict[str, str]:
     }
 
 
+@pytest.mark.editions
 def test_pages_render_in_chromium_without_errors_or_network(sample_report):
     if not chromium_available():
         pytest.fail(
@@ -397,6 +406,7 @@ def test_pages_render_in_chromium_without_errors_or_network(sample_report):
         assert (SCREENSHOTS / f"{page}.png").stat().st_size > 20_000, page
 
 
+@pytest.mark.editions
 def test_the_browser_check_sees_a_broken_page(sample_report, tmp_path):
     """The check above is not vacuous: without plotly.js and with a CDN link, it fails the page."""
     out, _, _ = sample_report

@@ -37,6 +37,7 @@ def denied(db: Database, role: str, statement: str) -> bool:
         conn.close()
 
 
+@pytest.mark.editions
 def test_the_reader_reads_every_mart(sample_db: Database):
     conn = sample_db.connect("reader")
     try:
@@ -48,6 +49,7 @@ def test_the_reader_reads_every_mart(sample_db: Database):
         conn.close()
 
 
+@pytest.mark.editions
 @pytest.mark.parametrize(
     "statement",
     [
@@ -70,6 +72,7 @@ def test_the_reader_cannot_read_below_the_marts_or_change_anything(sample_db: Da
     assert denied(sample_db, "reader", statement)
 
 
+@pytest.mark.editions
 @pytest.mark.parametrize(
     "statement",
     [
@@ -84,6 +87,7 @@ def test_the_loader_cannot_touch_the_dbt_schemas(sample_db: Database, statement:
     assert denied(sample_db, "loader", statement)
 
 
+@pytest.mark.editions
 @pytest.mark.parametrize(
     "statement",
     [
@@ -107,6 +111,7 @@ def test_the_transformer_reads_raw_but_cannot_write_it(sample_db: Database, stat
         conn.close()
 
 
+@pytest.mark.editions
 @pytest.mark.parametrize(
     "statement",
     [
@@ -139,6 +144,7 @@ def test_the_streamer_adds_raw_rows_but_has_no_ddl_and_no_marts(sample_db: Datab
         conn.close()
 
 
+@pytest.mark.editions
 def test_grants_survive_a_rebuild(own_sample_db: Database):
     before = own_sample_db.scalar("select count(*) from marts.fct_price_averages_weekly")
     rebuild = own_sample_db.dbt("run", "-s", "stg_market_data__daily_prices+")
@@ -155,6 +161,7 @@ def test_grants_survive_a_rebuild(own_sample_db: Database):
         conn.close()
 
 
+@pytest.mark.editions
 def test_everything_the_dbt_build_made_belongs_to_the_transformer(sample_db: Database):
     owners = sample_db.query(
         """
@@ -197,6 +204,7 @@ def test_make_env_refuses_an_unknown_role():
     assert "unknown role 'admin'" in out.stderr
 
 
+@pytest.mark.editions
 def test_dbt_works_for_the_owner_as_the_transformer_and_names_the_role_to_anyone_else(fresh_db, tmp_path):
     """The owner's variables (eval "$(make -s env)") build as the transformer (the profile's
     `role`), so a build after `make demo` finds every object its own; a login that is not a
