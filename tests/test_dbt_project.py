@@ -98,16 +98,16 @@ def test_license_and_version_macros_report_the_server(sample_db: Database):
     ("call", "message"),
     [
         (
-            "trailing_average('running_close_sum', 'trading_day_number', 0, 'by_symbol')",
+            "stock_analytics.trailing_average('running_close_sum', 'trading_day_number', 0, 'by_symbol')",
             "trailing_average: window_rows must be a positive integer, got 0",
         ),
         (
-            "changed_rows(ref('int_daily_prices__trading_days'), rows_before=-1)",
+            "timescale_incremental.changed_rows(ref('int_daily_prices__trading_days'), rows_before=-1)",
             "rows_before must be a whole number of rows, got -1",
         ),
     ],
 )
 def test_bad_macro_arguments_fail_at_compile_time_with_a_clear_message(sample_db: Database, call, message):
-    proc = sample_db.dbt("compile", "--inline", "{{ stock_analytics." + call + " }}")
+    proc = sample_db.dbt("compile", "--inline", "{{ " + call + " }}")
     assert proc.returncode != 0
     assert message in proc.stdout

@@ -76,7 +76,8 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     fresh_db: Database, tmp_path: Path, server_license
 ):
     db = fresh_db
-    db.query("create schema tsi_source; create table tsi_source.prices (symbol text, price_date date, price float8)")
+    db.query("create schema tsi_source")
+    db.query("create table tsi_source.prices (symbol text, price_date date, price float8)")
     add_prices(db, ["A", "B"], "2020-01-01", "2020-03-31", negative_on="2020-01-01")
 
     first = build(db, tmp_path / "first")
