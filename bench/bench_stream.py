@@ -265,7 +265,12 @@ def checked(proc: subprocess.CompletedProcess[str], what: str) -> subprocess.Com
 
 def trading_days_look_back(db: Database) -> bool:
     """Whether the trading days' apply function reads the days stored before a change."""
-    text = db.scalar("select pg_get_functiondef(%s::regproc)", (incremental.TRADING_DAYS_APPLY,))
+    conn = db.connect()
+    try:
+        (routine,) = incremental.routines(conn, "upstream_changes")
+    finally:
+        conn.close()
+    text = db.scalar("select pg_get_functiondef(%s::regproc)", (routine,))
     return "left join lateral" in text
 
 
@@ -501,11 +506,13 @@ def file_path_once(args: argparse.Namespace, dbs: Databases, shape: Shape) -> di
             loaded = time.monotonic()
             conn = db.connect("streamer")
             try:
+                staging = incremental.staging_routine(conn)
+                (trading_days,) = incremental.routines(conn, "upstream_changes")
                 with conn.cursor() as cur:
-                    cur.execute(f"select * from {incremental.STAGING_APPLY}()")
+                    cur.execute(f"select * from {staging}()")
                     staging_rows = cur.fetchone()[2]
                     staged = time.monotonic()
-                    cur.execute(f"select * from {incremental.TRADING_DAYS_APPLY}()")
+                    cur.execute(f"select * from {trading_days}()")
                     trading_rows = cur.fetchone()[1]
             finally:
                 conn.close()
@@ -579,6 +586,8 @@ def step_breakdown(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
             timings = {"write_batch": 0.0, "staging_apply": 0.0, "trading_days_apply": 0.0}
             worst = {key: 0.0 for key in timings}
             batches = 0
+            staging = incremental.staging_routine(conn)
+            (trading_days,) = incremental.routines(conn, "upstream_changes")
             try:
                 for start in range(0, len(deliveries), size):
                     batch = deliveries[start : start + size]
@@ -586,12 +595,10 @@ def step_breakdown(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
                     result = write_batch(conn, STREAM, batch)
                     t1 = time.perf_counter()
                     with conn, conn.cursor() as cur:
-                        cur.execute(
-                            f"select * from {incremental.STAGING_APPLY}(p_symbols => %s)", (result.symbols,)
-                        )
+                        cur.execute(f"select * from {staging}(p_symbols => %s)", (result.symbols,))
                     t2 = time.perf_counter()
                     with conn, conn.cursor() as cur:
-                        cur.execute(f"select * from {incremental.TRADING_DAYS_APPLY}()")
+                        cur.execute(f"select * from {trading_days}()")
                     t3 = time.perf_counter()
                     for key, spent in zip(timings, (t1 - t0, t2 - t1, t3 - t2), strict=True):
                         timings[key] += spent
