@@ -15,6 +15,7 @@ from psycopg2 import sql
 
 from loader.discovery import SourceFile
 from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, IterReader, RejectSink, is_gzip, open_source
+from warehouse_connection.connect import connect as connect_to_warehouse
 
 HASH_CHUNK_BYTES = 1 << 20
 
@@ -86,7 +87,7 @@ class Claim:
 def connect() -> psycopg2.extensions.connection:
     """Connect with the libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE)."""
     try:
-        conn = psycopg2.connect("", application_name="stock_analytics loader")
+        conn = connect_to_warehouse("stock_analytics loader")
     except psycopg2.OperationalError as exc:
         detail = " ".join(str(exc).split())
         raise DatabaseUnavailable(

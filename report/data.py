@@ -18,6 +18,8 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 
+from warehouse_connection.connect import connect as connect_to_warehouse
+
 log = logging.getLogger(__name__)
 
 MARTS = "marts"
@@ -36,7 +38,7 @@ def connect() -> psycopg2.extensions.connection:
     """A read-only session on the database the libpq variables name."""
     timeout = int(os.environ.get("PGCONNECT_TIMEOUT", "10"))
     try:
-        conn = psycopg2.connect("", connect_timeout=timeout, application_name="stock_analytics report")
+        conn = connect_to_warehouse("stock_analytics report", connect_timeout=timeout)
     except psycopg2.OperationalError as exc:
         where = (
             f"{os.environ.get('PGHOST', 'localhost')}:{os.environ.get('PGPORT', '5432')}"

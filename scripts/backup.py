@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from scripts.pg_helpers import fetch, human_bytes
 from warehouse_connection import db_script_env
+from warehouse_connection.connect import connect as connect_to_warehouse
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 log = logging.getLogger("backup")
@@ -67,7 +68,7 @@ class Refused(Exception):
 @contextmanager
 def connection(**overrides: str) -> Iterator[psycopg2.extensions.connection]:
     """A connection from the libpq variables (overrides win), in autocommit, closed after."""
-    conn = psycopg2.connect("", **overrides)
+    conn = connect_to_warehouse("stock_analytics backup", **overrides)
     conn.autocommit = True
     try:
         yield conn

@@ -10,6 +10,8 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from warehouse_connection.connect import connect as connect_to_warehouse
+
 MART_TABLES = (
     "marts.fct_daily_prices",
     "marts.fct_price_averages_weekly",
@@ -47,7 +49,7 @@ def main(load_summary_path: str, run_results_path: str) -> int:
     models = sum(n for (kind, _), n in kinds.items() if kind in {"model", "seed"})
     tests = {status: n for (kind, status), n in kinds.items() if kind == "test"}
 
-    with psycopg2.connect("") as conn, conn.cursor() as cur:
+    with connect_to_warehouse("stock_analytics demo") as conn, conn.cursor() as cur:
         counts = []
         for table in MART_TABLES:
             cur.execute(f"select count(*) from {table}")

@@ -40,6 +40,7 @@ from psycopg2 import sql
 from tqdm import tqdm
 
 from scripts.pg_helpers import fetch, human_bytes
+from warehouse_connection.connect import connect as connect_to_warehouse
 
 log = logging.getLogger("maintenance")
 
@@ -570,7 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[maintenance] %(message)s")
 
     try:
-        conn = psycopg2.connect("")
+        conn = connect_to_warehouse("stock_analytics maintenance")
     except psycopg2.Error as exc:
         log.error("ERROR: cannot connect: %s", str(exc).strip())
         return 1

@@ -36,6 +36,7 @@ try:
     from stream import incremental, warehouse
     from stream.broker import Broker, BrokerError, Delivery, connect
     from stream.settings import SettingsError, settings_from_env
+    from warehouse_connection.connect import connect as connect_to_warehouse
 except ModuleNotFoundError as missing:  # run by an interpreter without the project's packages
     sys.exit(
         f"consume.py: the Python package '{missing.name}' is not installed for {sys.executable}. "
@@ -59,7 +60,7 @@ class WarehouseConnection:
 
     def get(self) -> psycopg2.extensions.connection:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg2.connect("", connect_timeout=5, application_name="stock_analytics consumer")
+            self._conn = connect_to_warehouse("stock_analytics consumer", connect_timeout=5)
         return self._conn
 
     def reset(self) -> None:
