@@ -14,16 +14,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from devtools.ports import free_port
 from devtools.project import PROJECT_DIR
 from warehouse_connection import PG_VARS
 
 DB_SCRIPT = PROJECT_DIR / "scripts" / "db.sh"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
