@@ -36,7 +36,7 @@
     `rows_before` rows before its first change: macro changed_ranges, then one range scan of
     the (symbol, trade_date) index per changed symbol. -#}
 {% macro changed_rows(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
-{%- set date_column = date_column or timescale_incremental.time_column_of(relation) -%}
+{%- set date_column = date_column or (timescale_incremental.time_column_of(relation) if execute else 'time_column') -%}
 with
 
 ranges as materialized (
@@ -65,7 +65,7 @@ cross join lateral (
     `dbt run`), since var last_apply_started_at (an SQL expression: when the last apply
     started), so a lone `dbt test` tests the last change rather than nothing. -#}
 {% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
-    {%- set date_column = date_column or timescale_incremental.time_column_of(relation) -%}
+    {%- set date_column = date_column or (timescale_incremental.time_column_of(relation) if execute else 'time_column') -%}
     {%- if rows_before is not number or rows_before < 0 -%}
         {{ exceptions.raise_compiler_error(
             "changed_rows on " ~ relation ~ ": rows_before must be a whole number of rows, got " ~ rows_before) }}
@@ -139,9 +139,8 @@ left join lateral (
 {%- endif %}
 {%- endmacro %}
 
-{#- The time column of the model built as `relation` (its config time_column). -#}
+{#- The time column of the model built as `relation` (its config time_column; at execution). -#}
 {% macro time_column_of(relation) -%}
-    {%- if not execute -%}{{ return('trade_date') }}{%- endif -%}
     {%- for node in graph.nodes.values()
           if node.resource_type == 'model' and node.schema == relation.schema
              and (node.alias or node.name) == relation.identifier -%}
