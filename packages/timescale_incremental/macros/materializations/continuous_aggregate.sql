@@ -1,18 +1,6 @@
-{#- A period mart as a TimescaleDB continuous aggregate where var('use_continuous_aggregates')
-    is on and the server's license allows it; otherwise, after one log line saying why, a
-    table kept current by its apply function (build_period_table in period_table.sql). The
-    model's SQL must then be a single SELECT with a time_bucket() GROUP BY on a hypertable
-    (builds_as_continuous_aggregate lets the model emit that form). Configs as period_table.
-
-    Created once, WITH NO DATA (then refreshed in full), with real-time aggregation
-    (materialized_only = false: rows newer than the last refresh are aggregated at query
-    time). A normal build never drops it: it calls `<mart>__refresh()`, a procedure holding
-    the rule, which refreshes only the time range the source's pending changes touch
-    (from the bucket of their earliest from_date; everything for a null from_date or symbol)
-    and then advances the mart's watermark. refresh_continuous_aggregate cannot run inside a
-    transaction block, so these statements run with auto_begin=False on a connection in
-    autocommit mode (profiles.yml `autocommit: true`, dbt-postgres >= 1.11). A table left by
-    an apache-mode build is replaced. -#}
+{#- materialized='continuous_aggregate' (documented in macros/_macros.yml). Why the statements
+    run with auto_begin=False: refresh_continuous_aggregate refuses a transaction block, so the
+    profile is in autocommit mode (`autocommit: true`, dbt-postgres >= 1.11). -#}
 {% materialization continuous_aggregate, adapter='postgres' %}
     {%- if not timescale_incremental.builds_as_continuous_aggregate(log_skip=true) -%}
         {{ return(timescale_incremental.build_period_table()) }}
@@ -77,12 +65,9 @@
 {% endmaterialization %}
 
 
-{#- The rule for a continuous aggregate, as a procedure `<mart>__refresh()` (procedures may
-    commit; refresh_continuous_aggregate must run outside a transaction block). A session
-    advisory lock serializes two callers: the second finds nothing pending. Call it in
-    autocommit mode: `call marts.fct_price_averages_monthly__refresh()`. Not SECURITY DEFINER
-    (such a procedure may not commit): the caller must own the continuous aggregate, as
-    TimescaleDB requires for a refresh; names are schema-qualified for any search_path. -#}
+{#- `<mart>__refresh()` (documented in macros/_macros.yml). A procedure, because only a
+    procedure may commit around the refresh; not SECURITY DEFINER, because such a procedure may
+    not commit (so the caller must own the aggregate, as TimescaleDB requires anyway). -#}
 {% macro continuous_aggregate_refresh_procedure(refresh_procedure, target_relation, feed) %}
     {%- set lock_key = "hashtext(" ~ dbt.string_literal(refresh_procedure | string) ~ ")" -%}
     {%- set ts = adapter.quote(feed.extension_schema) -%}

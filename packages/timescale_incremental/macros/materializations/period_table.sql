@@ -1,19 +1,4 @@
-{#- A period mart (one row per symbol and period_start) kept current by its source's change
-    log instead of rebuilt: the table form of materialized='continuous_aggregate', where the
-    server or var use_continuous_aggregates rules the continuous aggregate out.
-
-    The model reads one model (its only ref, `select * from {{ ref(...) }}` in an import CTE)
-    that keeps a change log `<source>__changes` (change_id, symbol, from_date): rows of
-    `symbol` from `from_date` on may have changed; a null from_date means the symbol's whole
-    history, a null symbol every symbol. Config: bucket_width (the model's time_bucket width),
-    time_column (default trade_date), indexes (the unique (symbol, period_start) index).
-
-    First build, --full-refresh, a changed column list, or a continuous aggregate left by the
-    other edition's build: the table is built beside the old one (contract, indexes) and
-    swapped in by renames in one transaction that also sets the mart's watermark to the
-    source's latest change. Every build then (re)creates and calls
-    `<mart>__apply()`, a SQL function holding the incremental rule, so that a caller outside
-    dbt (the live feed) applies the same rule: see period_table_apply_function. -#}
+{#- The table form of a period mart (documented in macros/_macros.yml, build_period_table). -#}
 {% macro build_period_table() %}
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -72,11 +57,9 @@
 {% endmacro %}
 
 
-{#- Build the table beside the old one and swap it in, in one statement (so one transaction
-    whatever the connection's autocommit setting). The watermark is set first, to the source's
-    latest change: its row lock makes a concurrent apply wait for the swap, and a change that
-    commits while the table is filled is applied again by the next apply, which is harmless
-    (it recomputes the periods from the source). -#}
+{#- One statement, so one transaction whatever the autocommit setting. The watermark is set
+    first: its row lock makes a concurrent apply wait for the swap, and a change committed while
+    the table fills is applied again by the next apply, which is harmless. -#}
 {% macro swap_in_period_table(target_relation, existing_relation, feed) %}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
     {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
@@ -112,16 +95,9 @@
 {% endmacro %}
 
 
-{#- The incremental rule, as a SQL function `<mart>__apply()` returning (changes_applied,
-    periods_deleted, periods_inserted). In one transaction (the caller's): lock the mart's
-    watermark row (FOR UPDATE, so two callers never apply a change twice: the second waits and
-    then finds nothing pending), read the source's changes after it; for each changed symbol
-    delete its periods from time_bucket(width, min from_date) on (all of them when a from_date
-    is null) and insert that symbol's periods again from the source rows from that bucket's
-    start on (trade_date >= bucket start: chunk exclusion and the (symbol, trade_date) index);
-    a change with a null symbol rebuilds every row. Then advance the watermark.
-    SECURITY DEFINER with a fixed search_path: the live feed's role may run it (EXECUTE is
-    granted to var('live_feed_role')) without any right on the mart itself. -#}
+{#- `<mart>__apply()` (documented in macros/_macros.yml). SECURITY DEFINER with a fixed
+    search_path: the caller role runs it without rights on the mart; `trade_date >= bucket
+    start` lets chunk exclusion and the (symbol, time) index do the reading. -#}
 {% macro period_table_apply_function(apply_function, target_relation, feed) %}
     {%- set columns = timescale_incremental.period_column_names() | join(', ') -%}
     {%- set target_local = target_relation.include(database=False) -%}
@@ -198,10 +174,9 @@
 {% endmacro %}
 
 
-{#- What a period mart is fed by: the source relation (its only ref) and change log, the
-    watermark table and this mart's row in it, the model's SQL over the whole source
-    (full_sql) and over the changed symbols' rows only (scoped_sql, for the apply function:
-    the source relation replaced by its rows joined to the changed symbols). -#}
+{#- period_feed (documented in macros/_macros.yml): scoped_sql replaces the source relation's
+    name in the compiled SQL by its changed symbols' rows, which is why the model must read the
+    source exactly once. -#}
 {% macro period_feed() %}
     {%- if model.refs | length != 1 -%}
         {{ exceptions.raise_compiler_error(

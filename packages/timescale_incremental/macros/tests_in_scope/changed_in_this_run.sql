@@ -1,19 +1,6 @@
-{#- Tests that scale with the change: a test whose config says `where: "__changed_in_this_run__"`
-    reads only the rows the producers rewrote during this dbt invocation, so a daily build tests
-    the new day, not 25 years. `--vars '{full_tests: true}'` tests every row.
-
-    dbt renders a yml `where` at parse time (no macros there, and run_started_at would be
-    frozen into the manifest), so the yml names a placeholder and this override of dbt's
-    get_where_subquery expands it when the test runs:
-    - `__changed_in_this_run__`: the rows of the symbols and dates in the model's change log
-      (<model>__changes: "rows of symbol from from_date on may have changed") recorded in this
-      invocation. For tests that judge each row on its own.
-    - `__changed_in_this_run_with_N_rows_before__`: the same, with each changed symbol's N
-      trading rows before its first changed date, for tests that compare a row with the rows
-      before it (a jump from yesterday's close, a run of equal closes, a missing session
-      between the last stored day and the new one).
-    Any other `where` is applied as dbt does. Macro changed_rows says what "this invocation"
-    means. -#}
+{#- Tests that scale with the change (where_subquery_in_scope, changed_rows, changed_ranges:
+    documented in macros/_macros.yml). Why a placeholder: dbt renders a yml `where` at parse
+    time, without macros, and would freeze run_started_at into the manifest. -#}
 {% macro where_subquery_in_scope(relation) -%}
     {%- set where = config.get('where') -%}
     {%- if not where -%}
@@ -31,10 +18,7 @@
     {{ return('(' ~ timescale_incremental.changed_rows(relation, rows_before) ~ ') as dbt_subquery') }}
 {%- endmacro %}
 
-{#- The rows of `relation` (a model kept by the incremental materializations, with a change
-    log beside it) that changed in this dbt invocation, and each changed symbol's
-    `rows_before` rows before its first change: macro changed_ranges, then one range scan of
-    the (symbol, trade_date) index per changed symbol. -#}
+{#- `offset 0` below keeps the lateral a range scan of the (symbol, time) index per symbol. -#}
 {% macro changed_rows(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
 {%- set date_column = date_column or (timescale_incremental.time_column_of(relation) if execute else 'time_column') -%}
 with
@@ -57,13 +41,8 @@ cross join lateral (
 ) as scoped
 {%- endmacro %}
 
-{#- Per symbol whose rows of `relation` changed in this dbt invocation, the date they changed
-    from (`range_start`), moved back over `rows_before` stored rows. From the model's change
-    log (<model>__changes: rows of `symbol` from `from_date` on may have changed; from_date
-    null: its whole history; symbol null: a full rebuild, every symbol). "This invocation":
-    change records since the run started, or, when it applied nothing (a `dbt test` after a
-    `dbt run`), since var last_apply_started_at (an SQL expression: when the last apply
-    started), so a lone `dbt test` tests the last change rather than nothing. -#}
+{#- "This invocation" falls back to var last_apply_started_at so that a lone `dbt test` tests
+    the last change rather than nothing. -#}
 {% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
     {%- set date_column = date_column or (timescale_incremental.time_column_of(relation) if execute else 'time_column') -%}
     {%- if rows_before is not number or rows_before < 0 -%}
