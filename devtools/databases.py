@@ -168,10 +168,10 @@ def close_as_template(db: Database) -> None:
 
     An ordinary database cannot be a reliable source of `create database ... template`: the copy
     needs no one connected to the source, and TimescaleDB's background scheduler keeps a
-    connection open on every database that allows connections. With datallowconn = false the
-    scheduler is not started for it again (TimescaleDB stops the one running when a copy is
-    made). Set after the database is built: from now on only copy_database and drop_database
-    use it.
+    connection open on every database that allows connections. With datallowconn = false it
+    cannot connect again; the one already there runs as the bootstrap superuser, which the
+    owner may not end, so the project cluster's superuser (scripts/db.sh superuser-env) ends it.
+    Set after the database is built: from now on only copy_database and drop_database use it.
     """
     db.close()
     admin = _admin_connection(db.env)
@@ -186,6 +186,27 @@ def close_as_template(db: Database) -> None:
             )
     finally:
         admin.close()
+    _end_scheduler(db)
+
+
+def _end_scheduler(db: Database) -> None:
+    """End TimescaleDB's scheduler on db, as the project cluster's superuser; on another server
+    (no superuser here) the copy waits for it and says why when it cannot."""
+    try:
+        superuser = db_script_env("superuser-env", env=db.env)
+    except subprocess.CalledProcessError:
+        return
+    conn = psycopg2.connect(**connection_params(superuser, dbname="postgres"))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where datname = %s and pid <> pg_backend_pid()",
+                (db.name,),
+            )
+    finally:
+        conn.close()
 
 
 def copy_database(
@@ -201,11 +222,16 @@ def copy_database(
                 try:
                     cur.execute(f'create database "{name}" template "{template.name}"')
                     break
-                except psycopg2.errors.ObjectInUse:
+                except psycopg2.errors.ObjectInUse as exc:
                     # A session still on the template (PostgreSQL waits 5 s for it first): one
                     # that close_as_template did not end, such as a scheduler on its way out.
                     if attempt == attempts - 1:
-                        raise
+                        raise RuntimeError(
+                            f"cannot copy the template database {template.name}: {exc.pgerror.strip()} "
+                            "(TimescaleDB's scheduler, which only a superuser may end: run the tests "
+                            "on the project cluster, make db-up)"
+                        ) from exc
+                    _end_scheduler(template)
                     time.sleep(1)
     finally:
         admin.close()
