@@ -40,7 +40,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(
     function `<model>__apply(p_symbols, p_full)`: dbt's materialization calls it, and so can any
     other caller (the live feed), so the rules exist once.
 
-    Which loads a build applies (the model's SQL reads them from apply_batch()):
+    Which loads a build applies (its batch; the model's SQL reads their ids, batch_load_ids()):
     - the live loads (raw.load_log status 'loaded') not yet in the applied-loads ledger, whose
       rows are upserted: per (symbol, date) the stored row stays unless the new one is newer
       (macro is_newer_row): appends and merges both come down to that;
