@@ -40,7 +40,9 @@ expected as (
 
 ),
 
-missing as (
+-- Materialized: planned for all its rows even under a limit (dbt show adds one), which would
+-- otherwise make the lookup a nested loop over `prices` once per expected session.
+missing as materialized (
 
     select expected.*
     from expected

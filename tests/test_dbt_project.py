@@ -111,3 +111,65 @@ def test_bad_macro_arguments_fail_at_compile_time_with_a_clear_message(sample_db
     proc = sample_db.dbt("compile", "--inline", "{{ " + call + " }}")
     assert proc.returncode != 0
     assert message in proc.stdout
+
+
+def _differences(cur, computing_sql: str, stored_sql: str) -> tuple[int, int, int]:
+    """(rows computed, computed rows not stored, stored rows not computed)."""
+    cur.execute(
+        f"""with computed as ({computing_sql}), stored as ({stored_sql})
+        select
+            (select count(*) from computed),
+            (select count(*) from (select * from computed except all select * from stored) as extra),
+            (select count(*) from (select * from stored except all select * from computed) as missing)"""
+    )
+    return cur.fetchone()
+
+
+def test_the_incremental_models_compiled_sql_runs_as_it_stands(sample_db: Database):
+    """Staging and the trading days read their batches as the source `batches`: compiled, their
+    SQL runs on its own (dbt show), selects nothing while the batch is empty, and, given a batch
+    in a transaction as their routine fills it, computes exactly the rows the build stored."""
+    staging, trading_days = "stg_market_data__daily_prices", "int_daily_prices__trading_days"
+    # dbt show also runs the model's tests, with a limit: they stay quick under one
+    shown = sample_db.dbt("show", "-s", staging, timeout=300)
+    assert shown.returncode == 0, shown.stdout[-3000:]
+    assert "symbol" in shown.stdout and "trade_date" in shown.stdout
+    compiled = sample_db.dbt("compile", "-s", staging, trading_days)
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    manifest = json.loads((Path(sample_db.env["DBT_TARGET_PATH"]) / "manifest.json").read_text())
+    nodes = manifest["nodes"]
+    sql = {name: nodes[f"model.stock_analytics.{name}"]["compiled_code"] for name in (staging, trading_days)}
+    conn = sample_db.connect("transformer")
+    conn.autocommit = False  # the batches are given in a transaction rolled back, as a routine's
+    try:
+        with conn.cursor() as cur:
+            for name in (staging, trading_days):
+                cur.execute(f"select count(*) from ({sql[name]}) as computed")
+                assert cur.fetchone() == (0,), f"{name}: an empty batch selects nothing"
+
+            cur.execute(
+                """insert into staging.stg_market_data__daily_prices__batch (load_id, symbol, recompute)
+                select load_id, symbol, true from raw.load_log
+                where symbol = 'AAPL' and file_kind = 'prices' and status = 'loaded'"""
+            )
+            computed, extra, missing = _differences(
+                cur, sql[staging], f"select * from staging.{staging} where symbol = 'AAPL'"
+            )
+            assert computed > 5000 and (extra, missing) == (0, 0)
+
+            # The trading days from a date in the middle on go on from the days stored before it.
+            cur.execute(
+                f"""insert into staging.{trading_days}__batch (symbol, from_date)
+                select symbol, trade_date from intermediate.{trading_days}
+                where symbol = 'AAPL' and trading_day_number = 3000"""
+            )
+            computed, extra, missing = _differences(
+                cur,
+                sql[trading_days],
+                f"""select * from intermediate.{trading_days}
+                where symbol = 'AAPL' and trading_day_number >= 3000""",
+            )
+            assert computed > 1000 and (extra, missing) == (0, 0)
+    finally:
+        conn.rollback()
+        conn.close()

@@ -40,7 +40,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(
     function `<model>__apply(p_symbols, p_full)`: dbt's materialization calls it, and so can any
     other caller (the live feed), so the rules exist once.
 
-    Which loads a build applies (its batch; the model's SQL reads their ids, batch_load_ids()):
+    Which loads a build applies (its batch, which the model's SQL reads):
     - the live loads (raw.load_log status 'loaded') not yet in the applied-loads ledger, whose
       rows are upserted: per (symbol, date) the stored row stays unless the new one is newer
       (macro is_newer_row): appends and merges both come down to that;
@@ -91,6 +91,9 @@ set work_mem = '256MB'
 -- No JIT: compiling the generated expressions costs seconds, more than a batch of a day saves.
 set jit = off
 as $apply$
+-- The model's SQL names its batch's ids batch_load_ids, a column of its batch CTE: here that name
+-- is this variable (the same ids), which the planner sees as a constant.
+#variable_conflict use_variable
 declare
     v_full boolean := p_full;
     v_rows bigint := 0;
@@ -99,7 +102,7 @@ declare
     v_recomputed_count bigint;
     v_recomputed text[] := array[]::text[];
     v_unjudged text[] := array[]::text[];
-    {{ timescale_incremental.batch_load_ids() }} bigint[];
+    batch_load_ids bigint[];
 begin
     perform pg_advisory_xact_lock(hashtext('{{ relation.schema }}.{{ relation.identifier }}'));
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
@@ -212,7 +215,7 @@ begin
         v_recomputed := array(select distinct symbol from {{ batch }} where recompute);
     end if;
     analyze {{ batch }};
-    {{ timescale_incremental.batch_load_ids() }} := array(select distinct load_id from {{ batch }} order by load_id);
+    batch_load_ids := array(select distinct load_id from {{ batch }} order by load_id);
 
     if v_full then
         with written as (

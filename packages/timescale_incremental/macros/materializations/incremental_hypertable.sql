@@ -26,9 +26,8 @@
         {%- endif %}
     {%- endcall -%}
 
-    {#- The model's SQL outside its apply function: the batch is empty. -#}
-    {%- set empty_batch_sql = sql | replace(timescale_incremental.batch_load_ids(), 'cast(array[] as bigint[])') -%}
-    {%- set columns = get_columns_in_query(empty_batch_sql) -%}
+    {#- Outside its routine the model's batch is empty: its SQL runs as it stands. -#}
+    {%- set columns = get_columns_in_query(sql) -%}
     {%- if existing_relation is not none and full_refresh -%}
         {%- set existing_columns = adapter.get_columns_in_relation(existing_relation) | map(attribute='name') | list -%}
         {%- if existing_relation.type != 'table' or existing_columns != columns -%}
@@ -43,7 +42,7 @@
     {%- if existing_relation is none -%}
         {#- One statement string, so one transaction: never a table without its index. -#}
         {%- call statement('create_table') -%}
-            create table {{ target_relation }} as ({{ empty_batch_sql }}) with no data;
+            create table {{ target_relation }} as ({{ sql }}) with no data;
             {{ timescale_incremental.create_hypertable(target_relation, time_column, chunk_time_interval) }};
             {%- for index in config.get('indexes', []) %}
             {{ get_create_index_sql(target_relation, index) }};

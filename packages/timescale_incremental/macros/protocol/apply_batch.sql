@@ -6,10 +6,6 @@
                                   identifier=relation.identifier ~ '__batch', type='table')) }}
 {%- endmacro %}
 
-{% macro batch_load_ids() -%}
-    v_batch_load_ids
-{%- endmacro %}
-
 {% macro incremental_table_exists() -%}
     {%- if not execute -%}{{ return(false) }}{%- endif -%}
     {{ return(load_relation(this) is not none) }}
