@@ -41,47 +41,85 @@ class StepResult:
     symbols_held: int = 0
 
 
+@dataclass(frozen=True)
+class Routines:
+    """The routines the package lists, by apply strategy, each in the order dbt last built its
+    model, with whether the connected role may run it."""
+
+    by_strategy: dict[str, list[str]]
+    missing: frozenset[str]  # listed, but not in the database
+    executable: frozenset[str]
+
+    def of(self, strategy: str) -> list[str]:
+        return self.by_strategy.get(strategy, [])
+
+    def staging(self) -> str:
+        found = self.of("raw_loads")
+        if len(found) != 1:
+            raise IncrementalStepMissing(f"{ROUTINES} lists {len(found)} raw_loads routines: {BUILD_ONCE}")
+        return found[0]
+
+
+def registered_routines(conn: psycopg2.extensions.connection) -> Routines:
+    """One read of the package's list."""
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                f"""select strategy, routine, to_regproc(routine) is not null,
+                    coalesce(has_function_privilege(to_regproc(routine), 'execute'), false)
+                from {ROUTINES}
+                order by registered_at, relation_name"""
+            )
+            rows = cur.fetchall()
+    except psycopg2.errors.UndefinedTable:
+        raise IncrementalStepMissing(f"{ROUTINES} does not exist: {BUILD_ONCE}") from None
+    except psycopg2.errors.InsufficientPrivilege:
+        raise IncrementalStepMissing(_use_the_streamer(conn, f"read {ROUTINES}")) from None
+    by_strategy: dict[str, list[str]] = {}
+    for strategy, routine, _, _ in rows:
+        by_strategy.setdefault(strategy, []).append(routine)
+    return Routines(
+        by_strategy,
+        missing=frozenset(routine for _, routine, exists, _ in rows if not exists),
+        executable=frozenset(routine for _, routine, _, allowed in rows if allowed),
+    )
+
+
 def routines(conn: psycopg2.extensions.connection, strategy: str) -> list[str]:
     """The routines of one apply strategy, in the order dbt last built their models."""
-    with conn, conn.cursor() as cur:
-        cur.execute("select to_regclass(%s) is not null", (ROUTINES,))
-        if not cur.fetchone()[0]:
-            raise IncrementalStepMissing(f"{ROUTINES} does not exist: {BUILD_ONCE}")
-        cur.execute(
-            f"select routine from {ROUTINES} where strategy = %s order by registered_at, relation_name",
-            (strategy,),
-        )
-        return [row[0] for row in cur.fetchall()]
+    return registered_routines(conn).of(strategy)
 
 
 def staging_routine(conn: psycopg2.extensions.connection) -> str:
-    found = routines(conn, "raw_loads")
-    if len(found) != 1:
-        raise IncrementalStepMissing(f"{ROUTINES} lists {len(found)} raw_loads routines: {BUILD_ONCE}")
-    return found[0]
+    return registered_routines(conn).staging()
 
 
 def check_functions(conn: psycopg2.extensions.connection) -> None:
-    names = [staging_routine(conn), *routines(conn, "upstream_changes")]
+    """The feed's routines exist and the connected role may run them, or one line says what to do."""
+    found = registered_routines(conn)
+    for name in [found.staging(), *found.of("upstream_changes")]:
+        if name in found.missing:
+            raise IncrementalStepMissing(f"{name}() does not exist: {BUILD_ONCE}")
+        if name not in found.executable:
+            raise IncrementalStepMissing(_use_the_streamer(conn, f"run {name}()"))
+
+
+def _use_the_streamer(conn: psycopg2.extensions.connection, action: str) -> str:
     with conn, conn.cursor() as cur:
-        for name in names:
-            cur.execute("select to_regproc(%s) is not null", (name,))
-            if not cur.fetchone()[0]:
-                raise IncrementalStepMissing(f"{name}() does not exist: {BUILD_ONCE}")
-            cur.execute("select has_function_privilege(to_regproc(%s), 'execute'), current_user", (name,))
-            allowed, role = cur.fetchone()
-            if not allowed:
-                raise IncrementalStepMissing(
-                    f"role {role} may not run {name}(): connect as the streamer role "
-                    '(eval "$(make -s env ROLE=streamer)"), and build the models once more with '
-                    "dbt build (it grants EXECUTE to var live_feed_role, default streamer)"
-                )
+        cur.execute("select current_user")
+        (role,) = cur.fetchone()
+    return (
+        f"role {role} may not {action}: connect as the streamer role "
+        '(eval "$(make -s env ROLE=streamer)"), and build the models once more with '
+        "dbt build (it grants the streamer what the feed needs: var live_feed_role)"
+    )
 
 
 def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) -> StepResult:
     """Staging, then the models fed by its change log; each its own transaction (a crash
     between them leaves the later watermarks behind, and the next call catches up)."""
-    staging = staging_routine(conn)
+    found = registered_routines(conn)
+    staging = found.staging()
     with conn, conn.cursor() as cur:
         cur.execute(
             f"select loads_applied, rows_written, symbols_held from {staging}(p_symbols => %s)",
@@ -97,7 +135,7 @@ def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) 
             symbols_held,
         )
     symbols_changed = trading_day_rows = 0
-    for routine in routines(conn, "upstream_changes"):
+    for routine in found.of("upstream_changes"):
         with conn, conn.cursor() as cur:
             cur.execute(f"select * from {routine}()")  # names from the package's list, not from input
             changed, rows = cur.fetchone()
@@ -106,15 +144,11 @@ def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) 
 
 
 def apply_period_marts(conn: psycopg2.extensions.connection) -> int:
-    """Bring the period marts that are tables up to date; returns how many were applied."""
-    functions = [routine for routine in routines(conn, "period_table") if _may_execute(conn, routine)]
+    """Bring the period marts that are tables up to date, those the connected role may (a
+    continuous aggregate's refresh needs its owner); returns how many were applied."""
+    found = registered_routines(conn)
+    functions = [routine for routine in found.of("period_table") if routine in found.executable]
     for function in functions:
         with conn, conn.cursor() as cur:
             cur.execute(f"select * from {function}()")  # names from the package's list, not from input
     return len(functions)
-
-
-def _may_execute(conn: psycopg2.extensions.connection, routine: str) -> bool:
-    with conn, conn.cursor() as cur:
-        cur.execute("select coalesce(has_function_privilege(to_regproc(%s), 'execute'), false)", (routine,))
-        return bool(cur.fetchone()[0])

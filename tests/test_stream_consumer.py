@@ -28,6 +28,7 @@ import pytest
 from devtools.databases import Database, create_database, drop_database
 from devtools.nats import NatsServer
 from devtools.project import PROJECT_DIR, SAMPLE_DIR
+from stream import incremental
 from stream.broker import connect
 from stream.messages import Bar, encode_bar, message_id, subject_for
 from stream.publish import replay
@@ -643,6 +644,40 @@ def test_the_streamer_runs_the_incremental_step_without_rights_on_the_tables(fee
             cur.execute("select * from staging.stg_market_data__daily_prices__apply()")
     finally:
         reader.close()
+
+
+def test_the_feed_finds_its_routines_in_the_package_list_and_says_what_is_missing(
+    feed_db: Database, fresh_db: Database, server_license: str | None
+) -> None:
+    """One read of staging.incremental_routines gives the consumer its routines; a database
+    dbt never built, or a role that may not run them, gets one line saying what to do."""
+    streamer = feed_db.connect("streamer")
+    try:
+        found = incremental.registered_routines(streamer)
+        assert found.staging() == "staging.stg_market_data__daily_prices__apply"
+        assert found.of("upstream_changes") == ["intermediate.int_daily_prices__trading_days__apply"]
+        incremental.check_functions(streamer)
+        # Period marts that are tables (the apache edition) the streamer applies; a continuous
+        # aggregate's refresh needs its owner, so dbt build refreshes those.
+        period_tables = found.of("period_table")
+        assert len(period_tables) == (0 if server_license == "timescale" else 4)
+        assert incremental.apply_period_marts(streamer) == len(period_tables)
+    finally:
+        streamer.close()
+    reader = feed_db.connect("reader")
+    try:
+        with pytest.raises(
+            incremental.IncrementalStepMissing, match=r"role reader may not .* the streamer role"
+        ):
+            incremental.check_functions(reader)
+    finally:
+        reader.close()
+    never_built = fresh_db.connect()
+    try:
+        with pytest.raises(incremental.IncrementalStepMissing, match="does not exist: build the models once"):
+            incremental.check_functions(never_built)
+    finally:
+        never_built.close()
 
 
 # ---- incremental equals a full rebuild ---------------------------------------------------------
