@@ -21,7 +21,7 @@ recompute boolean not null
 {%- endmacro %}
 
 {% macro raw_loads__apply_call_sql(relation, full_refresh) -%}
-select * from {{ timescale_incremental.apply_function_name(relation) }}(
+select * from {{ timescale_incremental.routine_name(relation, 'apply') }}(
     p_full => {{ 'true' if full_refresh else 'false' }},
     p_accept => {{ stock_analytics.accepted_held_prices() }}
 )
@@ -69,7 +69,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(
 {%- set held = stock_analytics.price_guard_relation('held_prices') -%}
 {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
 {%- set column_list = columns | join(', ') -%}
-{%- set function_name = timescale_incremental.apply_function_name(relation) -%}
+{%- set function_name = timescale_incremental.routine_name(relation, 'apply') -%}
 drop function if exists {{ function_name }}(text[], boolean);
 drop function if exists {{ function_name }}(text[], boolean, text[]);
 create function {{ function_name }}(

@@ -7,7 +7,7 @@ from_price_date date
 {%- endmacro %}
 
 {% macro append_rows__apply_call_sql(relation, full_refresh) -%}
-select * from {{ timescale_incremental.apply_function_name(relation) }}(p_full => {{ 'true' if full_refresh else 'false' }})
+select * from {{ timescale_incremental.routine_name(relation, 'apply') }}(p_full => {{ 'true' if full_refresh else 'false' }})
 {%- endmacro %}
 
 {% macro append_rows__apply_function_sql(relation, sql, columns, key_columns) -%}
@@ -15,7 +15,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(p_full =
 {%- set batch = timescale_incremental.apply_batch(relation) -%}
 {%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set time_column = key_columns[-1] -%}
-create or replace function {{ timescale_incremental.apply_function_name(relation) }}(p_full boolean default false)
+create or replace function {{ timescale_incremental.routine_name(relation, 'apply') }}(p_full boolean default false)
 returns table (symbols_changed bigint, rows_written bigint)
 language plpgsql
 security definer

@@ -15,7 +15,7 @@
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set target_relation = this.incorporate(type='view') -%}
     {%- set feed = timescale_incremental.period_feed() -%}
-    {%- set refresh_procedure = timescale_incremental.period_routine_name('refresh') -%}
+    {%- set refresh_procedure = timescale_incremental.routine_name(this, 'refresh') -%}
     {%- set is_aggregate = timescale_incremental.is_continuous_aggregate(existing_relation) -%}
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
@@ -44,7 +44,7 @@
             call refresh_continuous_aggregate({{ dbt.string_literal(target_relation | string) }}, null, null)
         {%- endcall -%}
         {%- call statement('drop_table_routine', auto_begin=False) -%}
-            drop function if exists {{ timescale_incremental.period_routine_name('apply') }}()
+            drop function if exists {{ timescale_incremental.routine_name(this, 'apply') }}()
         {%- endcall -%}
     {%- endif -%}
 

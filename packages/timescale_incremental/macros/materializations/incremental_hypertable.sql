@@ -60,9 +60,9 @@
 
     {%- call statement('apply_function') -%}
         {{ apply_function_sql(target_relation, sql, columns, ['symbol', time_column]) }};
-        {{ timescale_incremental.grant_to_caller(timescale_incremental.apply_function_name(target_relation)) }}
+        {{ timescale_incremental.grant_to_caller(timescale_incremental.routine_name(target_relation, 'apply')) }}
         {{ timescale_incremental.register_routine(
-            target_relation, timescale_incremental.apply_function_name(target_relation), strategy) }}
+            target_relation, timescale_incremental.routine_name(target_relation, 'apply'), strategy) }}
     {%- endcall -%}
 
     {%- call statement('main', fetch_result=True) -%}

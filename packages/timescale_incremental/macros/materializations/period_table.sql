@@ -3,7 +3,7 @@
     {%- set target_relation = this.incorporate(type='table') -%}
     {%- set existing_relation = load_cached_relation(this) -%}
     {%- set feed = timescale_incremental.period_feed() -%}
-    {%- set apply_function = timescale_incremental.period_routine_name('apply') -%}
+    {%- set apply_function = timescale_incremental.routine_name(this, 'apply') -%}
 
     {%- set rebuild_reason = none -%}
     {%- if existing_relation is none -%}
@@ -86,7 +86,7 @@
         {%- endif %}
         alter table {{ intermediate_relation }} rename to {{ target_relation.identifier }};
         -- the other edition's rule, if this mart was a continuous aggregate before
-        drop procedure if exists {{ timescale_incremental.period_routine_name('refresh') }};
+        drop procedure if exists {{ timescale_incremental.routine_name(this, 'refresh') }};
     {%- endcall -%}
     {%- if existing_relation is not none -%}
         {%- do adapter.cache_renamed(existing_relation, backup_relation) -%}
@@ -186,7 +186,7 @@
     {%- set source = ref(model.refs[0]['name']) -%}
     {%- set source_local = source.include(database=False) | string -%}
     {%- set changes = timescale_incremental.changes_relation(source).include(database=False) -%}
-    {%- set time_column = config.get('time_column', 'trade_date') -%}
+    {%- set time_column = config.get('time_column') or timescale_incremental.time_column_of(source) -%}
     {%- set bucket_width = config.require('bucket_width') -%}
     {%- if sql.count(source | string) != 1 -%}
         {{ exceptions.raise_compiler_error(
@@ -221,16 +221,6 @@
         'scoped_sql': sql.replace(source | string, scoped_source),
     }) }}
 {% endmacro %}
-
-
-{#- `<schema>.<mart>__<verb>`: the routine holding a period mart's rule. -#}
-{% macro period_routine_name(verb) %}
-    {{ return(this.incorporate(path={'identifier': this.identifier ~ '__' ~ verb}).include(database=False)) }}
-{% endmacro %}
-
-
-
-
 {#- The model's output columns, in order (a planning-only query). -#}
 {% macro period_column_names() %}
     {%- if not execute -%}{{ return([]) }}{%- endif -%}

@@ -22,8 +22,8 @@
                                   identifier='incremental_routines', type='table')) }}
 {%- endmacro %}
 
-{% macro apply_function_name(relation) -%}
-    {{ relation.schema }}.{{ relation.identifier }}__apply
+{% macro routine_name(relation, verb) -%}
+    {{ return(relation.schema ~ '.' ~ relation.identifier ~ '__' ~ verb) }}
 {%- endmacro %}
 
 {% macro create_incremental_bookkeeping(relation) -%}
@@ -84,7 +84,7 @@ where consumer = {{ dbt.string_literal(consumer) }};
 insert into {{ timescale_incremental.routines_relation() }} (relation_name, routine, strategy, kind)
 values (
     {{ dbt.string_literal(relation.schema ~ '.' ~ relation.identifier) }},
-    {{ dbt.string_literal((routine | string).replace('"', '')) }},
+    {{ dbt.string_literal(routine) }},
     {{ dbt.string_literal(strategy) }},
     {{ dbt.string_literal(kind) }}
 )

@@ -7,7 +7,7 @@ from_date date
 {%- endmacro %}
 
 {% macro upstream_changes__apply_call_sql(relation, full_refresh) -%}
-select * from {{ timescale_incremental.apply_function_name(relation) }}(p_full => {{ 'true' if full_refresh else 'false' }})
+select * from {{ timescale_incremental.routine_name(relation, 'apply') }}(p_full => {{ 'true' if full_refresh else 'false' }})
 {%- endmacro %}
 
 {% macro upstream_changes__apply_function_sql(relation, sql, columns, key_columns) -%}
@@ -18,7 +18,7 @@ select * from {{ timescale_incremental.apply_function_name(relation) }}(p_full =
 {%- set upstream_changes = timescale_incremental.changes_relation(upstream) -%}
 {%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set column_list = columns | join(', ') -%}
-create or replace function {{ timescale_incremental.apply_function_name(relation) }}(
+create or replace function {{ timescale_incremental.routine_name(relation, 'apply') }}(
     p_full boolean default false
 )
 returns table (symbols_changed bigint, rows_written bigint)
