@@ -1,8 +1,9 @@
 -- Weekly average high, low, volume and close per symbol, with the week candle, over the
 -- trading days (weeks start on Monday, ISO). Kept current by its source's changes, not rebuilt: see
--- macros/materializations/continuous_aggregate.sql (a continuous aggregate where the license
--- allows, else a table with an apply function).
+-- the package's continuous_aggregate materialization (a continuous aggregate where the
+-- license allows, else a table whose routine recomputes the periods its batch names).
 {%- set bucket_width = '1 week' %}
+{%- set trading_days_model = ref('int_daily_prices__trading_days') %}
 {{
     config(
         materialized='continuous_aggregate',
@@ -16,15 +17,25 @@
 select
     symbol,
     {{ period_price_aggregates(bucket_width) | indent(4) }}
-from {{ ref('int_daily_prices__trading_days') }}
+from {{ trading_days_model }}
 group by symbol, period_start
 {%- else %}
 
 with
 
+changed_periods as (
+
+    -- Per symbol, the first period this call recomputes: the batch its routine fills from the
+    -- trading days' change log (every symbol from the start on a full build), empty to everyone
+    -- else, so this model run on its own selects nothing.
+    select * from {{ source('batches', 'fct_price_averages_weekly__batch') }}
+
+),
+
 trading_days as (
 
-    select * from {{ ref('int_daily_prices__trading_days') }}
+    -- the trading days of those periods
+    {{ timescale_incremental.changed_period_rows(trading_days_model, 'changed_periods', 'trade_date') | indent(4) }}
 
 ),
 

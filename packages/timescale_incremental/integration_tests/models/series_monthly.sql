@@ -2,7 +2,6 @@
     config(
         materialized='continuous_aggregate',
         bucket_width='1 month',
-        time_column='price_date',
         indexes=[{'columns': ['symbol', 'period_start'], 'unique': true}]
     )
 }}
@@ -19,9 +18,15 @@ group by symbol, period_start
 
 with
 
+changed_periods as (
+
+    select * from {{ source('tsi_batches', 'series_monthly__batch') }}
+
+),
+
 series_sums as (
 
-    select * from {{ ref('series_sums') }}
+    {{ timescale_incremental.changed_period_rows(ref('series_sums'), 'changed_periods', 'price_date') | indent(4) }}
 
 ),
 

@@ -20,7 +20,8 @@
 
     {%- call statement('bookkeeping') -%}
         {{ timescale_incremental.create_incremental_bookkeeping(target_relation) }}
-        {{ timescale_incremental.create_apply_batch_table(target_relation, strategy) }}
+        {{ timescale_incremental.create_apply_batch_table(
+            target_relation, timescale_incremental.strategy_macro(strategy, 'batch_columns')()) }}
         {%- if setup_sql is not none %}
         {{ setup_sql(target_relation) }}
         {%- endif %}

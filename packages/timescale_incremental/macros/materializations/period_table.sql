@@ -18,6 +18,10 @@
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {#- The batch the model's SQL reads (its columns are planned before anything is built). -#}
+    {%- call statement('period_batch') -%}
+        {{ timescale_incremental.create_apply_batch_table(this, timescale_incremental.period_batch_columns()) }}
+    {%- endcall -%}
 
     {%- if rebuild_reason is not none -%}
         {%- do log(this ~ ": building the table (" ~ rebuild_reason ~ ")", info=true) -%}
@@ -75,8 +79,11 @@
         {%- else -%}
         create table {{ intermediate_relation }} as ({{ sql }}) with no data;
         {%- endif %}
+        -- the batch of a whole history: every symbol from its first period (rows never committed)
+        {{ timescale_incremental.fill_period_batch_with_every_symbol(feed) | indent(8) }}
         insert into {{ intermediate_relation }} ({{ columns | join(', ') }})
-        {{ feed.full_sql }};
+        {{ sql }};
+        delete from {{ feed.batch }};
         {% for index in config.get('indexes', []) -%}
         {{ get_create_index_sql(intermediate_relation, index) }};
         {%- endfor %}
@@ -113,9 +120,6 @@
         v_watermark bigint;
         v_latest bigint;
         v_everything boolean;
-        v_symbols text[];
-        v_from_periods date[];
-        v_min_from_period date;
     begin
         {{ timescale_incremental.watermark_claim(feed.consumer, 'v_watermark') | indent(8) }}
 
@@ -130,40 +134,36 @@
             return;
         end if;
 
+        -- the batch's rows never commit (create_apply_batch_table): none but this call's are seen
+        delete from {{ feed.batch }};
         if v_everything then
             delete from {{ target_local }};
             get diagnostics periods_deleted = row_count;
-            insert into {{ target_local }} ({{ columns }})
-            {{ feed.full_sql }};
-            get diagnostics periods_inserted = row_count;
+            {{ timescale_incremental.fill_period_batch_with_every_symbol(feed) | indent(12) }}
         else
             -- Per changed symbol, the first period to recompute ('-infinity': all of them).
+            insert into {{ feed.batch }} (symbol, from_period)
             select
-                array_agg(changed.symbol),
-                array_agg(changed.from_period),
-                min(changed.from_period)
-            into v_symbols, v_from_periods, v_min_from_period
-            from (
-                select
-                    c.symbol,
-                    case
-                        when bool_or(c.from_date is null) then date '-infinity'
-                        else time_bucket(interval {{ width }}, min(c.from_date))
-                    end as from_period
-                from {{ feed.changes }} as c
-                where c.change_id > v_watermark and c.change_id <= v_latest
-                group by c.symbol
-            ) as changed;
+                c.symbol,
+                case
+                    when bool_or(c.from_date is null) then date '-infinity'
+                    else time_bucket(interval {{ width }}, min(c.from_date))
+                end
+            from {{ feed.changes }} as c
+            where c.change_id > v_watermark and c.change_id <= v_latest
+            group by c.symbol;
 
             delete from {{ target_local }} as mart
-            using unnest(v_symbols, v_from_periods) as changed (symbol, from_period)
+            using {{ feed.batch }} as changed
             where mart.symbol = changed.symbol
                 and mart.period_start >= changed.from_period;
             get diagnostics periods_deleted = row_count;
-            insert into {{ target_local }} ({{ columns }})
-            {{ feed.scoped_sql }};
-            get diagnostics periods_inserted = row_count;
         end if;
+        analyze {{ feed.batch }};
+        insert into {{ target_local }} ({{ columns }})
+        {{ sql }};
+        get diagnostics periods_inserted = row_count;
+        delete from {{ feed.batch }};
 
         {{ timescale_incremental.watermark_advance(feed.consumer, 'v_latest') | indent(8) }}
         return next;
@@ -174,9 +174,6 @@
 {% endmacro %}
 
 
-{#- period_feed (documented in macros/_macros.yml): scoped_sql replaces the source relation's
-    name in the compiled SQL by its changed symbols' rows, which is why the model must read the
-    source exactly once. -#}
 {% macro period_feed() %}
     {%- if model.refs | length != 1 -%}
         {{ exceptions.raise_compiler_error(
@@ -184,25 +181,6 @@
             ~ (model.refs | map(attribute='name') | join(', ') or 'none')) }}
     {%- endif -%}
     {%- set source = ref(model.refs[0]['name']) -%}
-    {%- set source_local = source.include(database=False) | string -%}
-    {%- set changes = timescale_incremental.changes_relation(source).include(database=False) -%}
-    {%- set time_column = config.get('time_column') or timescale_incremental.time_column_of(source) -%}
-    {%- set bucket_width = config.require('bucket_width') -%}
-    {%- if sql.count(source | string) != 1 -%}
-        {{ exceptions.raise_compiler_error(
-            this.identifier ~ ": the model must read " ~ source ~ " exactly once (an import CTE `select * from {{ ref(...) }}`); "
-            ~ "the apply function restricts that read to the changed symbols") }}
-    {%- endif -%}
-    {%- set scoped_source -%}
-        (
-            select source_rows.*
-            from {{ source_local }} as source_rows
-            inner join unnest(v_symbols, v_from_periods) as changed (symbol, from_period)
-                on source_rows.symbol = changed.symbol
-                and source_rows.{{ time_column }} >= changed.from_period
-            where source_rows.{{ time_column }} >= v_min_from_period
-        ) as {{ source.identifier }}
-    {%- endset -%}
     {#- time_bucket, first and last: the apply function's search_path names their schema -#}
     {%- set extension_schema = 'public' -%}
     {%- if execute -%}
@@ -212,14 +190,21 @@
     {%- endif -%}
     {{ return({
         'source': source,
-        'changes': changes,
+        'changes': timescale_incremental.changes_relation(source).include(database=False),
+        'batch': timescale_incremental.apply_batch(this).include(database=False),
         'consumer': this.schema ~ '.' ~ this.identifier,
-        'bucket_width': bucket_width,
-        'time_column': time_column,
+        'bucket_width': config.require('bucket_width'),
         'extension_schema': extension_schema,
-        'full_sql': sql.replace(source | string, source_local),
-        'scoped_sql': sql.replace(source | string, scoped_source),
     }) }}
+{% endmacro %}
+
+
+{#- Every symbol of the source, from its first period: the batch of a whole history. -#}
+{% macro fill_period_batch_with_every_symbol(feed) %}
+insert into {{ feed.batch }} (symbol, from_period)
+select source_rows.symbol, date '-infinity'
+from {{ feed.source.include(database=False) }} as source_rows
+group by source_rows.symbol;
 {% endmacro %}
 {#- The model's output columns, in order (a planning-only query). -#}
 {% macro period_column_names() %}

@@ -14,11 +14,27 @@
 {#- A permanent table whose rows never commit: a routine inserts its batch, runs the model's
     SQL and deletes the batch in its transaction, so each caller sees only its own rows and
     everyone else an empty table. -#}
-{% macro create_apply_batch_table(relation, strategy) -%}
+{% macro create_apply_batch_table(relation, columns) -%}
     create table if not exists {{ timescale_incremental.apply_batch(relation) }} (
-        {{ timescale_incremental.strategy_macro(strategy, 'batch_columns')() | indent(8) }}
+        {{ columns | indent(8) }}
     );
     revoke all on {{ timescale_incremental.apply_batch(relation) }} from public;
+{%- endmacro %}
+
+{#- A period table's batch: per symbol, the first period its routine recomputes. -#}
+{% macro period_batch_columns() -%}
+symbol text not null,
+from_period date not null
+{%- endmacro %}
+
+{% macro changed_period_rows(relation, batch, time_column, symbol_column='symbol') -%}
+select source_rows.*
+from {{ relation }} as source_rows
+inner join {{ batch }} as changed
+    on source_rows.{{ symbol_column }} = changed.symbol
+    and source_rows.{{ time_column }} >= changed.from_period
+-- one bound for every symbol at once: chunks before all the changes are skipped
+where source_rows.{{ time_column }} >= (select coalesce(min(from_period), 'infinity') from {{ batch }})
 {%- endmacro %}
 
 {#- The macro `<strategy>__<step>` of an apply strategy: the project's own first (as dbt finds a

@@ -126,5 +126,5 @@ left join lateral (
         {%- if node.config.get('time_column') -%}{{ return(node.config.get('time_column')) }}{%- endif -%}
     {%- endfor -%}
     {{ exceptions.raise_compiler_error(
-        "changed_rows on " ~ relation ~ ": no model with a time_column config is built there") }}
+        "the time column of " ~ relation ~ ": no model with a time_column config is built there") }}
 {%- endmacro %}
