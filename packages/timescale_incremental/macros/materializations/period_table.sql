@@ -116,7 +116,10 @@
     security definer
     set search_path = pg_catalog, {{ adapter.quote(feed.extension_schema) }}, pg_temp
     as $apply$
+    -- batch_from_period: the model's SQL names its batch's lower bound so (changed_period_rows)
+    #variable_conflict use_variable
     declare
+        batch_from_period date;
         v_watermark bigint;
         v_latest bigint;
         v_everything boolean;
@@ -160,6 +163,7 @@
             get diagnostics periods_deleted = row_count;
         end if;
         analyze {{ feed.batch }};
+        batch_from_period := (select coalesce(min(from_period), 'infinity') from {{ feed.batch }});
         insert into {{ target_local }} ({{ columns }})
         {{ sql }};
         get diagnostics periods_inserted = row_count;
@@ -201,10 +205,10 @@
 
 {#- Every symbol of the source, from its first period: the batch of a whole history. -#}
 {% macro fill_period_batch_with_every_symbol(feed) %}
+-- distinct: a SkipScan of the (symbol, time) index where the edition has one (2.7 s -> 1.0 s)
 insert into {{ feed.batch }} (symbol, from_period)
-select source_rows.symbol, date '-infinity'
-from {{ feed.source.include(database=False) }} as source_rows
-group by source_rows.symbol;
+select distinct source_rows.symbol, date '-infinity'
+from {{ feed.source.include(database=False) }} as source_rows;
 {% endmacro %}
 {#- The model's output columns, in order (a planning-only query). -#}
 {% macro period_column_names() %}
