@@ -5,6 +5,14 @@
     {%- set feed = timescale_incremental.period_feed() -%}
     {%- set apply_function = timescale_incremental.routine_name(this, 'apply') -%}
 
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+    {#- The batch the model's SQL reads: it must exist before the SQL is planned, by the column
+        comparison below too (a table built by a release before the batch had none). -#}
+    {%- call statement('period_batch') -%}
+        {{ timescale_incremental.create_apply_batch_table(this, timescale_incremental.period_batch_columns()) }}
+    {%- endcall -%}
+
     {%- set rebuild_reason = none -%}
     {%- if existing_relation is none -%}
         {%- set rebuild_reason = 'first build' -%}
@@ -15,13 +23,6 @@
     {%- elif timescale_incremental.period_columns_changed(existing_relation) -%}
         {%- set rebuild_reason = 'its columns changed' -%}
     {%- endif -%}
-
-    {{ run_hooks(pre_hooks, inside_transaction=False) }}
-    {{ run_hooks(pre_hooks, inside_transaction=True) }}
-    {#- The batch the model's SQL reads (its columns are planned before anything is built). -#}
-    {%- call statement('period_batch') -%}
-        {{ timescale_incremental.create_apply_batch_table(this, timescale_incremental.period_batch_columns()) }}
-    {%- endcall -%}
 
     {%- if rebuild_reason is not none -%}
         {%- do log(this ~ ": building the table (" ~ rebuild_reason ~ ")", info=true) -%}
