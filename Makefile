@@ -87,16 +87,26 @@ demo: venv db-up ## set up everything and run the pipeline on the bundled sample
 	@$(AS_READER) $(BIN)/python report/make_report.py --out target/report | sed 's|^|report : |'
 
 # The whole suite on the project server; when that is the community edition, the tests whose
-# results depend on the edition again on an apache-licensed cluster. Both passes always run.
+# results depend on the edition again on an apache-licensed cluster, at the same time: each pass
+# keeps about one core busy (pytest, dbt and one server process take turns), so two passes side
+# by side use the machine's two. Both always run; the apache pass's output follows the suite's.
 test: venv db-up ## run the test suite on both TimescaleDB editions (throwaway databases, never your data)
 	@bash scripts/ensure_chromium.sh
 	@bash scripts/stream.sh install
 	@license="$$($(WITH_DB_ENV) psql -XAtq -c "select current_setting('timescaledb.license', true)")"; \
-	status=0; \
+	status=0; apache_pass=; \
+	if [ "$$license" = timescale ]; then \
+	  mkdir -p "$(APACHE_STATE_DIR)"; \
+	  echo "[test] the edition-specific tests on an apache-licensed cluster, alongside (output: .local/apache/test.log, shown at the end)"; \
+	  $(MAKE) --no-print-directory test-apache > "$(APACHE_STATE_DIR)/test.log" 2>&1 & apache_pass=$$!; \
+	fi; \
 	echo "[test] the whole suite on the project server (TimescaleDB license $$license) ..."; \
 	( $(WITH_DB_ENV) $(if $(TIMESCALEDB_SOURCE),STOCK_ANALYTICS_EXPECTED_LICENSE=timescale) \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS) ) || status=$$?; \
-	if [ "$$license" = timescale ]; then $(MAKE) --no-print-directory test-apache || status=$$?; fi; \
+	if [ -n "$$apache_pass" ]; then \
+	  wait $$apache_pass || status=$$?; \
+	  cat "$(APACHE_STATE_DIR)/test.log"; \
+	fi; \
 	exit $$status
 
 test-apache: venv ## the edition-specific tests on an apache-licensed cluster of their own (.local/apache)

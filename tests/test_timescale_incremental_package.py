@@ -5,8 +5,10 @@ scoped tests) builds on a throwaway database, grows, and equals a full rebuild, 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,7 @@ from devtools.project import DBT, PROJECT_DIR
 pytestmark = pytest.mark.editions
 
 INTEGRATION_TESTS = PROJECT_DIR / "packages" / "timescale_incremental" / "integration_tests"
+DEPS_LOCK = Path(tempfile.gettempdir()) / "stock_analytics_integration_tests.lock"
 MODELS = ("series_rows", "series_sums", "series_monthly", "latest_sums", "symbol_counts")
 ORDER = {
     "series_rows": "symbol, price_date",
@@ -36,17 +39,21 @@ def build(db: Database, work_dir: Path, *args: str) -> dict[str, dict]:
         "DBT_TARGET_PATH": str(work_dir / "target"),
         "DBT_LOG_PATH": str(work_dir / "logs"),
     }
-    for command in (["deps"], ["build", *args]):
-        proc = subprocess.run(
-            [str(DBT), *command],
-            cwd=INTEGRATION_TESTS,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stdout[-4000:]
+    # deps rewrites the project's dbt_packages/: one build at a time on this machine (make test
+    # runs the apache pass alongside the suite)
+    with DEPS_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for command in (["deps"], ["build", *args]):
+            proc = subprocess.run(
+                [str(DBT), *command],
+                cwd=INTEGRATION_TESTS,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stdout[-4000:]
     results = json.loads((work_dir / "target" / "run_results.json").read_text())["results"]
     # unique ids: model.<project>.<name>, test.<project>.<name>.<hash>
     return {result["unique_id"].split(".")[2]: result for result in results}
