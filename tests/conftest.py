@@ -5,9 +5,10 @@ one marked `apache` the Apache one; on a server with the other license they are 
 the run says so in one line. A test whose result depends on the edition (it runs dbt or reads
 the built sample) is marked `editions` where it is written (a decorator, or the module's
 pytestmark): `make test` runs the whole suite on the project server and, when that is the
-community edition, `-m "(editions or apache) and not community"` again on an apache-licensed
-cluster of its own. This file only reads the markers; a test on the built sample without one
-stops the collection, so none silently skips the second pass.
+community edition, `-m "(editions or apache or one_pass) and not community"` on an
+apache-licensed cluster of its own alongside it (a `one_pass` test, the same on both editions,
+runs in that pass only). This file only reads the markers; a test on the built sample without
+one stops the collection, so none silently skips the second pass.
 """
 
 from __future__ import annotations

@@ -130,9 +130,10 @@ def real_universe() -> Path:
     return REAL_UNIVERSE
 
 
-# No edition marker: it runs once, in make test's first pass. What it proves (the price guard's
-# thresholds on a universe they were not tuned on) is staging's, the same on both editions; the
-# period marts' two forms are proven on both by test_incremental_marts.py.
+# Once, not on both editions: what it proves (the price guard's thresholds on a universe they
+# were not tuned on) is staging's, the same on both; the period marts' two forms are proven on
+# both by test_incremental_marts.py. The suite's longest test, it evens out the two passes.
+@pytest.mark.one_pass
 def test_a_real_universe_builds_green_refreshes_green_and_holds_back_a_flood(
     fresh_db: Database, real_universe: Path, tmp_path: Path
 ):
