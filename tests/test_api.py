@@ -34,6 +34,7 @@ from api.settings import Settings, SettingsError
 from devtools import api_server
 from devtools.databases import Database
 from devtools.project import PROJECT_DIR
+from tests import support
 
 PERIODS = ("weekly", "monthly", "quarterly", "yearly")
 MARTS = (
@@ -710,7 +711,7 @@ def test_docs_pages_work_offline_in_chromium(docs_server, page, selector):
     browser = importlib.import_module("tests.browser")  # another module's job: drive Chromium
     assert browser.chromium_available(), "headless Chromium (/usr/bin/chromium) and playwright are needed"
     # one file a pass: make test runs the apache pass alongside the suite
-    license = os.environ.get("STOCK_ANALYTICS_EXPECTED_LICENSE", "server")
+    license = os.environ.get(support.EXPECTED_LICENSE_VAR, "server")
     shot = PROJECT_DIR / "target" / f"api_{page}_{license}.png"
     # ReDoc's page is 6,000 px tall: the screenshot shows the first screen, readable.
     report = browser.open_page(

@@ -25,12 +25,12 @@ import pytest
 from devtools.databases import Database
 from devtools.project import PROJECT_DIR
 from report import analysis, data, formatting
-from tests import reference
+from tests import reference, support
 from tests.browser import ChromiumSession, chromium_available
 
 MAKE_REPORT = PROJECT_DIR / "report" / "make_report.py"
 # One folder a pass: make test runs the apache pass alongside the suite.
-APACHE_PASS = os.environ.get("STOCK_ANALYTICS_EXPECTED_LICENSE") == "apache"
+APACHE_PASS = os.environ.get(support.EXPECTED_LICENSE_VAR) == "apache"
 SCREENSHOTS = PROJECT_DIR / "target" / ("report_screenshots_apache" if APACHE_PASS else "report_screenshots")
 # The sample ends on 2021-01-27; the default range is the two years up to it.
 SAMPLE_RANGE = (pd.Timestamp("2019-01-28"), pd.Timestamp("2021-01-27"))
