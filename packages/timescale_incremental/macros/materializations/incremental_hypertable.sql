@@ -27,17 +27,30 @@
         {%- endif %}
     {%- endcall -%}
 
+    {#- A table built by an earlier release of the model may lack columns the SQL reads from
+        it (the stored state of a new column): it is built again, from the SQL of a first build. -#}
+    {%- if existing_relation is not none and existing_relation.type == 'table'
+            and not timescale_incremental.query_plans(sql) -%}
+        {%- do log("incremental_hypertable: " ~ target_relation ~ " lacks columns the model reads: dropped and built again from every row", info=true) -%}
+        {%- do adapter.drop_relation(existing_relation) -%}
+        {%- set existing_relation = none -%}
+        {%- set full_refresh = true -%}
+        {%- set sql = render(model.raw_code) -%}
+    {%- endif -%}
     {#- Outside its routine the model's batch is empty: its SQL runs as it stands. -#}
     {%- set columns = get_columns_in_query(sql) -%}
-    {%- if existing_relation is not none and full_refresh -%}
+    {%- if existing_relation is not none and existing_relation.type != 'table' and not full_refresh -%}
+        {{ exceptions.raise_compiler_error(target_relation ~ " exists as a " ~ existing_relation.type ~ ": run dbt build --full-refresh -s " ~ model.name) }}
+    {%- elif existing_relation is not none -%}
         {%- set existing_columns = adapter.get_columns_in_relation(existing_relation) | map(attribute='name') | list -%}
+        {#- New columns (a new release of the model) are filled for every row: the table is built
+            again from the upstream rows, which the rebuild never changes. -#}
         {%- if existing_relation.type != 'table' or existing_columns != columns -%}
-            {%- do log("incremental_hypertable: " ~ target_relation ~ " changes its columns: dropped and created again", info=true) -%}
+            {%- do log("incremental_hypertable: " ~ target_relation ~ " changes its columns: dropped and built again from every row", info=true) -%}
             {%- do adapter.drop_relation(existing_relation) -%}
             {%- set existing_relation = none -%}
+            {%- set full_refresh = true -%}
         {%- endif -%}
-    {%- elif existing_relation is not none and existing_relation.type != 'table' -%}
-        {{ exceptions.raise_compiler_error(target_relation ~ " exists as a " ~ existing_relation.type ~ ": run dbt build --full-refresh -s " ~ model.name) }}
     {%- endif -%}
 
     {%- if existing_relation is none -%}
@@ -92,3 +105,21 @@
     {{ run_hooks(post_hooks, inside_transaction=False) }}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
+
+
+{#- Whether a query can be planned against the relations as they are (false when a column or
+    relation it reads is missing), without raising. -#}
+{% macro query_plans(sql) -%}
+    {%- call statement('query_plans', fetch_result=True) -%}
+        do $query_plans$
+        begin
+            perform set_config('timescale_incremental.query_plans', 'yes', true);
+            execute $probe$ select * from ({{ sql }}) as probe limit 0 $probe$;
+        exception when undefined_column or undefined_table then
+            perform set_config('timescale_incremental.query_plans', 'no', true);
+        end
+        $query_plans$;
+        select current_setting('timescale_incremental.query_plans') as plans
+    {%- endcall -%}
+    {{ return(load_result('query_plans').table.rows[0]['plans'] == 'yes') }}
+{%- endmacro %}

@@ -61,6 +61,24 @@ begin
         from {{ upstream_changes }}
         where change_id > v_from and change_id <= v_to
         group by symbol;
+        {%- if config.get('resume_when') %}
+        -- State carried from day to day (config resume_when): a symbol goes on from its last
+        -- stored row before its first changed date only where that row meets the condition;
+        -- any other is computed again from its first row.
+        update {{ batch }} as changed
+        set from_date = null
+        where changed.from_date is not null
+            and not exists (
+                select from (
+                    select * from {{ relation }} as stored
+                    where stored.symbol = changed.symbol
+                        and stored.{{ time_column }} < changed.from_date
+                    order by stored.{{ time_column }} desc
+                    limit 1
+                ) as resume_row
+                where {{ config.get('resume_when') }}
+            );
+        {%- endif %}
         v_first_date := (select min(coalesce(from_date, '-infinity')) from {{ batch }});
         if exists (
             select from timescaledb_information.chunks as chunk
