@@ -31,6 +31,9 @@ pytestmark = pytest.mark.editions
 APPENDED = ("AAPL", "AMD")
 CORRECTED = "BA"  # a merged full file with one old close changed
 CORRECTED_DATE = "1990-03-01"
+# A merged correction on its 10th trading day: the indicators' state there is not complete
+# (resume_when), so the whole symbol is computed again.
+EARLY_CORRECTED, EARLY_CORRECTED_DATE = "ARKK", "2014-11-13"
 REPLACED = "CAT"  # --replace with the first half of its history
 NEW_SYMBOL = "ZNEW"  # a copy of DIS under a new name
 
@@ -43,6 +46,7 @@ PERSISTED = {
     "marts.fct_price_averages_quarterly": ["symbol", "period_start"],
     "marts.fct_price_averages_yearly": ["symbol", "period_start"],
     "marts.dim_symbols": ["symbol"],
+    "marts.fct_latest_day": ["symbol"],
 }
 # When a load finished differs between two loads of the same rows; nothing else may.
 IGNORED_COLUMNS = {"loaded_at"}
@@ -110,6 +114,7 @@ def daily_changes(files: Path, scratch: Path) -> tuple[Path, Path]:
     for symbol in APPENDED:
         append_day(files / "stocks" / f"{symbol}.csv")
     change_close(files / "stocks" / f"{CORRECTED}.csv", CORRECTED_DATE, 1.5)
+    change_close(files / "etfs" / f"{EARLY_CORRECTED}.csv", EARLY_CORRECTED_DATE, 1.1)
     shutil.copy(files / "stocks" / "DIS.csv", files / "stocks" / f"{NEW_SYMBOL}.csv")
     # The replaced history: the first half of the file, loaded on its own with --replace;
     # the sample copy gets the same content so the reference reads what the database holds.
@@ -170,15 +175,26 @@ def test_incremental_build_applied_each_kind_of_load(changed_db: tuple[Database,
             "select load_log.symbol, applied.load_mode from staging.stg_market_data__applied_loads applied "
             "join raw.load_log using (load_id) where load_log.symbol in %s and load_log.load_id = "
             "(select max(load_id) from raw.load_log newest where newest.symbol = load_log.symbol)",
-            ((*APPENDED, CORRECTED, REPLACED, NEW_SYMBOL),),
+            ((*APPENDED, CORRECTED, EARLY_CORRECTED, REPLACED, NEW_SYMBOL),),
         )
     )
     assert modes == {
         **dict.fromkeys(APPENDED, "append"),
         CORRECTED: "merge",
+        EARLY_CORRECTED: "merge",
         REPLACED: "replace",
         NEW_SYMBOL: "merge",
     }
+    # The trading days went on from BA's stored state, and recomputed ARKK (resume_when).
+    recomputed_from = dict(
+        db.query(
+            "select distinct on (symbol) symbol, from_date::text"
+            " from intermediate.int_daily_prices__trading_days__changes"
+            " where symbol in %s order by symbol, change_id desc",
+            ((CORRECTED, EARLY_CORRECTED),),
+        )
+    )
+    assert recomputed_from == {CORRECTED: CORRECTED_DATE, EARLY_CORRECTED: None}
     corrected = db.scalar(
         "select close from marts.fct_daily_prices where symbol = %s and trade_date = %s",
         (CORRECTED, CORRECTED_DATE),
@@ -205,6 +221,16 @@ def test_incremental_marts_equal_pandas_on_the_changed_files(changed_db: tuple[D
             actual, expected, ["symbol", "period_start"], reference.PERIOD_VALUE_COLUMNS
         )
         assert worst < 1e-9, period
+
+
+def test_incremental_indicators_equal_talib_on_the_changed_files(changed_db: tuple[Database, Path]):
+    """Appended days and the correction go on from the state stored before them; the replaced
+    history and the new symbol start from nothing: all equal TA-Lib on the files as they are."""
+    db, files = changed_db
+    actual = db.frame("select * from marts.fct_daily_indicators")
+    actual["trade_date"] = pd.to_datetime(actual["trade_date"])
+    expected = reference.indicators(files)
+    assert reference.assert_indicators_match(actual, expected) < 1e-9
 
 
 def test_normal_builds_keep_the_incremental_tables(changed_db: tuple[Database, Path]):

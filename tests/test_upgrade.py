@@ -87,6 +87,11 @@ def test_a_warehouse_of_the_last_release_upgrades_with_dbt_build(fresh_db: Datab
     upgrade = db.dbt("build")
     assert upgrade.returncode == 0, upgrade.stdout[-3000:]
     assert "symbols_recomputed 0" in upgrade.stdout  # the new days applied, nothing rebuilt
+    # The trading days gain the indicators: built again from staging once, by dbt build alone.
+    assert 'int_daily_prices__trading_days" lacks columns the model reads' in upgrade.stdout
+    assert db.scalar("select count(*) from marts.fct_daily_indicators where rsi_14 is null") == db.scalar(
+        "select 14 * count(distinct symbol) from marts.fct_daily_indicators"
+    )
     strategies = {strategy for (strategy,) in db.query("select strategy from staging.incremental_routines")}
     assert {"raw_loads", "upstream_changes"} <= strategies
     latest = db.scalar("select max(trade_date)::text from marts.fct_daily_prices where symbol = 'AMD'")

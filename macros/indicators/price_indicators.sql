@@ -10,7 +10,9 @@
         'rows_seen', 'ema_12', 'ema_26', 'ema_50', 'ema_200',
         'macd_fast_ema', 'macd_seed_sum', 'macd', 'macd_signal',
         'previous_close', 'rsi_average_gain', 'rsi_average_loss', 'rsi_14',
-        'true_ranges_seen', 'true_range_seed_sum', 'atr_14'
+        'true_ranges_seen', 'true_range_seed_sum', 'atr_14',
+        'adjusted_changes_seen', 'rsi_adjusted_average_gain', 'rsi_adjusted_average_loss', 'rsi_adjusted_14',
+        'previous_adj_close'
     ] -%}
     {%- if name not in slots -%}
         {{ exceptions.raise_compiler_error(
@@ -34,14 +36,16 @@
         {{ row }}.ema_12, {{ row }}.ema_26, {{ row }}.ema_50, {{ row }}.ema_200,
         {{ row }}.macd_fast_ema, 0, {{ row }}.macd, {{ row }}.macd_signal,
         {{ row }}.close, {{ row }}.rsi_average_gain, {{ row }}.rsi_average_loss, {{ row }}.rsi_14,
-        15, 0, {{ row }}.atr_14
+        15, 0, {{ row }}.atr_14,
+        15, {{ row }}.rsi_adjusted_average_gain, {{ row }}.rsi_adjusted_average_loss, {{ row }}.rsi_adjusted_14,
+        {{ row }}.adj_close
     ]
 {%- endmacro %}
 
 
-{#- The aggregate `<schema>.price_indicators(close, high, low, sma_12, sma_26, sma_50, sma_200,
-    resume_state)`, created or replaced (a model's pre-hook). Floating point in TA-Lib's order of
-    operations; TA-Lib's constants (its TA_IS_ZERO threshold of 1e-8 for RSI). -#}
+{#- The aggregate `<schema>.price_indicators(close, high, low, adj_close, sma_12, sma_26, sma_50,
+    sma_200, resume_state)`, created or replaced (on-run-start). Floating point in TA-Lib's order
+    of operations; TA-Lib's constants (its TA_IS_ZERO threshold of 1e-8 for RSI). -#}
 {% macro create_price_indicators(schema) -%}
 create schema if not exists {{ schema }};
 
@@ -50,6 +54,7 @@ create or replace function {{ schema }}.price_indicators_step(
     close double precision,
     high double precision,
     low double precision,
+    adj_close double precision,
     sma_12 double precision,
     sma_26 double precision,
     sma_50 double precision,
@@ -64,7 +69,9 @@ as $step$
 -- Few statements, each one expression: a PL/pgSQL statement costs more than its arithmetic.
 declare
     -- the first day of a symbol starts from nothing; the first changed day from its resume state
-    s double precision[] := coalesce(state, resume_state, '{0,null,null,null,null,null,0,null,null,null,0,0,null,0,0,null}');
+    s double precision[] := coalesce(
+        state, resume_state, '{0,null,null,null,null,null,0,null,null,null,0,0,null,0,0,null,0,0,0,null,null}'
+    );
     -- this day's index in the symbol's series, from 0 (TA-Lib's `today`)
     i double precision := s[{{ price_indicator_slot('rows_seen') }}];
     previous_close double precision := s[{{ price_indicator_slot('previous_close') }}];
@@ -80,6 +87,10 @@ declare
     true_ranges_seen double precision;
     true_range_seed_sum double precision;
     atr double precision;
+    adjusted_change double precision;
+    adjusted_changes_seen double precision;
+    adjusted_gain double precision;
+    adjusted_loss double precision;
 begin
     -- EMA n (TA-Lib): the SMA of the first n closes on day n - 1, then (close - ema) * k + ema
     -- with k = 2 / (n + 1); the SMAs come in exact (running sums of numeric).
@@ -136,6 +147,27 @@ begin
         when true_ranges_seen > 14 then (s[{{ price_indicator_slot('atr_14') }}] * 13 + true_range) / 14
     end;
 
+    -- The same RSI on adj_close, for the screener's flags: a split the close is not adjusted
+    -- for is no loss there. A day or its day before without adj_close gives no change: the
+    -- averages are carried.
+    adjusted_change := adj_close - s[{{ price_indicator_slot('previous_adj_close') }}];
+    adjusted_changes_seen := s[{{ price_indicator_slot('adjusted_changes_seen') }}]
+        + case when adjusted_change is null then 0 else 1 end;
+    adjusted_gain := s[{{ price_indicator_slot('rsi_adjusted_average_gain') }}];
+    adjusted_loss := s[{{ price_indicator_slot('rsi_adjusted_average_loss') }}];
+    if adjusted_change is not null then
+        if adjusted_changes_seen > 14 then
+            adjusted_gain := adjusted_gain * 13;
+            adjusted_loss := adjusted_loss * 13;
+        end if;
+        adjusted_gain := adjusted_gain + greatest(adjusted_change, 0);
+        adjusted_loss := adjusted_loss - least(adjusted_change, 0);
+        if adjusted_changes_seen >= 14 then
+            adjusted_gain := adjusted_gain / 14;
+            adjusted_loss := adjusted_loss / 14;
+        end if;
+    end if;
+
     return array[
         i + 1,
         case
@@ -165,13 +197,22 @@ begin
         end,
         true_ranges_seen,
         true_range_seed_sum,
-        atr
+        atr,
+        adjusted_changes_seen,
+        adjusted_gain,
+        adjusted_loss,
+        case
+            when adjusted_changes_seen < 14 then null
+            when -1e-8 < adjusted_gain + adjusted_loss and adjusted_gain + adjusted_loss < 1e-8 then 0
+            else 100 * (adjusted_gain / (adjusted_gain + adjusted_loss))
+        end,
+        adj_close
     ];
 end
 $step$;
 
 create or replace aggregate {{ schema }}.price_indicators(
-    double precision, double precision, double precision, double precision,
+    double precision, double precision, double precision, double precision, double precision,
     double precision, double precision, double precision, double precision[]
 ) (
     sfunc = {{ schema }}.price_indicators_step,

@@ -18,7 +18,7 @@
         apply_strategy='upstream_changes',
         changes_of='stg_market_data__daily_prices',
         time_column='trade_date',
-        resume_when='trading_day_number >= 252 and atr_14 is not null',
+        resume_when='trading_day_number >= 252 and atr_14 is not null and rsi_adjusted_14 is not null',
         indexes=[{'columns': ['symbol', 'trade_date desc'], 'unique': true}],
         compress_segmentby='symbol',
         compress_orderby='trade_date desc'
@@ -314,7 +314,7 @@ recursive_indicators as (
     select
         *,
         {{ price_indicators_schema() }}.price_indicators(
-            close, high, low, sma_12, sma_26, sma_50, sma_200, resume_state
+            close, high, low, adj_close, sma_12, sma_26, sma_50, sma_200, resume_state
         ) over (
             partition by symbol order by trade_date rows unbounded preceding
         ) as indicator_state
@@ -358,6 +358,9 @@ final as (
         {{ price_indicator('indicator_state', 'rsi_average_loss') }} as rsi_average_loss,
         {{ price_indicator('indicator_state', 'rsi_14') }} as rsi_14,
         {{ price_indicator('indicator_state', 'atr_14') }} as atr_14,
+        {{ price_indicator('indicator_state', 'rsi_adjusted_average_gain') }} as rsi_adjusted_average_gain,
+        {{ price_indicator('indicator_state', 'rsi_adjusted_average_loss') }} as rsi_adjusted_average_loss,
+        {{ price_indicator('indicator_state', 'rsi_adjusted_14') }} as rsi_adjusted_14,
         -- TA-Lib: a variance below its zero (1e-8) is a standard deviation of 0
         sma_20 + 2 * case when close_variance_20 >= 1e-8 then sqrt(close_variance_20) else 0 end as bollinger_upper,
         sma_20 - 2 * case when close_variance_20 >= 1e-8 then sqrt(close_variance_20) else 0 end as bollinger_lower,

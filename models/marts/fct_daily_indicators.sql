@@ -10,7 +10,6 @@
 select
     symbol,
     trade_date,
-    close,
     ema_12,
     ema_26,
     ema_50,

@@ -1,0 +1,121 @@
+-- The screener: one row per symbol, its last trading day with its close, day change, moving
+-- averages, indicators and the flags a screen asks for (crossed its 50 or 200-day SMA today,
+-- golden or death cross, RSI above 70 or below 30). The flags are computed on adj_close, so a
+-- split the close is not adjusted for never flags a cross or an RSI extreme: the SMAs of
+-- adj_close are the SMAs of the close on a split-consistent series, and the RSI flags read
+-- rsi_adjusted_14 (docs/indicators.md).
+-- A hypertable kept by the package from the trading days' change log: each changed symbol's
+-- row is computed again from its last 201 stored days (the 200-day averages today and the day
+-- before); resume_when false, as no row is a state to go on from.
+{{
+    config(
+        materialized='incremental_hypertable',
+        apply_strategy='upstream_changes',
+        changes_of='int_daily_prices__trading_days',
+        time_column='trade_date',
+        resume_when='false',
+        indexes=[{'columns': ['symbol', 'trade_date'], 'unique': true}]
+    )
+}}
+
+with
+
+changed_symbols as (
+
+    select * from {{ source('batches', 'fct_latest_day__batch') }}
+
+),
+
+trading_days as (
+
+    select * from {{ ref('int_daily_prices__trading_days') }}
+
+),
+
+recent_days as (
+
+    select recent.*
+    from changed_symbols
+    cross join lateral (
+        select trading_days.*
+        from trading_days
+        where trading_days.symbol = changed_symbols.symbol
+        order by trading_days.trade_date desc
+        limit 201
+    ) as recent
+
+),
+
+adjusted_averages as (
+
+    select
+        *,
+        case
+            when count(adj_close) over last_50_days = 50
+                then cast(avg(cast(adj_close as numeric)) over last_50_days as double precision)
+        end as sma_adjusted_50,
+        case
+            when count(adj_close) over last_200_days = 200
+                then cast(avg(cast(adj_close as numeric)) over last_200_days as double precision)
+        end as sma_adjusted_200,
+        row_number() over (partition by symbol order by trade_date desc) as days_back
+    from recent_days
+    window
+        by_date as (partition by symbol order by trade_date),
+        last_50_days as (by_date rows 49 preceding),
+        last_200_days as (by_date rows 199 preceding)
+
+),
+
+with_day_before as (
+
+    select
+        *,
+        lag(adj_close) over by_date as previous_adj_close,
+        lag(sma_adjusted_50) over by_date as previous_sma_adjusted_50,
+        lag(sma_adjusted_200) over by_date as previous_sma_adjusted_200
+    from adjusted_averages
+    window by_date as (partition by symbol order by trade_date)
+
+),
+
+final as (
+
+    select
+        symbol,
+        trade_date,
+        close,
+        return_simple as day_change,
+        sma_20,
+        sma_50,
+        sma_200,
+        ema_12,
+        ema_26,
+        ema_50,
+        ema_200,
+        macd,
+        macd_signal,
+        macd_histogram,
+        rsi_14,
+        atr_14,
+        bollinger_upper,
+        sma_20 as bollinger_middle,
+        bollinger_lower,
+        volatility_20,
+        volatility_252,
+        high_252,
+        low_252,
+        adj_close > sma_adjusted_50 and previous_adj_close <= previous_sma_adjusted_50 as crossed_above_sma_50,
+        adj_close < sma_adjusted_50 and previous_adj_close >= previous_sma_adjusted_50 as crossed_below_sma_50,
+        adj_close > sma_adjusted_200 and previous_adj_close <= previous_sma_adjusted_200 as crossed_above_sma_200,
+        adj_close < sma_adjusted_200 and previous_adj_close >= previous_sma_adjusted_200 as crossed_below_sma_200,
+        sma_adjusted_50 > sma_adjusted_200 and previous_sma_adjusted_50 <= previous_sma_adjusted_200 as golden_cross,
+        sma_adjusted_50 < sma_adjusted_200 and previous_sma_adjusted_50 >= previous_sma_adjusted_200 as death_cross,
+        rsi_adjusted_14 > 70 as rsi_above_70,
+        rsi_adjusted_14 < 30 as rsi_below_30
+    from with_day_before
+    where days_back = 1
+
+)
+
+select * from final
