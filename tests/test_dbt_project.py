@@ -20,7 +20,7 @@ def test_docs_generate_and_every_model_and_column_is_described(sample_db: Databa
     manifest = json.loads((target / "manifest.json").read_text())
     catalog = json.loads((target / "catalog.json").read_text())
     models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
-    assert len(models) == 13
+    assert len(models) == 15
     for model in models:
         assert model["description"].strip(), model["name"]
         built = catalog["nodes"][model["unique_id"]]["columns"]
@@ -36,6 +36,10 @@ def test_docs_generate_and_every_model_and_column_is_described(sample_db: Databa
     periods = ("weekly", "monthly", "quarterly", "yearly")
     for column in ("trading_days", "avg_close", "period_open", "total_volume"):
         assert len({by_name[f"fct_price_averages_{p}"][column]["description"] for p in periods}) == 1
+    indicators, screener = by_name["fct_daily_indicators"], by_name["fct_latest_day"]
+    for column in ("ema_12", "macd", "rsi_14", "atr_14", "bollinger_upper", "volatility_20", "high_252"):
+        assert indicators[column]["description"] == trading_days[column]["description"], column
+        assert indicators[column]["description"] == screener[column]["description"], column
     assert by_name["fct_daily_moving_averages"]["sma_200"]["description"].startswith(
         "Average close of the last 200 trading days"
     )

@@ -33,6 +33,7 @@ from stream.broker import connect
 from stream.messages import Bar, encode_bar, message_id, subject_for
 from stream.publish import replay
 from stream.settings import BrokerSettings
+from tests import reference
 
 CONSUMER = PROJECT_DIR / "stream" / "consume.py"
 # What the feed leaves behind depends on the edition only through the period marts, but the
@@ -304,6 +305,12 @@ def test_kill_9_at_random_points_then_restart_equals_a_file_load(
         trading_days = days.format(", ".join(AVERAGE_COLUMNS), "intermediate.int_daily_prices__trading_days")
         pd.testing.assert_frame_equal(db.frame(trading_days), sample_db.frame(trading_days), rtol=1e-12)
         moving_averages_match_pandas(db, ["AAPL", "BA", "AGG"])
+        # the indicators and the screener too: the feed's step is dbt's
+        indicators = "select symbol, trade_date, {} from marts.fct_daily_indicators order by 1, 2"
+        indicators = indicators.format(", ".join(reference.INDICATOR_SCALES))
+        pd.testing.assert_frame_equal(db.frame(indicators), sample_db.frame(indicators), rtol=1e-12)
+        screener = "select * from marts.fct_latest_day order by symbol"
+        pd.testing.assert_frame_equal(db.frame(screener), sample_db.frame(screener), rtol=1e-12)
     finally:
         server.kill()
         drop_database(db)
