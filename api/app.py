@@ -16,8 +16,9 @@ from api.routes import router
 from api.settings import Settings
 
 DESCRIPTION = f"""
-Read-only JSON over the stock_analytics marts: symbols, daily bars, period averages and
-moving averages. Field names are the marts' column names, dates ISO 8601, numbers JSON numbers.
+Read-only JSON over the stock_analytics marts: symbols, daily bars, period averages, moving
+averages, indicators, and a screener of each symbol's last day. Field names are the marts'
+column names, dates ISO 8601, numbers JSON numbers.
 
 **Pages.** Lists are paginated by key: at most {MAX_PAGE_SIZE:,} rows a page (`limit`); when
 there are more, `next` holds a cursor to send back as `cursor` with the same other parameters.
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "service", "description": "Is the API and its database up."},
             {"name": "symbols", "description": "`dim_symbols`: what there is."},
-            {"name": "prices", "description": "Daily bars, period averages, moving averages."},
+            {"name": "prices", "description": "Daily bars, period averages, moving averages, indicators."},
+            {"name": "screener", "description": "`fct_latest_day`: each symbol's last day, by flags."},
         ],
     )
     app.state.settings = settings

@@ -46,6 +46,17 @@ def invalid_parameter(location: str, parameter: str, message: str) -> ApiError:
     )
 
 
+UNKNOWN_PARAMETER_SHOWN = 40  # characters of an unknown parameter's name echoed back, at most
+
+
+def unknown_parameter(name: str, allowed: tuple[str, ...]) -> ApiError:
+    """A query parameter the operation does not have; its name is cut, as it may be 10 KB."""
+    cut = len(name) > UNKNOWN_PARAMETER_SHOWN
+    shown = name[:UNKNOWN_PARAMETER_SHOWN] + ("..." if cut else "")
+    listed = ", ".join(allowed) if allowed else "none"
+    return invalid_parameter("query", shown, f"not a parameter of this endpoint (its parameters: {listed})")
+
+
 def unknown_symbol(symbol: str) -> ApiError:
     detail = f"No symbol {symbol!r} in dim_symbols (symbols are case-sensitive)."
     return ApiError(404, "Unknown symbol", detail)

@@ -5,6 +5,7 @@ document."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,6 +69,61 @@ AAPL_MOVING_AVERAGE = {
     "sma_30": 131.74966684977207,
     "sma_50": 127.05380004882808,
     "sma_200": 106.53903728485105,
+}
+AAPL_INDICATORS = {
+    "symbol": "AAPL",
+    "trade_date": "2021-01-27",
+    "ema_12": 136.2476992427904,
+    "ema_26": 132.52293430171483,
+    "ema_50": 128.3325094610283,
+    "ema_200": 109.04345142902963,
+    "macd": 3.7247649410755628,
+    "macd_signal": 2.5923538439273734,
+    "macd_histogram": 1.1324110971481893,
+    "rsi_14": 67.33947903956008,
+    "atr_14": 4.027109615184947,
+    "bollinger_upper": 143.19135823691423,
+    "bollinger_middle": 132.99650001525876,
+    "bollinger_lower": 122.8016417936033,
+    "return_simple": -0.007683752971338942,
+    "return_log": -0.007713425094436053,
+    "volatility_20": 0.32693602705826885,
+    "volatility_252": 0.47173951845422535,
+    "high_252": 143.16000366210938,
+    "low_252": 56.092498779296875,
+}
+AMD_LATEST_DAY = {
+    "symbol": "AMD",
+    "trade_date": "2021-01-27",
+    "close": 88.83999633789062,
+    "day_change": -0.06197870133381089,
+    "sma_20": 92.16749992370606,
+    "sma_50": 91.14480010986328,
+    "sma_200": 74.04979997634888,
+    "ema_12": 91.88503042732806,
+    "ema_26": 91.82900999125997,
+    "ema_50": 90.27453912435837,
+    "ema_200": 75.84580665577536,
+    "macd": 0.05602043606809559,
+    "macd_signal": 0.2776875531958321,
+    "macd_histogram": -0.2216671171277365,
+    "rsi_14": 43.91520498481936,
+    "atr_14": 3.6791455759059244,
+    "bollinger_upper": 96.98684896966269,
+    "bollinger_middle": 92.16749992370606,
+    "bollinger_lower": 87.34815087774943,
+    "volatility_20": 0.41960816585102173,
+    "volatility_252": 0.6128950768281931,
+    "high_252": 97.25,
+    "low_252": 38.709999084472656,
+    "crossed_above_sma_50": False,
+    "crossed_below_sma_50": True,
+    "crossed_above_sma_200": False,
+    "crossed_below_sma_200": False,
+    "golden_cross": False,
+    "death_cross": False,
+    "rsi_above_70": False,
+    "rsi_below_30": False,
 }
 
 
@@ -146,6 +202,135 @@ class MovingAverage(BaseModel):
     sma_200: float | None
 
 
+# Descriptions of the indicator columns (docs/indicators.md): TA-Lib's conventions for the
+# averages, numpy's for returns and volatility; each null until its window is full.
+_EMA = (
+    "TA-Lib EMA of the close over {n} trading days: the SMA of the first {n} closes on day {n}, "
+    "then `(close - ema) * k + ema` with `k = 2 / {k}`. Null before day {n}."
+)
+INDICATOR_FIELDS: dict[str, str] = {
+    "ema_12": _EMA.format(n=12, k=13),
+    "ema_26": _EMA.format(n=26, k=27),
+    "ema_50": _EMA.format(n=50, k=51),
+    "ema_200": _EMA.format(n=200, k=201),
+    "macd": "TA-Lib MACD (12, 26, 9) line: its own fast EMA 12 (started on day 26) minus the EMA 26; "
+    "equals `ema_12 - ema_26` once the two EMA 12s have converged. Null before day 34.",
+    "macd_signal": "EMA 9 of the MACD line (TA-Lib). Null before day 34.",
+    "macd_histogram": "`macd - macd_signal`. Null before day 34.",
+    "rsi_14": "TA-Lib RSI 14 (Wilder's smoothing of gains and losses), 0 to 100. Null before day 15.",
+    "atr_14": "TA-Lib ATR 14: Wilder's average of the true range `max(high - low, abs(high - previous "
+    "close), abs(low - previous close))`; a day without high or low carries the previous ATR. "
+    "Null before 14 true ranges.",
+    "bollinger_upper": "`bollinger_middle + 2 x` the population standard deviation of the last 20 "
+    "closes (TA-Lib BBANDS 20, 2, 2). Null before day 20.",
+    "bollinger_middle": "The SMA of the last 20 closes. Null before day 20.",
+    "bollinger_lower": "`bollinger_middle - 2 x` the population standard deviation of the last 20 "
+    "closes. Null before day 20.",
+    "return_simple": "`adj_close / previous adj_close - 1`. Null on the first day, and where either "
+    "adjusted close is missing.",
+    "return_log": "`ln(adj_close / previous adj_close)`. Null where `return_simple` is.",
+    "volatility_20": "Annualised volatility: sample standard deviation (numpy `ddof=1`) of the last "
+    "20 log returns `x sqrt(252)`. Null before day 21 and while the window lacks a return.",
+    "volatility_252": "The same over the last 252 log returns. Null before day 253 and while the "
+    "window lacks a return.",
+    "high_252": "Highest close of the last 252 trading days (TA-Lib MAX). Null before day 252.",
+    "low_252": "Lowest close of the last 252 trading days (TA-Lib MIN). Null before day 252.",
+}
+
+
+def _indicator(name: str) -> Any:
+    return Field(description=INDICATOR_FIELDS[name])
+
+
+class DailyIndicator(BaseModel):
+    """One row of `marts.fct_daily_indicators`: null until each indicator's window is full."""
+
+    model_config = _example(AAPL_INDICATORS)
+
+    symbol: str
+    trade_date: date
+    ema_12: float | None = _indicator("ema_12")
+    ema_26: float | None = _indicator("ema_26")
+    ema_50: float | None = _indicator("ema_50")
+    ema_200: float | None = _indicator("ema_200")
+    macd: float | None = _indicator("macd")
+    macd_signal: float | None = _indicator("macd_signal")
+    macd_histogram: float | None = _indicator("macd_histogram")
+    rsi_14: float | None = _indicator("rsi_14")
+    atr_14: float | None = _indicator("atr_14")
+    bollinger_upper: float | None = _indicator("bollinger_upper")
+    bollinger_middle: float | None = _indicator("bollinger_middle")
+    bollinger_lower: float | None = _indicator("bollinger_lower")
+    return_simple: float | None = _indicator("return_simple")
+    return_log: float | None = _indicator("return_log")
+    volatility_20: float | None = _indicator("volatility_20")
+    volatility_252: float | None = _indicator("volatility_252")
+    high_252: float | None = _indicator("high_252")
+    low_252: float | None = _indicator("low_252")
+
+
+# What each screener flag means on the symbol's last day (docs/indicators.md, "The screener").
+# Flags are computed on adj_close, so a split the close is not adjusted for never flags.
+FLAG_DESCRIPTIONS: dict[str, str] = {
+    "crossed_above_sma_50": "The close is above its 50-day SMA and was at or below it the day before.",
+    "crossed_below_sma_50": "The close is below its 50-day SMA and was at or above it the day before.",
+    "crossed_above_sma_200": "The close is above its 200-day SMA and was at or below it the day before.",
+    "crossed_below_sma_200": "The close is below its 200-day SMA and was at or above it the day before.",
+    "golden_cross": "The 50-day SMA crossed above the 200-day SMA.",
+    "death_cross": "The 50-day SMA crossed below the 200-day SMA.",
+    "rsi_above_70": "The RSI 14 is above 70.",
+    "rsi_below_30": "The RSI 14 is below 30.",
+}
+FLAG_NOTE = (
+    " Computed on `adj_close` (a split the close is not adjusted for never flags); null where a "
+    "value it compares is missing (fewer than 50 or 200 days)."
+)
+
+
+def _flag(name: str) -> Any:
+    return Field(description=FLAG_DESCRIPTIONS[name] + FLAG_NOTE)
+
+
+class LatestDay(BaseModel):
+    """One row of `marts.fct_latest_day`: a symbol's last trading day, its indicators and flags."""
+
+    model_config = _example(AMD_LATEST_DAY)
+
+    symbol: str
+    trade_date: date = Field(description="The symbol's last trading day.")
+    close: float | None
+    day_change: float | None = Field(
+        description="The day's simple return on `adj_close`: `adj_close / previous adj_close - 1`."
+    )
+    sma_20: float | None = Field(description="Simple moving average of the last 20 closes.")
+    sma_50: float | None = Field(description="Simple moving average of the last 50 closes.")
+    sma_200: float | None = Field(description="Simple moving average of the last 200 closes.")
+    ema_12: float | None = _indicator("ema_12")
+    ema_26: float | None = _indicator("ema_26")
+    ema_50: float | None = _indicator("ema_50")
+    ema_200: float | None = _indicator("ema_200")
+    macd: float | None = _indicator("macd")
+    macd_signal: float | None = _indicator("macd_signal")
+    macd_histogram: float | None = _indicator("macd_histogram")
+    rsi_14: float | None = _indicator("rsi_14")
+    atr_14: float | None = _indicator("atr_14")
+    bollinger_upper: float | None = _indicator("bollinger_upper")
+    bollinger_middle: float | None = _indicator("bollinger_middle")
+    bollinger_lower: float | None = _indicator("bollinger_lower")
+    volatility_20: float | None = _indicator("volatility_20")
+    volatility_252: float | None = _indicator("volatility_252")
+    high_252: float | None = _indicator("high_252")
+    low_252: float | None = _indicator("low_252")
+    crossed_above_sma_50: bool | None = _flag("crossed_above_sma_50")
+    crossed_below_sma_50: bool | None = _flag("crossed_below_sma_50")
+    crossed_above_sma_200: bool | None = _flag("crossed_above_sma_200")
+    crossed_below_sma_200: bool | None = _flag("crossed_below_sma_200")
+    golden_cross: bool | None = _flag("golden_cross")
+    death_cross: bool | None = _flag("death_cross")
+    rsi_above_70: bool | None = _flag("rsi_above_70")
+    rsi_below_30: bool | None = _flag("rsi_below_30")
+
+
 def _page_example(row: dict, kind: str, key: str) -> ConfigDict:
     return _example({"data": [row], "next": cursors.encode(kind, row[key])})
 
@@ -175,6 +360,20 @@ class MovingAveragePage(BaseModel):
     model_config = _page_example(AAPL_MOVING_AVERAGE, "m", "trade_date")
 
     data: list[MovingAverage] = Field(description=f"At most {MAX_PAGE_SIZE:,} rows, oldest first.")
+    next: str | None = Field(description=NEXT_DESCRIPTION)
+
+
+class DailyIndicatorPage(BaseModel):
+    model_config = _page_example(AAPL_INDICATORS, "i", "trade_date")
+
+    data: list[DailyIndicator] = Field(description=f"At most {MAX_PAGE_SIZE:,} rows, oldest first.")
+    next: str | None = Field(description=NEXT_DESCRIPTION)
+
+
+class LatestDayPage(BaseModel):
+    model_config = _page_example(AMD_LATEST_DAY, "l", "symbol")
+
+    data: list[LatestDay] = Field(description=f"At most {MAX_PAGE_SIZE:,} rows, ordered by symbol.")
     next: str | None = Field(description=NEXT_DESCRIPTION)
 
 

@@ -20,9 +20,11 @@ from api.errors import (
     ApiError,
     invalid_parameter,
     problem_body,
+    unknown_parameter,
     unknown_symbol,
 )
 from api.models import Problem, ValidationProblem
+from api.queries import SCREENER_PARAMETERS, SERIES_PARAMETERS
 from api.settings import Settings
 
 SERVER_TIMING_PATTERN = r"^db;dur=[0-9.]+, wait;dur=[0-9.]+, app;dur=[0-9.]+$"
@@ -45,6 +47,11 @@ def _example(summary: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "value": body}
 
 
+def _api_error_body(error: ApiError) -> dict[str, Any]:
+    extra = {"errors": error.errors} if error.errors else {}
+    return problem_body(error.status, error.title, error.detail, **extra)
+
+
 def _bad(location: str, parameter: str, message: str) -> dict[str, Any]:
     error = invalid_parameter(location, parameter, message)
     return problem_body(error.status, error.title, error.detail, errors=error.errors)
@@ -63,6 +70,14 @@ EXAMPLES_422 = {
     "limit": _example(
         "A page size over the limit", _bad("query", "limit", "Input should be less than or equal to 5000")
     ),
+    "unknown_parameter": _example(
+        "A query parameter the operation does not have (here a misspelt `start`)",
+        _api_error_body(unknown_parameter("strat", SERIES_PARAMETERS)),
+    ),
+    "unknown_flag": _example(
+        "A query parameter the operation does not have (here a misspelt `rsi_below_30`)",
+        _api_error_body(unknown_parameter("rsi_below30", SCREENER_PARAMETERS)),
+    ),
     "symbol": _example(
         "A symbol with characters no symbol has",
         _bad("path", "symbol", "contains characters that are not allowed (see the parameter's pattern)"),
@@ -76,6 +91,13 @@ RULES_422 = {
     "range": (
         " So is `end` before `start`, and a stated range longer than the server's limit "
         "(`API_MAX_RANGE_DAYS`, 36,525 days unless set)."
+    ),
+    **dict.fromkeys(
+        ("unknown_parameter", "unknown_flag"),
+        (
+            " So is a query parameter the operation does not have (a misspelt filter or date would "
+            "otherwise be ignored, and the answer silently wider than asked)."
+        ),
     ),
 }
 
@@ -134,10 +156,6 @@ def error_responses(*statuses: int, invalid: tuple[str, ...] = ()) -> dict[int |
     """The `responses` of a route: each status it can answer besides 200. `invalid` names
     the 422 examples that fit its parameters (keys of EXAMPLES_422)."""
     return {status: _response(status, invalid) for status in statuses}
-
-
-def _api_error_body(error: ApiError) -> dict[str, Any]:
-    return problem_body(error.status, error.title, error.detail)
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:

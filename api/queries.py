@@ -62,6 +62,17 @@ order by trade_date
 limit %(limit)s
 """
 
+INDICATORS = """
+select symbol, trade_date, ema_12, ema_26, ema_50, ema_200, macd, macd_signal, macd_histogram,
+    rsi_14, atr_14, bollinger_upper, bollinger_middle, bollinger_lower, return_simple, return_log,
+    volatility_20, volatility_252, high_252, low_252
+from marts.fct_daily_indicators
+where symbol = %(symbol)s
+    and trade_date >= %(start)s and trade_date <= %(end)s and trade_date > %(after)s
+order by trade_date
+limit %(limit)s
+"""
+
 _PERIOD_AVERAGES = """
 select symbol, period_start, trading_days, avg_high, avg_low, avg_volume, avg_close,
     period_open, period_high, period_low, period_close, total_volume
@@ -75,6 +86,41 @@ limit %(limit)s
 PERIOD_AVERAGES = {
     period: _PERIOD_AVERAGES.format(table=f"fct_price_averages_{period.value}") for period in Period
 }
+
+
+# The screener's flags, each a query parameter of the same name and a boolean column.
+SCREENER_FLAGS = (
+    "crossed_above_sma_50",
+    "crossed_below_sma_50",
+    "crossed_above_sma_200",
+    "crossed_below_sma_200",
+    "golden_cross",
+    "death_cross",
+    "rsi_above_70",
+    "rsi_below_30",
+)
+
+# The query parameters each kind of list takes (anything else is refused, api.routes).
+SERIES_PARAMETERS = ("start", "end", "limit", "cursor")
+SCREENER_PARAMETERS = (*SCREENER_FLAGS, "limit", "cursor")
+
+# One row per symbol; each flag filter is a fixed fragment switched off by a null parameter (as
+# in SYMBOLS), so the text is built once here from the constant names above, never from input.
+# `flag = true` leaves out the rows where the flag is null (not computable), as SQL does.
+SCREENER = """
+select symbol, trade_date, close, day_change, sma_20, sma_50, sma_200,
+    ema_12, ema_26, ema_50, ema_200, macd, macd_signal, macd_histogram, rsi_14, atr_14,
+    bollinger_upper, bollinger_middle, bollinger_lower, volatility_20, volatility_252,
+    high_252, low_252, {flags}
+from marts.fct_latest_day
+where {filters}
+    and (%(after)s::text is null or symbol > %(after)s)
+order by symbol
+limit %(limit)s
+""".format(
+    flags=", ".join(SCREENER_FLAGS),
+    filters="\n    and ".join(f"(%({f})s::boolean is null or {f} = %({f})s)" for f in SCREENER_FLAGS),
+)
 
 
 def like_pattern(text: str) -> str:

@@ -14,11 +14,14 @@ from pydantic import BeforeValidator
 
 from api import cursors, queries
 from api.db import Database
-from api.errors import invalid_parameter, unknown_symbol
+from api.errors import invalid_parameter, unknown_parameter, unknown_symbol
 from api.models import (
+    FLAG_DESCRIPTIONS,
     MAX_PAGE_SIZE,
+    DailyIndicatorPage,
     DailyPricePage,
     Health,
+    LatestDayPage,
     MovingAveragePage,
     PeriodAveragePage,
     Symbol,
@@ -85,6 +88,22 @@ SymbolCursor = Annotated[str | None, _cursor_query(cursors.encode("s", "AAPL"))]
 PriceCursor = Annotated[str | None, _cursor_query(cursors.encode("d", date(2020, 6, 30)))]
 AverageCursor = Annotated[str | None, _cursor_query(None)]  # a monthly one is no weekly one
 MovingAverageCursor = Annotated[str | None, _cursor_query(cursors.encode("m", date(2020, 6, 30)))]
+IndicatorCursor = Annotated[str | None, _cursor_query(cursors.encode("i", date(2020, 6, 30)))]
+ScreenerCursor = Annotated[str | None, _cursor_query(cursors.encode("l", "AAPL"))]
+
+
+def known_parameters(*names: str) -> Any:
+    """A dependency refusing (422) query parameters the endpoint does not have: a misspelt
+    filter (`rsi_below30=true`) or date (`strat=`) would otherwise be ignored, and the answer
+    silently wider than asked."""
+    allowed = frozenset(names)
+
+    def refuse_unknown(request: Request) -> None:
+        for name in request.query_params:
+            if name not in allowed:
+                raise unknown_parameter(name, names)
+
+    return Depends(refuse_unknown)
 
 
 @dataclass(frozen=True)
@@ -355,3 +374,103 @@ async def moving_averages(
         limit=limit,
         cursor=cursor,
     )
+
+
+@router.get(
+    "/symbols/{symbol}/indicators",
+    response_model=DailyIndicatorPage,
+    tags=["prices"],
+    summary="Daily indicators: EMAs, MACD, RSI, ATR, Bollinger bands, returns, volatility, 252-day range",
+    description=(
+        "Rows of `fct_daily_indicators`, oldest first; each indicator is null until its window is "
+        "full (TA-Lib's conventions for the averages, numpy's for returns and volatility). "
+        f"Paginated by key: at most {MAX_PAGE_SIZE:,} rows a page, follow `next` for the rest."
+    ),
+    operation_id="listIndicators",
+    responses=error_responses(
+        404, 422, 500, 503, invalid=("cursor", "range", "date", "limit", "symbol", "unknown_parameter")
+    ),
+    dependencies=[known_parameters(*queries.SERIES_PARAMETERS)],
+)
+async def indicators(
+    *, db: Db, symbol: SymbolPath, span: Range, limit: Limit = 1000, cursor: IndicatorCursor = None
+) -> Response:
+    return await _series_page(
+        db,
+        queries.INDICATORS,
+        kind="i",
+        key="trade_date",
+        symbol=symbol,
+        span=span,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def _flag_query(name: str) -> Any:
+    # No example: the document's example call would filter on it, and one flag's `true` may
+    # match nothing on a given day.
+    return Query(
+        description=f"Only symbols whose `{name}` is `true` (or `false`; a null flag matches "
+        f"neither): {FLAG_DESCRIPTIONS[name]}",
+    )
+
+
+Flag = Annotated[bool | None, BeforeValidator(_boolean)]
+
+
+def screen(
+    *,
+    crossed_above_sma_50: Annotated[Flag, _flag_query("crossed_above_sma_50")] = None,
+    crossed_below_sma_50: Annotated[Flag, _flag_query("crossed_below_sma_50")] = None,
+    crossed_above_sma_200: Annotated[Flag, _flag_query("crossed_above_sma_200")] = None,
+    crossed_below_sma_200: Annotated[Flag, _flag_query("crossed_below_sma_200")] = None,
+    golden_cross: Annotated[Flag, _flag_query("golden_cross")] = None,
+    death_cross: Annotated[Flag, _flag_query("death_cross")] = None,
+    rsi_above_70: Annotated[Flag, _flag_query("rsi_above_70")] = None,
+    rsi_below_30: Annotated[Flag, _flag_query("rsi_below_30")] = None,
+) -> dict[str, bool | None]:
+    """The screener's flag filters: flag -> the value wanted, None for any (keys: the bound
+    parameters of queries.SCREENER, one per name of queries.SCREENER_FLAGS)."""
+    return {
+        "crossed_above_sma_50": crossed_above_sma_50,
+        "crossed_below_sma_50": crossed_below_sma_50,
+        "crossed_above_sma_200": crossed_above_sma_200,
+        "crossed_below_sma_200": crossed_below_sma_200,
+        "golden_cross": golden_cross,
+        "death_cross": death_cross,
+        "rsi_above_70": rsi_above_70,
+        "rsi_below_30": rsi_below_30,
+    }
+
+
+@router.get(
+    "/screener",
+    response_model=LatestDayPage,
+    tags=["screener"],
+    summary="Each symbol's last trading day with its indicators, filtered by flags, by pages",
+    description=(
+        "Rows of `fct_latest_day` (one per symbol: its last trading day), ordered by symbol; "
+        "each flag given keeps only the rows where that flag equals the value given "
+        "(`?crossed_above_sma_200=true&rsi_below_30=true`: both). "
+        f"Paginated by key: at most {MAX_PAGE_SIZE:,} rows a page, follow `next` for the rest."
+    ),
+    operation_id="listScreener",
+    responses=error_responses(422, 500, 503, invalid=("cursor", "limit", "unknown_flag")),
+    dependencies=[known_parameters(*queries.SCREENER_PARAMETERS)],
+)
+async def screener(
+    *,
+    db: Db,
+    flags: Annotated[dict[str, bool | None], Depends(screen)],
+    limit: Limit = 100,
+    cursor: ScreenerCursor = None,
+) -> Response:
+    after = None
+    if cursor is not None:
+        try:
+            after = cursors.decode("l", cursor)
+        except cursors.BadCursor as exc:
+            raise invalid_parameter("query", "cursor", str(exc)) from None
+    params = {**flags, "after": after, "limit": limit + 1}
+    return json_page(await db.fetch(queries.SCREENER, params), limit, "l", "symbol")

@@ -41,6 +41,8 @@ MARTS = (
     "dim_symbols",
     "fct_daily_prices",
     "fct_daily_moving_averages",
+    "fct_daily_indicators",
+    "fct_latest_day",
     *(f"fct_price_averages_{p}" for p in PERIODS),
 )
 PRICE_COLUMNS = "symbol, trade_date, open, high, low, close, adj_close, volume"
@@ -347,7 +349,14 @@ def test_unexpected_error_is_a_500_problem_with_the_trace_in_the_log_only(client
 def test_database_without_marts_gives_503(fresh_db):
     # Before the first dbt build, or while dbt rebuilds staging (it drops the mart views with it).
     with TestClient(create_app(Settings.from_env(fresh_db.env))) as api:
-        for url in ("/health", "/symbols/AAPL", "/symbols/AAPL/prices", "/symbols/AAPL/averages/weekly"):
+        for url in (
+            "/health",
+            "/symbols/AAPL",
+            "/symbols/AAPL/prices",
+            "/symbols/AAPL/averages/weekly",
+            "/symbols/AAPL/indicators",
+            "/screener",
+        ):
             assert_problem(api.get(url), 503, "marts are not available")
 
 
@@ -403,11 +412,17 @@ def _injection_requests() -> Iterator[tuple[str, dict[str, str]]]:
         yield f"/symbols/{symbol}/moving-averages", {}
         yield f"/symbols/{symbol}/averages/monthly", {}
         yield f"/symbols/AAPL/averages/{symbol}", {}
+        yield f"/symbols/{symbol}/indicators", {}
         for param in ("asset_type", "q", "has_prices", "limit", "cursor"):
             yield "/symbols", {param: s}
-        for path in ("prices", "moving-averages", "averages/yearly"):
+        for path in ("prices", "moving-averages", "averages/yearly", "indicators"):
             for param in ("start", "end", "limit", "cursor"):
                 yield f"/symbols/AAPL/{path}", {param: s}
+        for param in queries.SCREENER_PARAMETERS:
+            yield "/screener", {param: s}
+        # As a parameter's name too: refused as unknown, and not echoed whole.
+        yield "/screener", {s: "true"}
+        yield "/symbols/AAPL/indicators", {s: "2020-01-01"}
 
 
 @pytest.mark.editions
@@ -443,6 +458,8 @@ def test_openapi_document_validates_and_states_limits_and_examples(client):
         "/symbols/{symbol}/prices",
         "/symbols/{symbol}/averages/{period}",
         "/symbols/{symbol}/moving-averages",
+        "/symbols/{symbol}/indicators",
+        "/screener",
     }
     components = schema["components"]["schemas"]
     for path, op in operations.items():

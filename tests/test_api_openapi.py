@@ -38,7 +38,14 @@ SCHEMATHESIS_CONFIG = PROJECT_DIR / "schemathesis.toml"
 FUZZ_SEED = 42
 FUZZ_EXAMPLES = 100
 PROBLEM_JSON = "application/problem+json"
-LISTS = ("listSymbols", "listDailyPrices", "listPeriodAverages", "listMovingAverages")
+LISTS = (
+    "listSymbols",
+    "listDailyPrices",
+    "listPeriodAverages",
+    "listMovingAverages",
+    "listIndicators",
+    "listScreener",
+)
 # Each operation's statuses: what the API can answer (405 is for methods no operation has).
 STATUSES = {
     "getHealth": {"200", "500", "503"},
@@ -47,6 +54,8 @@ STATUSES = {
     "listDailyPrices": {"200", "404", "422", "500", "503"},
     "listPeriodAverages": {"200", "404", "422", "500", "503"},
     "listMovingAverages": {"200", "404", "422", "500", "503"},
+    "listIndicators": {"200", "404", "422", "500", "503"},
+    "listScreener": {"200", "422", "500", "503"},
 }
 # How to make an operation answer each documented 422 example: the parameters to change.
 PROVOKE_422: dict[str, dict[str, str | None]] = {
@@ -56,6 +65,8 @@ PROVOKE_422: dict[str, dict[str, str | None]] = {
     "limit": {"limit": "5001"},
     "symbol": {"symbol": "A;B"},
 }
+# The 422 examples of a query parameter the operation does not have: added to its example call.
+UNKNOWN_PARAMETERS = {"unknown_parameter": {"strat": "2020-01-01"}, "unknown_flag": {"rsi_below30": "true"}}
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -181,7 +192,7 @@ def test_cursor_is_an_opaque_token_and_what_makes_it_invalid_is_documented(docum
         for p in params
         if p["name"] == "cursor" and "examples" in p["schema"]
     }
-    assert shown == {"listSymbols", "listDailyPrices", "listMovingAverages"}
+    assert shown == {"listSymbols", "listDailyPrices", "listMovingAverages", "listIndicators", "listScreener"}
 
 
 def test_the_fuzzer_configuration_relaxes_only_what_the_document_says_in_words(document):
@@ -196,7 +207,7 @@ def test_the_fuzzer_configuration_relaxes_only_what_the_document_says_in_words(d
     ops = operations(document)
     for op_id in LISTS:
         assert "cursor" in ops[op_id][1]["responses"]["422"]["description"]
-    for op_id in ("listDailyPrices", "listPeriodAverages", "listMovingAverages"):
+    for op_id in ("listDailyPrices", "listPeriodAverages", "listMovingAverages", "listIndicators"):
         assert "`end` before `start`" in ops[op_id][1]["responses"]["422"]["description"]
 
 
@@ -245,11 +256,16 @@ def test_every_documented_404_and_422_example_is_what_the_api_answers(client, do
                 .get("examples", {})
                 .items()
             ):
-                url, query = example_request(path, op, **changes_of(name))
+                if status == "422" and name in UNKNOWN_PARAMETERS:
+                    url, query = example_request(path, op)
+                    query.update(UNKNOWN_PARAMETERS[name])
+                else:
+                    url, query = example_request(path, op, **changes_of(name))
                 body = check_against_document(document, op, client.get(url, params=query), status)
                 assert body == example["value"], (op_id, name)
                 seen += 1
-    assert seen == 4 + 2 + 1 + 3 * 5  # 404s, and the 422 examples of each operation
+    # 404s, and the 422 examples of each operation (the indicators' and the screener's last).
+    assert seen == 5 + 2 + 1 + 3 * 5 + 6 + 3
 
 
 def test_every_operation_answers_a_bug_with_the_documented_500(client, document, monkeypatch):
@@ -257,7 +273,16 @@ def test_every_operation_answers_a_bug_with_the_documented_500(client, document,
     def failing(sql: str) -> str:
         return f"select * from ({sql}) as rows where 1 / 0 = 1"
 
-    for name in ("HEALTH", "SYMBOLS", "SYMBOL", "SYMBOL_EXISTS", "PRICES", "MOVING_AVERAGES"):
+    for name in (
+        "HEALTH",
+        "SYMBOLS",
+        "SYMBOL",
+        "SYMBOL_EXISTS",
+        "PRICES",
+        "MOVING_AVERAGES",
+        "INDICATORS",
+        "SCREENER",
+    ):
         monkeypatch.setattr(queries, name, failing(getattr(queries, name)))
     for period, sql in queries.PERIOD_AVERAGES.items():
         monkeypatch.setitem(queries.PERIOD_AVERAGES, period, failing(sql))
@@ -341,7 +366,7 @@ def test_schemathesis_with_all_checks_finds_nothing(server, tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"schemathesis found something ({' '.join(command)}):\n{output[-20000:]}"
     assert re.search(r"No issues found in [\d.]+s", output), output[-3000:]
-    assert "Selected: 6/6" in output and "Tested: 6" in output, output[-3000:]
+    assert "Selected: 8/8" in output and "Tested: 8" in output, output[-3000:]
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert re.search(rf"✅ {phase}\b", output), (phase, output[-3000:])
     generated, passed = map(int, re.search(r"(\d+) generated, (\d+) passed", output).groups())
