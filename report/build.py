@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 MAX_CORRELATION_SYMBOLS = 30  # beyond that a heatmap's cells are too small to read
 TOP_SPIKES = 10  # rows of the spikes table
 TOP_MOVERS = 5  # rows of the gainers and losers tables
-HEAVY_PAGE_BYTES = 1_000_000  # about ten years of daily bars; the default two years is ~0.25 MB
+HEAVY_PAGE_BYTES = 1_000_000  # about seven years of daily bars and indicators; two years is ~0.33 MB
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,10 @@ def _symbol_page(
         return context, summary
 
     stats = analysis.return_stats(in_range["adj_close"])
+    # The mart computes each indicator over the whole history, so the range alone is read.
+    # A left join: a bar the indicators' view lacks keeps its candle, with gaps in the panels.
+    indicators = data.daily_indicators(conn, symbol, period.start, period.end)
+    in_range = in_range.join(indicators, how="left")
     periods = data.period_averages(conn, symbol, period.start, period.end)
     day_returns = bars["adj_close"].pct_change(fill_method=None)
     top_spikes = spikes.nlargest(TOP_SPIKES, "ratio").assign(

@@ -21,6 +21,24 @@ UP, DOWN = "#1a9850", "#d73027"
 SMA_COLOURS = {"sma_20": "#ff7f0e", "sma_50": "#1f77b4", "sma_200": "#7b3294"}
 VOLUME, SPIKE, AVERAGE = "#9aa5b1", "#e66101", "#333333"
 GOLDEN, DEATH = "#d4a017", "#000000"
+BOLLINGER, BOLLINGER_FILL = "#4a6f94", "rgba(74, 111, 148, 0.10)"
+INDICATOR_LINE, MACD_SIGNAL = "#1f4e9c", "#e08214"
+RSI_OVERBOUGHT, RSI_OVERSOLD = 70, 30  # Wilder's levels
+# The trading day of a history on which the mart's first value appears (docs/indicators.md).
+BOLLINGER_FIRST_DAY, RSI_FIRST_DAY, MACD_FIRST_DAY = 20, 15, 34
+# Legend names of the mart's columns (the tests find the traces by them).
+INDICATOR_NAMES = {
+    "bollinger_upper": "Bollinger upper (SMA 20 + 2 std. dev.)",
+    "bollinger_lower": "Bollinger lower (SMA 20 - 2 std. dev.)",
+    "rsi_14": "RSI 14 (Wilder, of the close)",
+    "macd": "MACD (EMA 12 - EMA 26)",
+    "macd_signal": "Signal (EMA 9 of MACD)",
+    "macd_histogram_up": "Histogram ≥ 0 (MACD above signal)",
+    "macd_histogram_down": "Histogram < 0 (MACD below signal)",
+}
+# The daily chart's panels, top to bottom: candles, volume, RSI, MACD (fractions of the plot).
+PANEL_HEIGHTS = [0.5, 0.14, 0.16, 0.2]
+PANEL_SPACING = 0.045  # room between panels for each one's legend
 OUTLINE = {"color": "white", "width": 1}  # markers stay visible on top of lines
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 # The modebar keeps zoom, pan and PNG export. "Share chart" would upload the data to plotly's
@@ -73,12 +91,27 @@ def _dates(index: pd.Index) -> list[str]:
     return [d.strftime("%Y-%m-%d") for d in pd.DatetimeIndex(index)]
 
 
+def _series_name(label: str, series: pd.Series, days: int) -> str:
+    """label, or why the line is missing: an indicator is null until its window is full."""
+    return label if series.notna().any() else f"{label.split(' (', maxsplit=1)[0]}: under {days} days of data"
+
+
 def price_chart(
     symbol: str, bars: pd.DataFrame, crosses: pd.DataFrame, spikes: pd.DataFrame, title_range: str
 ) -> go.Figure:
-    """Daily candles with SMA 20/50/200 and crosses; volume, its 20-day average and spikes beneath."""
+    """Candles with Bollinger bands, SMA 20/50/200 and crosses; beneath, volume, RSI 14 and MACD.
+
+    bars holds the daily bars, avg_volume_20 and the columns of data.INDICATORS. The four panels
+    share one x axis, so zooming one zooms all; each has its legend above it.
+    """
     x = _dates(bars.index)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.74, 0.26], vertical_spacing=0.03)
+    fig = make_subplots(
+        rows=4,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=PANEL_HEIGHTS,
+        vertical_spacing=PANEL_SPACING,
+    )
     fig.add_trace(
         go.Candlestick(
             x=x,
@@ -93,17 +126,30 @@ def price_chart(
         row=1,
         col=1,
     )
-    for column, colour in SMA_COLOURS.items():
-        days = column.removeprefix("sma_")
-        # An SMA is null until its window is full: say so rather than list an invisible line.
-        known = bars[column].notna().any()
+    # The lower band right after the upper one: "tonexty" fills to the trace added just before.
+    # The middle band is SMA 20, drawn once, below, as the SMA line.
+    for column, fill in (("bollinger_upper", None), ("bollinger_lower", "tonexty")):
         fig.add_trace(
             go.Scatter(
                 x=x,
                 y=bars[column],
-                name=f"SMA {days} (close, {days} days)"
-                if known
-                else f"SMA {days}: under {days} days of data",
+                name=_series_name(INDICATOR_NAMES[column], bars[column], BOLLINGER_FIRST_DAY),
+                line={"color": BOLLINGER, "width": 1, "dash": "dot"},
+                fill=fill,
+                fillcolor=BOLLINGER_FILL,
+                hovertemplate="%{y:,.2f} USD",
+            ),
+            row=1,
+            col=1,
+        )
+    for column, colour in SMA_COLOURS.items():
+        days = column.removeprefix("sma_")
+        middle = "; Bollinger middle" if days == "20" else ""
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=bars[column],
+                name=_series_name(f"SMA {days} (close, {days} days{middle})", bars[column], int(days)),
                 line={"color": colour, "width": 1.6},
                 hovertemplate="%{y:,.2f} USD",
             ),
@@ -130,6 +176,7 @@ def price_chart(
             )
     spike_days = set(pd.DatetimeIndex(spikes["trade_date"])) if len(spikes) else set()
     is_spike = np.array([d in spike_days for d in bars.index], dtype=bool)
+    volume_panel = {"row": 2, "col": 1}
     fig.add_trace(
         go.Bar(
             x=x,
@@ -137,9 +184,9 @@ def price_chart(
             name="Volume",
             marker={"color": VOLUME, "line": {"width": 0}},
             hovertemplate="%{y:,.0f} shares",
+            legend="legend2",
         ),
-        row=2,
-        col=1,
+        **volume_panel,
     )
     fig.add_trace(
         go.Bar(
@@ -148,9 +195,9 @@ def price_chart(
             name=f"Volume spike (≥ {analysis.SPIKE_RATIO:g}{formatting.TIMES} the 20-day average)",
             marker={"color": SPIKE, "line": {"width": 0}},
             hovertemplate="%{y:,.0f} shares (spike)",
+            legend="legend2",
         ),
-        row=2,
-        col=1,
+        **volume_panel,
     )
     fig.add_trace(
         go.Scatter(
@@ -159,12 +206,27 @@ def price_chart(
             name="Average volume of the 20 days before",
             line={"color": AVERAGE, "width": 1.2},
             hovertemplate="%{y:,.0f} shares (20-day average)",
+            legend="legend2",
         ),
-        row=2,
-        col=1,
+        **volume_panel,
     )
-    _layout(fig, f"{symbol}: daily prices and volume, {title_range}", 720)
+    _rsi_panel(fig, x, bars["rsi_14"], row=3)
+    _macd_panel(fig, x, bars, row=4)
+    _layout(fig, f"{symbol}: daily prices, volume, RSI and MACD, {title_range}", 1120)
     fig.update_layout(barmode="overlay", bargap=0.1, hovermode="x unified")
+    # One legend per panel, just above it: a single legend of 15 entries would wrap into the
+    # title, and a reader looks for a panel's key beside the panel.
+    panel_legend = {
+        "orientation": "h",
+        "x": 0,
+        "yanchor": "bottom",
+        "font": {"size": 12},
+        "traceorder": "normal",
+    }
+    fig.update_layout(legend={"traceorder": "normal"})  # the band's fill would reverse it
+    for row, name in ((2, "legend2"), (3, "legend3"), (4, "legend4")):
+        top = fig.get_subplot(row, 1).yaxis.domain[1]
+        fig.update_layout({name: {**panel_legend, "y": top}})
     fig.update_xaxes(rangebreaks=WEEKENDS, showspikes=True, spikemode="across", spikethickness=1)
     fig.update_xaxes(
         rangeslider_visible=False,
@@ -172,11 +234,109 @@ def price_chart(
         row=1,
         col=1,
     )
-    fig.update_xaxes(title_text="Trading day", row=2, col=1)
+    fig.update_xaxes(title_text="Trading day", row=4, col=1)
     fig.update_yaxes(title_text="Price (USD)", tickformat=",.2f", row=1, col=1)
     fig.update_yaxes(title_text="Volume (shares)", exponentformat="B", row=2, col=1)
     fig.update_layout(margin={"t": 125})
     return fig
+
+
+def _rsi_panel(fig: go.Figure, x: list[str], rsi: pd.Series, row: int) -> None:
+    """RSI 14 on a fixed 0-100 scale, with the 70 (overbought) and 30 (oversold) guide lines."""
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=rsi,
+            name=_series_name(INDICATOR_NAMES["rsi_14"], rsi, RSI_FIRST_DAY),
+            line={"color": INDICATOR_LINE, "width": 1.4},
+            hovertemplate="RSI %{y:.1f}",
+            legend="legend3",
+        ),
+        row=row,
+        col=1,
+    )
+    # Traces, not shapes, so the legend names them; two points span the panel, no hover.
+    for level, colour, label in (
+        (RSI_OVERBOUGHT, DOWN, f"Overbought ({RSI_OVERBOUGHT})"),
+        (RSI_OVERSOLD, UP, f"Oversold ({RSI_OVERSOLD})"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[x[0], x[-1]],
+                y=[level, level],
+                mode="lines",
+                name=label,
+                line={"color": colour, "width": 1, "dash": "dash"},
+                hoverinfo="skip",
+                legend="legend3",
+            ),
+            row=row,
+            col=1,
+        )
+    if rsi.isna().all():
+        _empty_panel(fig, f"No RSI yet: it needs {RSI_FIRST_DAY} trading days of data", row)
+    fig.update_yaxes(
+        title_text="RSI 14",
+        range=[0, 100],
+        tickvals=[0, RSI_OVERSOLD, 50, RSI_OVERBOUGHT, 100],
+        row=row,
+        col=1,
+    )
+
+
+def _empty_panel(fig: go.Figure, text: str, row: int) -> None:
+    """Say in the panel why it is blank (a short history), not only in its legend."""
+    fig.add_annotation(
+        text=text,
+        xref="x domain",
+        yref="y domain",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 14, "color": "#52606d"},
+        row=row,
+        col=1,
+    )
+
+
+def _macd_panel(fig: go.Figure, x: list[str], bars: pd.DataFrame, row: int) -> None:
+    """MACD (12, 26, 9): the histogram as bars (green above zero), the MACD and signal lines."""
+    histogram = bars["macd_histogram"]
+    # Two traces, not one of two colours: the legend then says what green and red mean.
+    for name, colour, part in (
+        ("macd_histogram_up", UP, histogram.where(histogram >= 0)),
+        ("macd_histogram_down", DOWN, histogram.where(histogram < 0)),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=part,
+                name=_series_name(INDICATOR_NAMES[name], histogram, MACD_FIRST_DAY),
+                marker={"color": colour, "opacity": 0.55, "line": {"width": 0}},
+                hovertemplate="histogram %{y:+,.2f}",
+                legend="legend4",
+            ),
+            row=row,
+            col=1,
+        )
+    for column, colour, short in (("macd", INDICATOR_LINE, "MACD"), ("macd_signal", MACD_SIGNAL, "signal")):
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=bars[column],
+                name=_series_name(INDICATOR_NAMES[column], bars[column], MACD_FIRST_DAY),
+                line={"color": colour, "width": 1.4},
+                hovertemplate=f"{short} %{{y:+,.2f}}",
+                legend="legend4",
+            ),
+            row=row,
+            col=1,
+        )
+    if bars["macd"].isna().all():
+        _empty_panel(fig, f"No MACD yet: it needs {MACD_FIRST_DAY} trading days of data", row)
+    fig.update_yaxes(
+        title_text="MACD (USD)", tickformat=",.2f", zeroline=True, zerolinecolor="#888888", row=row, col=1
+    )
 
 
 def returns_chart(

@@ -133,6 +133,37 @@ def daily_bars(conn: psycopg2.extensions.connection, symbol: str, start: date, e
     return frame.set_index("trade_date")
 
 
+INDICATORS = (
+    "bollinger_upper",
+    "bollinger_middle",
+    "bollinger_lower",
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_histogram",
+)
+
+
+def daily_indicators(
+    conn: psycopg2.extensions.connection, symbol: str, start: date, end: date
+) -> pd.DataFrame:
+    """The mart's Bollinger bands, RSI 14 and MACD of symbol in [start, end] (docs/indicators.md).
+
+    Indexed by trade_date (datetime64); one float64 column per name in INDICATORS, NaN where
+    the mart has null (an indicator's first days, before its window is full).
+    """
+    frame = _frame(
+        conn,
+        f"select trade_date, {', '.join(INDICATORS)} from {MARTS}.fct_daily_indicators "
+        "where symbol = %s and trade_date between %s and %s order by trade_date",
+        (symbol, start, end),
+    )
+    frame["trade_date"] = pd.to_datetime(frame["trade_date"])
+    frame[list(INDICATORS)] = frame[list(INDICATORS)].astype("float64")
+    log.debug("indicators of %s: %d days", symbol, len(frame))
+    return frame.set_index("trade_date")
+
+
 def adj_closes(
     conn: psycopg2.extensions.connection, symbols: Sequence[str], start: date, end: date
 ) -> pd.DataFrame:

@@ -27,8 +27,9 @@ EPILOG = """\
 what it shows:
   index.html: every symbol with its span and last close, top movers over the range, and a
   heatmap of the correlation of daily returns. SYMBOL.html: candles with SMA 20/50/200 and
-  volume, golden and death crosses, volume spikes, returns, volatility, max drawdown, best
-  and worst days, and the weekly/monthly/quarterly/yearly averages (chart and tables).
+  Bollinger bands, volume, RSI 14 and MACD panels, golden and death crosses, volume spikes,
+  returns, volatility, max drawdown, best and worst days, and the weekly/monthly/quarterly/
+  yearly averages (chart and tables).
   The pages open from disk and load nothing from a network (plotly.js is in DIR/assets/).
 
 range:

@@ -3,8 +3,10 @@ errors, and the sample's report as a person's browser sees it (headless Chromium
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import json
 import math
 import os
 import pty
@@ -24,7 +26,7 @@ import pytest
 
 from devtools.databases import Database
 from devtools.project import PROJECT_DIR
-from report import analysis, data, formatting
+from report import analysis, charts, data, formatting
 from tests import reference, support
 from tests.browser import ChromiumSession, chromium_available
 
@@ -189,6 +191,55 @@ def test_numbers_are_formatted_for_people():
     assert formatting.period_label(date(2020, 3, 16), "weekly") == "week of 2020-03-16"
 
 
+def plotted(values: object) -> np.ndarray:
+    """A trace's array as the page carries it (plotly's typed array, or a list) as floats."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"])).astype(float)
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def short_history(count: int) -> pd.DataFrame:
+    """count days of bars with the columns price_chart reads; indicators null as in the mart's
+    first days (RSI from day 15, Bollinger from day 20, MACD from day 34)."""
+    index = days(count)
+    close = 100 + np.arange(count, dtype=float)
+    frame = pd.DataFrame(
+        {"open": close - 1, "high": close + 2, "low": close - 2, "close": close, "adj_close": close},
+        index=index,
+    )
+    frame["volume"] = 1000.0
+    frame["avg_volume_20"] = np.nan
+    for column in ("sma_20", "sma_50", "sma_200", *data.INDICATORS):
+        frame[column] = np.nan
+    frame.loc[index[14:], "rsi_14"] = 60.0
+    for column, offset in (("bollinger_upper", 5.0), ("bollinger_middle", 0.0), ("bollinger_lower", -5.0)):
+        frame.loc[index[19:], column] = close[19:] + offset
+    return frame
+
+
+def test_indicator_panels_share_the_candles_axis_and_say_why_they_are_empty():
+    """Without a database: the four panels, the RSI guides, the band's fill, a short history."""
+    empty = pd.DataFrame(columns=["trade_date", "kind", "sma_slow"])
+    fig = charts.price_chart("NEW", short_history(25), empty, empty, "range")
+    traces = {t.name: t for t in fig.data}
+    # Every panel zooms with the others: the x axes all follow the bottom one.
+    assert {fig.layout[f"xaxis{n}"].matches for n in ("", "2", "3")} == {"x4"}
+    assert traces[charts.INDICATOR_NAMES["bollinger_lower"]].fill == "tonexty"
+    names = [t.name for t in fig.data]
+    lower, upper = (names.index(charts.INDICATOR_NAMES[f"bollinger_{b}"]) for b in ("lower", "upper"))
+    assert lower == upper + 1
+    assert {traces[f"{kind} ({level})"].y for kind, level in (("Overbought", 70), ("Oversold", 30))} == {
+        (70, 70),
+        (30, 30),
+    }
+    assert traces[charts.INDICATOR_NAMES["rsi_14"]].yaxis == "y3"
+    assert list(fig.layout.yaxis3.range) == [0, 100]
+    # 25 days: RSI and bands are drawn, MACD (day 34) is not yet, and the chart says so.
+    assert "MACD: under 34 days of data" in names and "Signal: under 34 days of data" in names
+    assert [a.text for a in fig.layout.annotations] == ["No MACD yet: it needs 34 trading days of data"]
+    assert fig.layout.annotations[0].yref == "y4 domain"
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 
@@ -350,6 +401,71 @@ def test_symbol_page_numbers_match_pandas_on_the_csv(sample_report):
     assert f"{year['volume'].mean():,.0f}" in html
 
 
+def page_figure(html: str, div_id: str) -> tuple[list[dict], dict]:
+    """The traces and layout a page hands to Plotly.newPlot for the chart div_id."""
+    call = re.search(r'Plotly\.newPlot\(\s*"' + re.escape(div_id) + r'",\s*', html)
+    assert call, div_id
+    decoder = json.JSONDecoder()
+    traces, end = decoder.raw_decode(html, call.end())
+    layout, _ = decoder.raw_decode(html, html.index("{", end))
+    return traces, layout
+
+
+@pytest.mark.editions
+def test_symbol_page_charts_the_indicator_marts_values(sample_report, sample_db):
+    """AAPL's price chart carries Bollinger bands on the candles, and RSI and MACD panels
+    beneath, with the values of marts.fct_daily_indicators, which equal TA-Lib on the CSV."""
+    out, _, _ = sample_report
+    traces, layout = page_figure((out / "AAPL.html").read_text(), "chart-prices")
+    by_name = {t["name"]: t for t in traces}
+    names = charts.INDICATOR_NAMES
+    series = {
+        c: by_name[names[c]] for c in ("bollinger_upper", "bollinger_lower", "rsi_14", "macd", "macd_signal")
+    }
+    # The bands on the candles' axes, RSI and MACD on panels 3 and 4, all on one zoomable x axis.
+    candles = next(t for t in traces if t["type"] == "candlestick")
+    assert {(t.get("xaxis", "x"), t.get("yaxis", "y")) for t in (candles, series["bollinger_upper"])} == {
+        ("x", "y")
+    }
+    assert series["rsi_14"]["yaxis"] == "y3" and series["macd"]["yaxis"] == "y4"
+    assert {layout[f"xaxis{n}"]["matches"] for n in ("", "2", "3")} == {"x4"}
+    assert layout["yaxis3"]["range"] == [0, 100]
+    guides = {t["name"]: plotted(t["y"]).tolist() for t in traces if t["name"].startswith("Over")}
+    assert guides == {"Overbought (70)": [70, 70], "Oversold (30)": [30, 30]}
+    x = pd.to_datetime(series["rsi_14"]["x"])
+    assert (x[0], x[-1]) == SAMPLE_RANGE
+    plotted_values = {
+        column: pd.Series(plotted(t["y"]), index=pd.to_datetime(t["x"])) for column, t in series.items()
+    }
+    # The histogram is two traces (green above zero, red below): together, one value a day.
+    positive, negative = (by_name[names[f"macd_histogram_{side}"]] for side in ("up", "down"))
+    histogram = np.fmax(plotted(positive["y"]), plotted(negative["y"]))
+    assert not np.isnan(histogram).any()
+    assert (np.isnan(plotted(positive["y"])) != np.isnan(plotted(negative["y"]))).all()
+    plotted_values["macd_histogram"] = pd.Series(histogram, index=x)
+
+    with contextlib.closing(sample_db.connect("reader")) as conn:  # the report's own role and query
+        mart = data.daily_indicators(conn, "AAPL", *(d.date() for d in SAMPLE_RANGE))
+    assert len(mart) == len(x) and (mart.index == x).all()
+    for column, values in plotted_values.items():
+        np.testing.assert_allclose(values.to_numpy(), mart[column].to_numpy(), rtol=1e-12, err_msg=column)
+    # Known days, against TA-Lib on the sample CSV: the crash's low RSI, and the range's last day;
+    # to 1e-9 of the close, as tests/test_indicators.py holds the mart (1 for the RSI).
+    prices = reference.daily_prices()
+    aapl = prices[(prices["symbol"] == "AAPL") & prices["close"].notna()].reset_index(drop=True)
+    expected = reference.indicators_of(aapl).set_index("trade_date")
+    for day in ("2020-03-16", "2021-01-27"):
+        when = pd.Timestamp(day)
+        for column, values in plotted_values.items():
+            scale = 1.0 if column == "rsi_14" else expected.at[when, "close"]
+            assert values[when] == pytest.approx(expected.at[when, column], rel=0, abs=1e-9 * scale), (
+                day,
+                column,
+            )
+    assert plotted_values["rsi_14"][pd.Timestamp("2020-03-16")] < 40 < plotted_values["rsi_14"].iloc[-1]
+    assert (plotted_values["bollinger_upper"] > plotted_values["bollinger_lower"]).all()
+
+
 # --- in a browser -----------------------------------------------------------------------------
 
 # Full-page screenshots cost a second or more each: the overview, the most traded stock, the
@@ -406,6 +522,42 @@ def test_pages_render_in_chromium_without_errors_or_network(sample_report):
                 assert any(w > 0 and h > 0 for w, h in sizes), (page, chart, what)
     for page in SCREENSHOT_PAGES:
         assert (SCREENSHOTS / f"{page}.png").stat().st_size > 20_000, page
+
+
+@pytest.mark.editions
+def test_indicator_panels_are_drawn_in_chromium(sample_report):
+    """The price chart's four panels each show their axis title and legend; a history too short
+    for MACD (ABNB, 32 days) says so inside the empty panel."""
+    out, _, _ = sample_report
+    root = '[data-chart="prices"]'
+    selectors = {
+        "y titles": f"{root} .ytitle, {root} .y2title, {root} .y3title, {root} .y4title",
+        "legends": f"{root} g.legend, {root} g.legend2, {root} g.legend3, {root} g.legend4",
+        "band fill": f"{root} g.trace.scatter path.js-fill",
+        "lines": f"{root} g.trace.scatter path.js-line",
+        "note": f"{root} .annotation-text",
+    }
+    with ChromiumSession() as browser:
+        pages = {
+            page: browser.open_page(
+                (out / f"{page}.html").as_uri(), wait_ms=300, selectors=list(selectors.values())
+            )
+            for page in ("AAPL", "ABNB")
+        }
+    for page, report in pages.items():
+        assert report.problems == [], (page, report.problems)
+        # A flat line (an RSI guide) is a box of no height: a line is seen when it has a width.
+        seen = {
+            what: [s for s in report.elements[selector] if s[0] > 0 and (s[1] > 0 or what == "lines")]
+            for what, selector in selectors.items()
+        }
+        assert len(seen["y titles"]) == 4 and len(seen["legends"]) == 4, (page, seen)
+        assert len(seen["band fill"]) >= 1, page  # the shaded Bollinger band
+        # 2 bands and the SMAs with data (ABNB: SMA 20 only), the volume average, RSI and its
+        # 2 guides, MACD and signal (ABNB: none yet).
+        assert len(seen["lines"]) == (2 + 3 + 1 + 3 + 2 if page == "AAPL" else 2 + 1 + 1 + 3), page
+    assert pages["AAPL"].elements[selectors["note"]] == []
+    assert len(pages["ABNB"].elements[selectors["note"]]) == 1
 
 
 @pytest.mark.editions
