@@ -87,6 +87,8 @@ kept_trading_days as (
             stored_days.running_return_count,
             stored_days.running_return_sum,
             stored_days.running_return_square_sum,
+            stored_days.running_adj_close_count,
+            stored_days.running_adj_close_sum,
             {{ price_indicators_resume_state('stored_days') }} as resume_state
         from {{ this }} as stored_days
         where
@@ -109,6 +111,8 @@ kept_trading_days as (
         cast(0 as bigint) as running_return_count,
         cast(0 as numeric) as running_return_sum,
         cast(0 as numeric) as running_return_square_sum,
+        cast(0 as bigint) as running_adj_close_count,
+        cast(0 as numeric) as running_adj_close_sum,
         cast(null as double precision[]) as resume_state
     from changed_trading_days
     where false
@@ -135,7 +139,8 @@ changed_returns as (
             when row_number() over by_symbol = 1 then last_kept_day.adj_close
             else lag(changed_trading_days.adj_close) over by_symbol
         end as previous_adj_close,
-        cast(changed_trading_days.close as numeric) as close_exact
+        cast(changed_trading_days.close as numeric) as close_exact,
+        cast(changed_trading_days.adj_close as numeric) as adj_close_exact
     from changed_trading_days
     left join last_kept_day
         on changed_trading_days.symbol = last_kept_day.symbol
@@ -179,6 +184,10 @@ numbered as (
         coalesce(last_kept_day.running_return_square_sum, 0)
         + coalesce(sum(changed_values.return_log_exact * changed_values.return_log_exact) over by_symbol, 0)
             as running_return_square_sum,
+        coalesce(last_kept_day.running_adj_close_count, 0)
+        + count(changed_values.adj_close_exact) over by_symbol as running_adj_close_count,
+        coalesce(last_kept_day.running_adj_close_sum, 0)
+        + coalesce(sum(changed_values.adj_close_exact) over by_symbol, 0) as running_adj_close_sum,
         last_kept_day.resume_state
     from changed_values
     left join last_kept_day
@@ -211,6 +220,8 @@ day_sequence as (
         running_return_count,
         running_return_sum,
         running_return_square_sum,
+        running_adj_close_count,
+        running_adj_close_sum,
         resume_state,
         true as is_changed
     from numbered
@@ -233,6 +244,8 @@ day_sequence as (
         running_return_count,
         running_return_sum,
         running_return_square_sum,
+        running_adj_close_count,
+        running_adj_close_sum,
         null as resume_state,
         false as is_changed
     from kept_trading_days
@@ -256,6 +269,12 @@ moving_windows as (
         {{ trailing_average('running_close_sum', 'trading_day_number', 30, 'by_symbol') }} as sma_30,
         {{ trailing_average('running_close_sum', 'trading_day_number', 50, 'by_symbol') }} as sma_50,
         {{ trailing_average('running_close_sum', 'trading_day_number', 200, 'by_symbol') }} as sma_200,
+        -- the screener's crosses, on a split-consistent series (null while an adj_close in the
+        -- window is missing)
+        {{ trailing_average('running_adj_close_sum', 'running_adj_close_count', 50, 'by_symbol') }}
+            as sma_adjusted_50,
+        {{ trailing_average('running_adj_close_sum', 'running_adj_close_count', 200, 'by_symbol') }}
+            as sma_adjusted_200,
         {{ trailing_variance(
             'running_close_sum', 'running_close_square_sum', 'trading_day_number', 20, 'by_symbol', sample=false
         ) }} as close_variance_20,
@@ -341,10 +360,14 @@ final as (
         running_return_count,
         running_return_sum,
         running_return_square_sum,
+        running_adj_close_count,
+        running_adj_close_sum,
         sma_20,
         sma_30,
         sma_50,
         sma_200,
+        sma_adjusted_50,
+        sma_adjusted_200,
         {{ price_indicator('indicator_state', 'ema_12') }} as ema_12,
         {{ price_indicator('indicator_state', 'ema_26') }} as ema_26,
         {{ price_indicator('indicator_state', 'ema_50') }} as ema_50,

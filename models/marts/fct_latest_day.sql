@@ -5,8 +5,8 @@
 -- adj_close are the SMAs of the close on a split-consistent series, and the RSI flags read
 -- rsi_adjusted_14 (docs/indicators.md).
 -- A hypertable kept by the package from the trading days' change log: each changed symbol's
--- row is computed again from its last 201 stored days (the 200-day averages today and the day
--- before); resume_when false, as no row is a state to go on from.
+-- row is read again from its last two stored days (today and the day before, with the adjusted
+-- SMAs the trading days store); resume_when false, as no row is a state to go on from.
 {{
     config(
         materialized='incremental_hypertable',
@@ -32,38 +32,17 @@ trading_days as (
 
 ),
 
-recent_days as (
+last_two_days as (
 
-    select recent.*
+    select last_two.*
     from changed_symbols
     cross join lateral (
         select trading_days.*
         from trading_days
         where trading_days.symbol = changed_symbols.symbol
         order by trading_days.trade_date desc
-        limit 201
-    ) as recent
-
-),
-
-adjusted_averages as (
-
-    select
-        *,
-        case
-            when count(adj_close) over last_50_days = 50
-                then cast(avg(cast(adj_close as numeric)) over last_50_days as double precision)
-        end as sma_adjusted_50,
-        case
-            when count(adj_close) over last_200_days = 200
-                then cast(avg(cast(adj_close as numeric)) over last_200_days as double precision)
-        end as sma_adjusted_200,
-        row_number() over (partition by symbol order by trade_date desc) as days_back
-    from recent_days
-    window
-        by_date as (partition by symbol order by trade_date),
-        last_50_days as (by_date rows 49 preceding),
-        last_200_days as (by_date rows 199 preceding)
+        limit 2
+    ) as last_two
 
 ),
 
@@ -73,8 +52,9 @@ with_day_before as (
         *,
         lag(adj_close) over by_date as previous_adj_close,
         lag(sma_adjusted_50) over by_date as previous_sma_adjusted_50,
-        lag(sma_adjusted_200) over by_date as previous_sma_adjusted_200
-    from adjusted_averages
+        lag(sma_adjusted_200) over by_date as previous_sma_adjusted_200,
+        row_number() over (partition by symbol order by trade_date desc) as days_back
+    from last_two_days
     window by_date as (partition by symbol order by trade_date)
 
 ),
