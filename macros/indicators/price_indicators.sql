@@ -1,4 +1,4 @@
-{#- The recursive indicators (EMA, MACD, RSI, ATR; documented in macros/_macros.yml and
+{#- The recursive indicators (EMA, MACD, RSI, ATR; each macro documented in macros/_macros.yml;
     docs/indicators.md) as one aggregate over a symbol's trading days in date order, used as a
     window function: its state after a day is every value the next day needs, so a symbol goes
     on from any stored day in O(1). The state's layout is written once, here: the function
