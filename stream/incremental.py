@@ -43,8 +43,8 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Routines:
-    """The routines the package lists, by apply strategy, each in the order dbt last built its
-    model, with whether the connected role may run it."""
+    """The routines the package lists, by apply strategy, each in the order dbt first built its
+    model (a model after those it reads), with whether the connected role may run it."""
 
     by_strategy: dict[str, list[str]]
     missing: frozenset[str]  # listed, but not in the database

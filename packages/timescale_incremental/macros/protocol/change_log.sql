@@ -79,7 +79,10 @@ where consumer = {{ dbt.string_literal(consumer) }};
 {%- endmacro %}
 
 {#- Statements recording the routine that keeps `relation` current (the live feed and other
-    callers read this list instead of guessing names), and dropping any other kind's row. -#}
+    callers read this list instead of guessing names), and dropping any other kind's row. A row
+    keeps the time of its first registration: callers run the routines in that order, the order
+    of a first build, where a model comes after the ones it reads (a later rebuild of one model
+    on its own must not move it behind the models that read its changes). -#}
 {% macro register_routine(relation, routine, strategy, kind='function') -%}
 insert into {{ timescale_incremental.routines_relation() }} (relation_name, routine, strategy, kind)
 values (
@@ -89,5 +92,5 @@ values (
     {{ dbt.string_literal(kind) }}
 )
 on conflict (relation_name) do update set
-    routine = excluded.routine, strategy = excluded.strategy, kind = excluded.kind, registered_at = now();
+    routine = excluded.routine, strategy = excluded.strategy, kind = excluded.kind;
 {%- endmacro %}
