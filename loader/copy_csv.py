@@ -44,8 +44,9 @@ where it goes (schema raw):
   raw.current_daily_prices  view: per symbol and date, the newest live row, with its file
 
 load modes (the summary counts the files of each; -v logs each file's):
-  append   the file begins with exactly the bytes of its symbol's latest load (the daily
-           refresh: each file one line longer): only the new lines are loaded.
+  append   the file's content (a .csv.gz file's, uncompressed) begins with exactly that of
+           its symbol's latest load (the daily refresh: each file one line longer): only
+           the new lines are loaded.
   merge    the default otherwise: the file's rows supersede the same (symbol, date); dates
            it does not hold are kept. A short or partial file never shrinks a history; a
            re-downloaded full history supersedes every date (and retires the old copy).

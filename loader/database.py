@@ -56,13 +56,23 @@ class FileResult:
 
 @dataclass(frozen=True)
 class FileDigest:
-    """A file's XXH3-128 and size, and the same of the prefix it was asked about (for append)."""
+    """XXH3-128 and size of a file's content (a gzip file's uncompressed bytes, so that a file
+    compressed again after a day's line was added is still an append), and the same of the
+    prefix it was asked about (for append)."""
 
     content_hash: str
     size: int
     prefix_hash: str | None = None  # None: no prefix asked, or the file is not longer than it
     prefix_lines: int = 0  # newlines in the prefix: the number of its last line
     prefix_ends_line: bool = False
+    # A gzip file's hash of its compressed bytes: what loads logged before content was hashed
+    # hold, so such a file, unchanged, is still recognised as unchanged.
+    compressed_hash: str | None = None
+
+    @property
+    def hashes(self) -> list[str]:
+        """Every hash a load of this same file can have logged."""
+        return [self.content_hash, *([self.compressed_hash] if self.compressed_hash else [])]
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,19 @@ def connect() -> psycopg2.extensions.connection:
 
 
 def file_digest(path: Path, prefix_size: int | None = None) -> FileDigest:
-    """Hash the whole file in one pass, noting the hash of its first `prefix_size` bytes on the way."""
+    """Hash the file's content in one pass, noting the hash of its first `prefix_size` bytes on
+    the way; a gzip file's content is its uncompressed bytes. A gzip file that cannot be read
+    to its end (truncated, corrupt) is known by the hash of its bytes: the read that rejects it
+    comes next, and the same broken file seen again is recognised."""
+    try:
+        return _content_digest(path, prefix_size)
+    except READ_ERRORS:
+        if not is_gzip(path):
+            raise
+        return FileDigest(content_hash=_bytes_hash(path), size=path.stat().st_size)
+
+
+def _content_digest(path: Path, prefix_size: int | None) -> FileDigest:
     # XXH3-128: detects changed content as surely as a cryptographic hash would (nobody forges
     # price files against us) at memory speed; SHA-256 here cost a sixth of the loader's CPU.
     digest = xxhash.xxh3_128()
@@ -114,7 +136,7 @@ def file_digest(path: Path, prefix_size: int | None = None) -> FileDigest:
     prefix_hash: str | None = None
     prefix_lines = 0
     prefix_ends_line = False
-    with path.open("rb") as fh:
+    with open_source(path) as fh:
         if prefix_size is not None:
             remaining = prefix_size
             while remaining and (chunk := fh.read(min(HASH_CHUNK_BYTES, remaining))):
@@ -136,7 +158,16 @@ def file_digest(path: Path, prefix_size: int | None = None) -> FileDigest:
         prefix_hash=prefix_hash,
         prefix_lines=prefix_lines,
         prefix_ends_line=prefix_ends_line,
+        compressed_hash=_bytes_hash(path) if is_gzip(path) else None,
     )
+
+
+def _bytes_hash(path: Path) -> str:
+    digest = xxhash.xxh3_128()
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _copy_statement(table: str, columns: tuple[str, ...], options: str = "format csv") -> sql.Composed:
@@ -167,7 +198,7 @@ def lock_and_latest_live_load(cur: psycopg2.extensions.cursor, source_key: str) 
     return None if row is None else LiveLoad(*row)
 
 
-def _choose_mode(source: SourceFile, digest: FileDigest, latest: LiveLoad | None, replace: bool) -> Claim:
+def _choose_mode(digest: FileDigest, latest: LiveLoad | None, replace: bool) -> Claim:
     if replace:
         return Claim("new", mode=LoadMode.REPLACE)
     if (
@@ -176,7 +207,6 @@ def _choose_mode(source: SourceFile, digest: FileDigest, latest: LiveLoad | None
         and digest.prefix_hash is not None
         and digest.prefix_hash == latest.content_hash
         and digest.prefix_ends_line
-        and not is_gzip(source.path)  # a gzip stream cannot be read from a byte offset
     ):
         return Claim(
             "new", mode=LoadMode.APPEND, append_offset=latest.size, first_line=digest.prefix_lines + 1
@@ -194,12 +224,13 @@ def _claim_load(
     """Under the source's lock: the file is unchanged, was rejected before with this very
     content, or is logged as a new load in its mode (one round trip in the common case)."""
     content_hash = None if digest is None else digest.content_hash
-    if latest is not None and content_hash is not None and latest.content_hash == content_hash:
+    known_hashes = [] if digest is None else digest.hashes
+    if latest is not None and latest.content_hash in known_hashes:
         return Claim("unchanged")
     claim = (
         Claim("new", mode=LoadMode.REPLACE if replace else LoadMode.MERGE)
         if digest is None
-        else _choose_mode(source, digest, latest, replace)
+        else _choose_mode(digest, latest, replace)
     )
     params = {
         "key": source.source_key,
@@ -208,6 +239,7 @@ def _claim_load(
         "symbol": source.symbol,
         "asset_type": source.asset_type,
         "digest": content_hash,
+        "hashes": known_hashes,
         "size": None if digest is None else digest.size,
         "mode": claim.mode.value if claim.mode else None,
         "offset": claim.append_offset if claim.mode is LoadMode.APPEND else None,
@@ -220,7 +252,8 @@ def _claim_load(
                'loaded', %(mode)s, %(offset)s, clock_timestamp()
          where %(digest)s::text is null
             or not exists (select from raw.load_log
-                            where source_key = %(key)s and status = 'rejected' and content_hash = %(digest)s)
+                            where source_key = %(key)s and status = 'rejected'
+                              and content_hash = any(%(hashes)s::text[]))
         returning load_id
         """,
         params,
@@ -230,7 +263,7 @@ def _claim_load(
         cur.execute(
             """
             select load_id, error from raw.load_log
-             where source_key = %(key)s and status = 'rejected' and content_hash = %(digest)s
+             where source_key = %(key)s and status = 'rejected' and content_hash = any(%(hashes)s::text[])
              order by load_id desc limit 1
             """,
             params,

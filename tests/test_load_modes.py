@@ -4,11 +4,13 @@ safety rules (header length, client encoding, missing packages)."""
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import xxhash
 
 from devtools.databases import Database, create_database, drop_database
 from devtools.project import LOADER, PROJECT_DIR
@@ -49,6 +51,41 @@ def test_the_daily_refresh_appends_only_the_new_line(fresh_db, tmp_path):
     )
     assert fresh_db.scalar("select count(*) from raw.daily_prices") == 101
     assert len(current_rows(fresh_db, "MSFT")) == 101
+    assert statuses(fresh_db) == [("loaded", "merge"), ("loaded", "append")]
+    assert_accounting(fresh_db, summary)
+
+
+def test_a_gzip_file_one_line_longer_is_appended(fresh_db, tmp_path):
+    """A .csv.gz compressed again after the day's line was added is an append: its content
+    (uncompressed) begins with the latest load's. The same content compressed differently is
+    unchanged, and so is a file whose load was logged with the hash of its compressed bytes (as
+    loaders before content hashing logged gzip files)."""
+    day1 = write(tmp_path / "day1", "MSFT.csv.gz", HEADER + price_rows(100), compress=True)
+    day2 = write(tmp_path / "day2", "MSFT.csv.gz", HEADER + price_rows(101), compress=True)
+    assert fresh_db.run_loader(day1).returncode == 0
+    proc, summary = fresh_db.load_summary(day2)
+    assert proc.returncode == 0, proc.stderr
+    assert summary["files_by_mode"] == {"append": 1}
+    assert summary["rows_read"] == summary["rows_loaded"] == 1
+    assert fresh_db.query("select line_number from raw.daily_prices where load_id = 2") == [(102,)]
+    assert fresh_db.scalar("select append_offset_bytes from raw.load_log where load_id = 2") == len(
+        HEADER + price_rows(100)
+    )
+    assert len(current_rows(fresh_db, "MSFT")) == 101
+
+    recompressed = write(tmp_path / "again", "MSFT.csv.gz", b"")
+    recompressed.write_bytes(gzip.compress(HEADER + price_rows(101), compresslevel=1, mtime=0))
+    assert recompressed.read_bytes() != day2.read_bytes()
+    proc, summary = fresh_db.load_summary(recompressed)
+    assert proc.returncode == 0, proc.stderr
+    assert summary["files_unchanged"] == 1
+
+    fresh_db.query(
+        "update raw.load_log set content_hash = %s where load_id = 2",
+        (xxhash.xxh3_128(day2.read_bytes()).hexdigest(),),
+    )
+    proc, summary = fresh_db.load_summary(day2)
+    assert summary["files_unchanged"] == 1
     assert statuses(fresh_db) == [("loaded", "merge"), ("loaded", "append")]
     assert_accounting(fresh_db, summary)
 
