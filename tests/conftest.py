@@ -58,7 +58,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_itemcollected(item: pytest.Item) -> None:
     # Here, before `-m` filters the items: every test is checked, whatever the run selects.
     if set(SAMPLE_FIXTURES) & set(getattr(item, "fixturenames", ())) and not any(
-        item.get_closest_marker(m) for m in ("editions", *EDITION_MARKERS)
+        item.get_closest_marker(m) for m in ("editions", "one_pass", *EDITION_MARKERS)
     ):
         item.config.stash.setdefault(_UNMARKED, []).append(item.nodeid)
 
@@ -67,8 +67,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if unmarked := config.stash.get(_UNMARKED, []):
         raise pytest.UsageError(
-            "not marked editions (or community/apache), though they use the built sample, so `make "
-            "test` would not run them on the second edition: " + ", ".join(unmarked)
+            "not marked editions (or one_pass, community, apache), though they use the built sample, "
+            "so `make test` would not say on which edition to run them: " + ", ".join(unmarked)
         )
     expected = os.environ.get(support.EXPECTED_LICENSE_VAR)
     marked = [item for item in items if any(item.get_closest_marker(m) for m in EDITION_MARKERS)]

@@ -120,9 +120,12 @@ def client(sample_db: Database) -> Iterator[TestClient]:
 
 
 # -- responses equal the marts --------------------------------------------------------------
+# The tests that read the built sample run once (one_pass): the API's behaviour is the same on
+# both TimescaleDB editions. The period averages, a continuous aggregate or a table by
+# edition, are read on both.
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_health_gives_the_freshest_trade_date(client, sample_db):
     response = client.get("/health")
     assert response.status_code == 200
@@ -137,7 +140,7 @@ def test_health_gives_the_freshest_trade_date(client, sample_db):
     assert re.fullmatch(r"db;dur=[\d.]+, wait;dur=[\d.]+, app;dur=[\d.]+", timing), timing
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_symbols_pages_cover_dim_symbols_once_in_order(client, sample_db):
     expected = mart_rows(sample_db, "select * from marts.dim_symbols order by symbol")
     rows, pages = all_pages(client, "/symbols", limit=1000)
@@ -147,7 +150,7 @@ def test_symbols_pages_cover_dim_symbols_once_in_order(client, sample_db):
     assert first["data"] == expected[:100] and first["next"]
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 @pytest.mark.parametrize(
     ("params", "where"),
     [
@@ -162,7 +165,7 @@ def test_symbols_filters_equal_the_mart(client, sample_db, params, where):
     assert rows == expected and expected
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 @pytest.mark.parametrize("q", ["apple", "AAP", "ishares", "%", "_", "5%", "o'reilly"])
 def test_symbols_search_is_literal_and_case_insensitive(client, sample_db, q):
     everything = mart_rows(sample_db, "select * from marts.dim_symbols order by symbol")
@@ -179,14 +182,14 @@ def test_symbols_search_is_literal_and_case_insensitive(client, sample_db, q):
         assert "AAPL" in {row["symbol"] for row in rows}
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_symbol_metadata_and_price_span(client, sample_db):
     expected = mart_rows(sample_db, "select * from marts.dim_symbols where symbol = 'AAPL'")
     assert client.get("/symbols/AAPL").json() == expected[0]
     assert expected[0]["first_trade_date"] == "1980-12-12"
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_daily_prices_of_a_quarter_equal_the_mart(client, sample_db):
     params = {"start": "2020-01-01", "end": "2020-03-31"}
     body = client.get("/symbols/AAPL/prices", params=params).json()
@@ -200,7 +203,7 @@ def test_daily_prices_of_a_quarter_equal_the_mart(client, sample_db):
     assert len(expected) == 62 and isinstance(body["data"][0]["volume"], int)
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_full_history_pages_at_5000_rows(client, sample_db):
     expected = mart_rows(
         sample_db,
@@ -227,7 +230,7 @@ def test_period_averages_equal_the_mart(client, sample_db, period):
     assert in_range["data"] == mart_rows(sample_db, sql, (date(2015, 2, 1), date(2019, 6, 30)))
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_moving_averages_of_a_year_equal_the_mart(client, sample_db):
     body = client.get(
         "/symbols/AAPL/moving-averages", params={"start": "2020-01-01", "end": "2020-12-31"}
@@ -253,7 +256,7 @@ def test_a_page_is_valid_json_even_for_a_non_finite_number():
     }
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_symbol_without_prices_has_empty_series_not_404(client, sample_db):
     symbol = sample_db.scalar("select min(symbol) from marts.dim_symbols where not has_prices")
     assert client.get(f"/symbols/{symbol}").json()["has_prices"] is False
@@ -266,7 +269,7 @@ def test_symbol_without_prices_has_empty_series_not_404(client, sample_db):
 TEN_KB = "A" * 10_240
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 @pytest.mark.parametrize(
     ("url", "status", "fragment"),
     [
@@ -319,7 +322,7 @@ def test_bad_input_gets_a_clear_4xx(client, url, status, fragment):
     assert TEN_KB not in body["detail"]  # the input is never echoed back whole
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_cursor_of_another_list_is_refused(client):
     weekly = client.get("/symbols/AAPL/averages/weekly", params={"limit": 10}).json()["next"]
     assert weekly
@@ -333,7 +336,7 @@ def test_cursor_of_another_list_is_refused(client):
     )
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_unexpected_error_is_a_500_problem_with_the_trace_in_the_log_only(client, monkeypatch, caplog):
     # A query that fails in a way no handler expects stands in for a bug.
     monkeypatch.setattr(
@@ -360,7 +363,7 @@ def test_database_without_marts_gives_503(fresh_db):
             assert_problem(api.get(url), 503, "marts are not available")
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_wrong_method_is_a_problem_json(client):
     assert_problem(client.post("/symbols/AAPL"), 405)
 
@@ -425,7 +428,7 @@ def _injection_requests() -> Iterator[tuple[str, dict[str, str]]]:
         yield "/symbols/AAPL/indicators", {s: "2020-01-01"}
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_injection_strings_in_every_parameter_change_nothing(client, sample_db):
     before = marts_fingerprint(sample_db)
     seen: dict[int, int] = {}
@@ -446,7 +449,7 @@ def test_injection_strings_in_every_parameter_change_nothing(client, sample_db):
 # -- the OpenAPI document ---------------------------------------------------------------------
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_openapi_document_validates_and_states_limits_and_examples(client):
     schema = client.get("/openapi.json").json()
     validate(schema)
@@ -588,7 +591,7 @@ def wait_for_status(client: TestClient, url: str, status: int, timeout: float) -
     return time.monotonic() - started
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_database_going_away_gives_503_and_the_api_recovers(sample_db):
     env = reader_env(sample_db)
     proxy = TcpProxy(env.get("PGHOST", "localhost"), int(env.get("PGPORT", "5432")))
@@ -648,7 +651,7 @@ def server(sample_db: Database, tmp_path_factory: pytest.TempPathFactory) -> Ite
         proc.wait()
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_uvicorn_server_with_workers_logs_each_request_with_latency(server, sample_db):
     url, log = server["url"], server["log"]
     with httpx2.Client(base_url=url, timeout=10) as http:
@@ -684,7 +687,7 @@ def test_uvicorn_server_with_workers_logs_each_request_with_latency(server, samp
     assert "Traceback" not in text
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_uvicorn_server_stops_cleanly_on_sigterm(server):
     # Runs after the other server tests of this module (pytest keeps file order).
     proc = server["proc"]
@@ -706,7 +709,7 @@ def docs_server(sample_db: Database, tmp_path_factory: pytest.TempPathFactory) -
     proc.wait(timeout=20)
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_docs_assets_are_served_locally(client):
     page = client.get("/docs").text
     assert "cdn" not in page.lower() and "https://" not in page
@@ -719,7 +722,7 @@ def test_docs_assets_are_served_locally(client):
         assert "cdn." not in client.get(script).text, script  # ReDoc's logo URL is swapped out
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 @pytest.mark.parametrize(
     ("page", "selector"),
     [("docs", ".swagger-ui .opblock"), ("redoc", ".redoc-wrap [data-section-id]")],

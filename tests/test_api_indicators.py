@@ -18,8 +18,9 @@ from api.settings import Settings
 from devtools.databases import Database
 from tests.test_api import TEN_KB, all_pages, assert_problem, mart_rows, reader_env
 
-# Reads the built sample: `make test` runs it on both TimescaleDB editions.
-pytestmark = pytest.mark.editions
+# Reads the built sample, once: the API's behaviour is the same on both TimescaleDB editions,
+# and the marts it reads hold the same rows on both (test_incremental_marts.py).
+pytestmark = pytest.mark.one_pass
 
 INDICATOR_COLUMNS = (
     "symbol, trade_date, ema_12, ema_26, ema_50, ema_200, macd, macd_signal, macd_histogram, "

@@ -29,8 +29,9 @@ from devtools.databases import Database
 from devtools.ports import free_port
 from devtools.project import PROJECT_DIR
 
-# Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
-pytestmark = pytest.mark.editions
+# Reads the built sample, once: the API's behaviour is the same on both TimescaleDB editions,
+# and the marts it reads hold the same rows on both (test_incremental_marts.py).
+pytestmark = pytest.mark.one_pass
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 SCHEMATHESIS_CONFIG = PROJECT_DIR / "schemathesis.toml"
