@@ -110,9 +110,9 @@ def _symbol_page(
     spikes = analysis.volume_spikes(bars["volume"])
     spikes = spikes[spikes["trade_date"] >= starts]
     meta = {
-        "name": info["security_name"] or "",
-        "asset_type": info["asset_type"] or "",
-        "exchange": info["listing_exchange"] or "",
+        "name": _text(info["security_name"]),
+        "asset_type": _text(info["asset_type"]),
+        "exchange": _text(info["listing_exchange"]),
         "first_trade_date": info["first_trade_date"],
         "last_trade_date": info["last_trade_date"],
         "trading_days": info["trading_days"],
@@ -221,3 +221,9 @@ def _overview(
         "min_correlation_days": analysis.MIN_CORRELATION_DAYS,
         "charts": figures,
     }
+
+
+def _text(value: Any) -> str:
+    """A metadata text, or "" where it is unknown (None, or pandas' NaN once a column mixes them:
+    most symbols of a real universe have no metadata row)."""
+    return "" if value is None or pd.isna(value) else str(value)

@@ -112,13 +112,17 @@ def price_chart(
         row_heights=PANEL_HEIGHTS,
         vertical_spacing=PANEL_SPACING,
     )
+    # A candle needs all four prices (Plotly draws a bar without one as a broken path); a day
+    # whose open, high or low is not recorded (a zero open is Yahoo's "no open") shows its close.
+    whole = bars[["open", "high", "low", "close"]].notna().all(axis=1) & (bars["open"] > 0)
+    candles = bars[whole]
     fig.add_trace(
         go.Candlestick(
-            x=x,
-            open=bars["open"].where(bars["open"] > 0),  # a zero open is Yahoo's "no open"
-            high=bars["high"],
-            low=bars["low"],
-            close=bars["close"],
+            x=_dates(candles.index),
+            open=candles["open"],
+            high=candles["high"],
+            low=candles["low"],
+            close=candles["close"],
             name="Daily bar (open, high, low, close)",
             increasing={"line": {"color": UP, "width": 1}, "fillcolor": UP},
             decreasing={"line": {"color": DOWN, "width": 1}, "fillcolor": DOWN},
@@ -126,6 +130,25 @@ def price_chart(
         row=1,
         col=1,
     )
+    close_only = bars[~whole & bars["close"].notna()]
+    if len(close_only):
+        fig.add_trace(
+            go.Scatter(
+                x=_dates(close_only.index),
+                y=close_only["close"],
+                mode="markers",
+                name="Close of a day without a whole bar (open, high or low not recorded)",
+                marker={
+                    "symbol": "line-ew",
+                    "size": 12,
+                    "color": AVERAGE,
+                    "line": {"width": 2, "color": AVERAGE},
+                },
+                hovertemplate="close %{y:,.2f} USD (no whole bar)",
+            ),
+            row=1,
+            col=1,
+        )
     # The lower band right after the upper one: "tonexty" fills to the trace added just before.
     # The middle band is SMA 20, drawn once, below, as the SMA line.
     for column, fill in (("bollinger_upper", None), ("bollinger_lower", "tonexty")):

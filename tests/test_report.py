@@ -26,7 +26,7 @@ import pytest
 
 from devtools.databases import Database
 from devtools.project import PROJECT_DIR
-from report import analysis, charts, data, formatting
+from report import analysis, build, charts, data, formatting
 from tests import reference, support
 from tests.browser import ChromiumSession, chromium_available
 
@@ -240,6 +240,46 @@ def test_indicator_panels_share_the_candles_axis_and_say_why_they_are_empty():
     assert fig.layout.annotations[0].yref == "y4 domain"
 
 
+def test_a_symbol_without_metadata_has_no_name_rather_than_nan():
+    """Most symbols of a real universe have no metadata row: pandas then holds NaN, not None."""
+    assert [build._text(v) for v in (None, float("nan"), np.nan, "Apple Inc.")] == ["", "", "", "Apple Inc."]
+
+
+def test_a_day_without_a_whole_bar_shows_its_close_and_draws_cleanly_in_chromium(tmp_path):
+    """Real files have days without an open (Yahoo's zero open), high or low: no candle for
+    them (Plotly draws one as a broken path, a console error), a marker at the close instead."""
+    import plotly.graph_objects as go  # noqa: PLC0415 (the report's dependency)
+
+    bars = short_history(25)
+    bars.iloc[3, bars.columns.get_loc("open")] = np.nan
+    bars.iloc[5, bars.columns.get_loc("open")] = 0.0
+    bars.iloc[7, bars.columns.get_loc("high")] = np.nan
+    empty = pd.DataFrame(columns=["trade_date", "kind", "sma_slow"])
+    fig = charts.price_chart("GAPS", bars, empty, empty, "range")
+    traces = {t.name: t for t in fig.data}
+    incomplete = [bars.index[i].strftime("%Y-%m-%d") for i in (3, 5, 7)]
+    candles = traces["Daily bar (open, high, low, close)"]
+    assert len(candles.x) == 22 and not set(incomplete) & set(candles.x)
+    [close_only] = [t for t in fig.data if t.name.startswith("Close of a day without a whole bar")]
+    assert list(close_only.x) == incomplete
+    assert list(close_only.y) == [bars["close"].iloc[i] for i in (3, 5, 7)]
+
+    # The same chart with every day as a candle, as it was drawn before: the check sees the error.
+    every_day_a_candle = go.Figure(fig)
+    every_day_a_candle.data[0].update(
+        x=[d.strftime("%Y-%m-%d") for d in bars.index],
+        **{column: bars[column] for column in ("open", "high", "low", "close")},
+    )
+    reports = {}
+    with ChromiumSession(shared_context=True) as browser:
+        for name, figure in (("whole_bars", fig), ("every_day_a_candle", every_day_a_candle)):
+            page = tmp_path / f"{name}.html"
+            page.write_text(figure.to_html(include_plotlyjs=True, full_html=True))
+            reports[name] = browser.open_page(page.as_uri(), wait_ms=300)
+    assert reports["whole_bars"].problems == []
+    assert any("Expected number" in problem for problem in reports["every_day_a_candle"].problems)
+
+
 # --- the CLI ----------------------------------------------------------------------------------
 
 
@@ -270,7 +310,9 @@ def sample_report(sample_db: Database, tmp_path_factory: pytest.TempPathFactory)
     return out, proc, seconds
 
 
-@pytest.mark.editions
+# The report's behaviour is the same on both TimescaleDB editions: these tests run once
+# (one_pass); its numbers, from marts of either form, are checked on both.
+@pytest.mark.one_pass
 def test_unreachable_database_is_one_line_and_exit_1(sample_db, tmp_path):
     env = {**sample_db.role_env("reader"), "PGHOST": "127.0.0.1", "PGPORT": "1"}
     proc = run_report(sample_db, "--out", str(tmp_path / "r"), env=env)
@@ -282,7 +324,7 @@ def test_unreachable_database_is_one_line_and_exit_1(sample_db, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_unknown_symbol_is_named_on_one_line_and_exit_1(sample_db, tmp_path):
     proc = run_report(sample_db, "--symbols", "AAPL", "NOSUCH", "--out", str(tmp_path / "r"))
     assert proc.returncode == 1
@@ -293,7 +335,7 @@ def test_unknown_symbol_is_named_on_one_line_and_exit_1(sample_db, tmp_path):
     assert (proc.returncode, proc.stderr.strip()) == (1, "make_report: no prices loaded for: ABT")
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_bad_arguments_exit_2(sample_db, tmp_path):
     proc = run_report(sample_db, "--start", "2021-01-01", "--end", "2020-01-01")
     assert proc.returncode == 2 and "--start 2021-01-01 is after --end 2020-01-01" in proc.stderr
@@ -301,7 +343,7 @@ def test_bad_arguments_exit_2(sample_db, tmp_path):
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_a_symbol_without_days_in_the_range_gets_a_page_saying_so(sample_db, tmp_path):
     out = tmp_path / "r"
     proc = run_report(
@@ -325,7 +367,7 @@ def test_a_symbol_without_days_in_the_range_gets_a_page_saying_so(sample_db, tmp
     assert 'data-chart="prices"' in (out / "AAPL.html").read_text()
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_a_progress_bar_on_a_terminal_and_none_in_a_pipe(sample_db, tmp_path):
     master, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a fresh pty is 0 wide
@@ -366,7 +408,7 @@ def test_sample_report_is_written_fast_and_light(sample_report):
     assert sorted(p.name for p in (out / "assets").iterdir()) == ["plotly.min.js", "report.css"]
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_symbols_are_ranked_by_shares_traded_in_the_range(sample_report):
     out, _, _ = sample_report
     prices = reference.daily_prices()
@@ -411,7 +453,7 @@ def page_figure(html: str, div_id: str) -> tuple[list[dict], dict]:
     return traces, layout
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_symbol_page_charts_the_indicator_marts_values(sample_report, sample_db):
     """AAPL's price chart carries Bollinger bands on the candles, and RSI and MACD panels
     beneath, with the values of marts.fct_daily_indicators, which equal TA-Lib on the CSV."""
@@ -488,8 +530,7 @@ def chart_selectors(chart: str, drawn: str) -> dict[str, str]:
     }
 
 
-# Once, not on both editions: the pages show marts whose rows are the same on both (proven by
-# test_incremental_marts.py); every page costs Chromium seconds to draw.
+# Every page costs Chromium seconds to draw.
 @pytest.mark.one_pass
 def test_pages_render_in_chromium_without_errors_or_network(sample_report):
     if not chromium_available():
@@ -526,7 +567,7 @@ def test_pages_render_in_chromium_without_errors_or_network(sample_report):
         assert (SCREENSHOTS / f"{page}.png").stat().st_size > 20_000, page
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 def test_indicator_panels_are_drawn_in_chromium(sample_report):
     """The price chart's four panels each show their axis title and legend; a history too short
     for MACD (ABNB, 32 days) says so inside the empty panel."""
@@ -562,7 +603,7 @@ def test_indicator_panels_are_drawn_in_chromium(sample_report):
     assert len(pages["ABNB"].elements[selectors["note"]]) == 1
 
 
-@pytest.mark.editions
+@pytest.mark.one_pass
 @pytest.mark.parametrize("shared_context", [False, True], ids=["own_context", "after_a_good_page"])
 def test_the_browser_check_sees_a_broken_page(sample_report, tmp_path, shared_context):
     """The check above is not vacuous: without plotly.js and with a CDN link, it fails the page,
