@@ -14,10 +14,6 @@ Several pages in one browser (one launch, about a second, instead of one per pag
     with ChromiumSession() as browser:
         for url in urls:
             report = browser.open_page(url)
-
-Pages of one site (a report's pages share a 4.8 MB plotly.min.js) in one context:
-`ChromiumSession(shared_context=True)`. Chromium then compiles the shared scripts once, not
-once a page (about 2 s each here); a script it takes from its cache is not listed again.
 """
 
 from __future__ import annotations
@@ -97,16 +93,12 @@ def is_external(url: str) -> bool:
 
 
 class ChromiumSession:
-    """One headless Chromium for several pages; each page gets a fresh context (no shared state)
-    unless shared_context, where the pages share one context (its cache) and nothing else."""
+    """One headless Chromium for several pages; each page gets a fresh context (no shared state)."""
 
-    def __init__(self, viewport: tuple[int, int] = DEFAULT_VIEWPORT, shared_context: bool = False) -> None:
+    def __init__(self, viewport: tuple[int, int] = DEFAULT_VIEWPORT) -> None:
         self.viewport = viewport
-        self.shared_context = shared_context
         self._playwright: Any = None
         self._browser: Any = None
-        self._context: Any = None  # the shared context, made on the first page
-        self._report: PageReport | None = None  # the page being loaded, for the context's events
 
     def __enter__(self) -> ChromiumSession:
         if not chromium_available():
@@ -138,27 +130,7 @@ class ChromiumSession:
                 self._browser.close()
         finally:
             self._playwright.stop()
-            self._browser = self._playwright = self._context = None
-
-    def _new_context(self) -> Any:
-        """A context whose every request (of any of its pages) goes to the page being loaded;
-        external ones are recorded, then aborted, so an offline machine cannot stall a load."""
-        context = self._browser.new_context(
-            viewport={"width": self.viewport[0], "height": self.viewport[1]},
-            service_workers="block",
-        )
-        context.route(is_external, lambda route: route.abort())
-        context.on("request", self._on_context_request)
-        context.on("requestfailed", self._on_context_request_failed)
-        return context
-
-    def _on_context_request(self, request: Any) -> None:
-        if self._report is not None:
-            _on_request(self._report, request.url)
-
-    def _on_context_request_failed(self, request: Any) -> None:
-        if self._report is not None:
-            _on_failed(self._report, request)
+            self._browser = self._playwright = None
 
     def open_page(
         self,
@@ -177,16 +149,17 @@ class ChromiumSession:
         if self._browser is None:
             raise RuntimeError("ChromiumSession.open_page outside its `with` block")
         report = PageReport(url=url)
-        shared = self.shared_context
-        context = self._context if shared and self._context is not None else self._new_context()
-        if shared:
-            self._context = context
-        self._report = report
-        page = None
+        context = self._browser.new_context(
+            viewport={"width": self.viewport[0], "height": self.viewport[1]},
+            service_workers="block",
+        )
         try:
+            context.route(is_external, lambda route: route.abort())
             page = context.new_page()
             page.on("console", lambda msg: _on_console(report, msg))
             page.on("pageerror", lambda err: report.page_errors.append(str(err)))
+            context.on("request", lambda req: _on_request(report, req.url))
+            context.on("requestfailed", lambda req: _on_failed(report, req))
             page.on("websocket", lambda ws: _on_request(report, ws.url))
             page.goto(url, wait_until="load", timeout=NAVIGATION_TIMEOUT_MS)
             page.wait_for_timeout(wait_ms)
@@ -198,12 +171,7 @@ class ChromiumSession:
                 page.screenshot(path=str(screenshot), full_page=full_page)
                 report.screenshot = screenshot
         finally:
-            if shared:
-                if page is not None:
-                    page.close()
-            else:
-                context.close()
-            self._report = None
+            context.close()
         return report
 
 

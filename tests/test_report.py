@@ -271,7 +271,7 @@ def test_a_day_without_a_whole_bar_shows_its_close_and_draws_cleanly_in_chromium
         **{column: bars[column] for column in ("open", "high", "low", "close")},
     )
     reports = {}
-    with ChromiumSession(shared_context=True) as browser:
+    with ChromiumSession() as browser:
         for name, figure in (("whole_bars", fig), ("every_day_a_candle", every_day_a_candle)):
             page = tmp_path / f"{name}.html"
             page.write_text(figure.to_html(include_plotlyjs=True, full_html=True))
@@ -541,7 +541,7 @@ def test_pages_render_in_chromium_without_errors_or_network(sample_report):
     if SCREENSHOTS.exists():
         shutil.rmtree(SCREENSHOTS)
     pages = ["index", *sorted(p.stem for p in out.glob("*.html") if p.stem != "index")]
-    with ChromiumSession(shared_context=True) as browser:
+    with ChromiumSession() as browser:
         for page in pages:
             charts = INDEX_CHARTS if page == "index" else SYMBOL_CHARTS
             selectors = {
@@ -604,17 +604,13 @@ def test_indicator_panels_are_drawn_in_chromium(sample_report):
 
 
 @pytest.mark.one_pass
-@pytest.mark.parametrize("shared_context", [False, True], ids=["own_context", "after_a_good_page"])
-def test_the_browser_check_sees_a_broken_page(sample_report, tmp_path, shared_context):
-    """The check above is not vacuous: without plotly.js and with a CDN link, it fails the page,
-    also in a context that has just loaded a good page (and has plotly.js in its cache)."""
+def test_the_browser_check_sees_a_broken_page(sample_report, tmp_path):
+    """The check above is not vacuous: without plotly.js and with a CDN link, it fails the page."""
     out, _, _ = sample_report
     html = (out / "AAPL.html").read_text()
     broken = tmp_path / "AAPL.html"  # no assets/ beside it
     broken.write_text(html.replace("</body>", '<img src="https://cdn.example.com/logo.png"></body>'))
-    with ChromiumSession(shared_context=shared_context) as browser:
-        if shared_context:
-            assert browser.open_page((out / "AAPL.html").as_uri()).problems == []
+    with ChromiumSession() as browser:
         report = browser.open_page(broken.as_uri(), selectors=['[data-chart="prices"] .main-svg'])
     assert any("Plotly is not defined" in e for e in report.page_errors), report.page_errors
     assert any("assets/plotly.min.js" in f for f in report.failed_requests), report.failed_requests
