@@ -262,6 +262,7 @@ cmd_up() {
   if ! is_local_mode; then check_external; external_roles; return; fi
   case "${LICENSE}" in "" | apache | timescale) ;; *) check_license_choice ;; esac
   bash "${PROJECT_DIR}/scripts/install_timescaledb.sh"
+  bash "${PROJECT_DIR}/scripts/install_price_series.sh"
   check_license_choice
   [ -f "${DATA_DIR}/PG_VERSION" ] || init_cluster
   local changed reason

@@ -102,10 +102,6 @@ def test_license_and_version_macros_report_the_server(sample_db: Database):
     ("call", "message"),
     [
         (
-            "stock_analytics.trailing_average('running_close_sum', 'trading_day_number', 0, 'by_symbol')",
-            "trailing_average: window_rows must be a positive integer, got 0",
-        ),
-        (
             "timescale_incremental.changed_rows(ref('int_daily_prices__trading_days'), rows_before=-1)",
             "rows_before must be a whole number of rows, got -1",
         ),

@@ -300,7 +300,7 @@ def test_kill_9_at_random_points_then_restart_equals_a_file_load(
         pd.testing.assert_frame_equal(fed, loaded)
 
         # built batch by batch as the feed came, equal to the full build of the files
-        days = "select symbol, trade_date, trading_day_number, running_close_sum, "
+        days = "select symbol, trade_date, trading_day_number, "
         days += "close, {} from {} order by 1, 2"
         trading_days = days.format(", ".join(AVERAGE_COLUMNS), "intermediate.int_daily_prices__trading_days")
         pd.testing.assert_frame_equal(db.frame(trading_days), sample_db.frame(trading_days), rtol=1e-12)
@@ -703,7 +703,7 @@ def test_a_full_rebuild_equals_what_the_feed_built_batch_by_batch(feed_db: Datab
         "from staging.stg_market_data__daily_prices order by symbol, trade_date"
     )
     days = (
-        "select symbol, trade_date, trading_day_number, running_close_sum, sma_20, sma_30, sma_50, sma_200 "
+        "select symbol, trade_date, trading_day_number, sma_20, sma_30, sma_50, sma_200 "
         "from intermediate.int_daily_prices__trading_days order by symbol, trade_date"
     )
     fed_staging, fed_days = feed_db.frame(staging), feed_db.frame(days)

@@ -50,6 +50,8 @@
             {%- do adapter.drop_relation(existing_relation) -%}
             {%- set existing_relation = none -%}
             {%- set full_refresh = true -%}
+            {#- compiled again without the steps that read the dropped table -#}
+            {%- set sql = render(model.raw_code) -%}
         {%- endif -%}
     {%- endif -%}
 
