@@ -72,36 +72,25 @@ kept_trading_days as (
 
     -- The stored trading days just before each change (the longest window: high_252, low_252,
     -- volatility_252): numbers and windows go on from them, the recursive indicators from the
-    -- state stored on the last of them.
+    -- state stored on the last of them (given on each: one array a row costs less than finding
+    -- the last).
     {%- if timescale_incremental.incremental_table_exists() %}
     select kept.*
     from changed_symbols
     inner join lateral (
         select
-            last_days.symbol,
-            last_days.trade_date,
-            last_days.close,
-            last_days.adj_close,
-            last_days.trading_day_number,
-            case
-                when last_days.trade_date = max(last_days.trade_date) over ()
-                    then last_days.resume_state
-            end as resume_state
-        from (
-            select
-                stored_days.symbol,
-                stored_days.trade_date,
-                stored_days.close,
-                stored_days.adj_close,
-                stored_days.trading_day_number,
-                {{ trading_days_resume_state('stored_days') }} as resume_state
-            from {{ this }} as stored_days
-            where
-                stored_days.symbol = changed_symbols.symbol
-                and stored_days.trade_date < changed_symbols.from_date
-            order by stored_days.trade_date desc
-            limit 252
-        ) as last_days
+            stored_days.symbol,
+            stored_days.trade_date,
+            stored_days.close,
+            stored_days.adj_close,
+            stored_days.trading_day_number,
+            {{ trading_days_resume_state('stored_days') }} as resume_state
+        from {{ this }} as stored_days
+        where
+            stored_days.symbol = changed_symbols.symbol
+            and stored_days.trade_date < changed_symbols.from_date
+        order by stored_days.trade_date desc
+        limit 252
     ) as kept on true
     {%- else %}
     select
@@ -174,36 +163,36 @@ final as (
         adj_close,
         volume,
         load_id,
-        (day_values).trading_day_number,
-        (day_values).sma_20,
-        (day_values).sma_30,
-        (day_values).sma_50,
-        (day_values).sma_200,
-        (day_values).sma_adjusted_50,
-        (day_values).sma_adjusted_200,
-        (day_values).ema_12,
-        (day_values).ema_26,
-        (day_values).ema_50,
-        (day_values).ema_200,
-        (day_values).macd_fast_ema,
-        (day_values).macd,
-        (day_values).macd_signal,
+        (day_values).trading_day_number as trading_day_number,
+        (day_values).sma_20 as sma_20,
+        (day_values).sma_30 as sma_30,
+        (day_values).sma_50 as sma_50,
+        (day_values).sma_200 as sma_200,
+        (day_values).sma_adjusted_50 as sma_adjusted_50,
+        (day_values).sma_adjusted_200 as sma_adjusted_200,
+        (day_values).ema_12 as ema_12,
+        (day_values).ema_26 as ema_26,
+        (day_values).ema_50 as ema_50,
+        (day_values).ema_200 as ema_200,
+        (day_values).macd_fast_ema as macd_fast_ema,
+        (day_values).macd as macd,
+        (day_values).macd_signal as macd_signal,
         (day_values).macd - (day_values).macd_signal as macd_histogram,
-        (day_values).rsi_average_gain,
-        (day_values).rsi_average_loss,
-        (day_values).rsi_14,
-        (day_values).atr_14,
-        (day_values).rsi_adjusted_average_gain,
-        (day_values).rsi_adjusted_average_loss,
-        (day_values).rsi_adjusted_14,
-        (day_values).bollinger_upper,
-        (day_values).bollinger_lower,
-        (day_values).return_simple,
-        (day_values).return_log,
-        (day_values).volatility_20,
-        (day_values).volatility_252,
-        (day_values).high_252,
-        (day_values).low_252
+        (day_values).rsi_average_gain as rsi_average_gain,
+        (day_values).rsi_average_loss as rsi_average_loss,
+        (day_values).rsi_14 as rsi_14,
+        (day_values).atr_14 as atr_14,
+        (day_values).rsi_adjusted_average_gain as rsi_adjusted_average_gain,
+        (day_values).rsi_adjusted_average_loss as rsi_adjusted_average_loss,
+        (day_values).rsi_adjusted_14 as rsi_adjusted_14,
+        (day_values).bollinger_upper as bollinger_upper,
+        (day_values).bollinger_lower as bollinger_lower,
+        (day_values).return_simple as return_simple,
+        (day_values).return_log as return_log,
+        (day_values).volatility_20 as volatility_20,
+        (day_values).volatility_252 as volatility_252,
+        (day_values).high_252 as high_252,
+        (day_values).low_252 as low_252
     from passed
     where kept_day_number is null
 
