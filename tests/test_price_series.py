@@ -1,0 +1,159 @@
+"""The extension price_series (price_series/README.md): its contract as the trading days model
+relies on it. Its values against TA-Lib and numpy are tests/test_indicators.py's; here, that a
+pass resumed from stored days equals one pass from the first day, and that bad calls stop with a
+clear error. The extension does not depend on the TimescaleDB edition: one pass."""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+
+from devtools.databases import Database
+
+pytestmark = pytest.mark.one_pass
+
+WINDOW = "over (partition by symbol order by trade_date rows unbounded preceding)"
+RESUME_COLUMNS = (
+    "ema_12, ema_26, ema_50, ema_200, macd_fast_ema, macd, macd_signal, rsi_average_gain, "
+    "rsi_average_loss, atr_14, rsi_adjusted_average_gain, rsi_adjusted_average_loss"
+)
+# A random walk of 700 days with gaps that matter: a day without high and low (ATR carried), a
+# day without adj_close (no return, windows held null), a 2:1 drop in the close.
+SERIES = """
+    create temp table days as
+    select
+        'X' as symbol,
+        date '2000-01-01' + n as trade_date,
+        case when n = 400 then null else close + 1 + (n % 5) * 0.1 end as high,
+        case when n = 400 then null else close - 1 - (n % 3) * 0.1 end as low,
+        close,
+        case when n = 450 then null else close * 0.97 end as adj_close
+    from (
+        select n, 100 + 10 * sin(n / 17.0) + 5 * cos(n / 3.0) + n * 0.05
+            - case when n >= 600 then 50 else 0 end as close
+        from generate_series(1, 700) as n
+    ) as walk
+"""
+
+
+@pytest.fixture
+def series_db(fresh_db: Database) -> Database:
+    fresh_db.query("create extension if not exists price_series")
+    return fresh_db
+
+
+def _full_pass(conn) -> dict:
+    with conn.cursor() as cur:
+        cur.execute(
+            "create temp table full_pass as select trade_date, (price_series.trading_days("
+            f"null, close, high, low, adj_close, null) {WINDOW}).* from days"
+        )
+        cur.execute("select * from full_pass order by trade_date")
+        names = [c.name for c in cur.description]
+        return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
+
+
+@pytest.mark.parametrize("first_changed_day", [253, 401, 451, 601, 700])
+def test_a_pass_resumed_from_stored_days_equals_one_pass_from_the_first_day(
+    series_db: Database, first_changed_day: int
+):
+    conn = series_db.connect()
+    with conn.cursor() as cur:
+        cur.execute(SERIES)
+    full = _full_pass(conn)
+    with conn.cursor() as cur:
+        # the 252 stored days before the change, each with its stored state, then the changed days
+        cur.execute(
+            f"""
+            select (price_series.trading_days(kept_day_number, close, high, low, adj_close, resume_state)
+                    {WINDOW}).*, trade_date, kept_day_number
+            from (
+                select days.*, stored.trading_day_number as kept_day_number,
+                       array[{", ".join("stored." + c.strip() for c in RESUME_COLUMNS.split(","))}]
+                           as resume_state
+                from days join full_pass as stored using (trade_date)
+                where days.trade_date < date '2000-01-01' + %(first)s
+                  and days.trade_date >= date '2000-01-01' + %(first)s - 252
+                union all
+                select days.*, null, null from days where days.trade_date >= date '2000-01-01' + %(first)s
+            ) as sequence
+            """,
+            {"first": first_changed_day},
+        )
+        names = [c.name for c in cur.description]
+        resumed = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    conn.close()
+    changed = [row for row in resumed if row["kept_day_number"] is None]
+    assert len(changed) == 700 - first_changed_day + 1
+    assert all(row["trading_day_number"] is None for row in resumed if row["kept_day_number"] is not None)
+    for row in changed:
+        expected = full[row["trade_date"]]
+        for name, value in expected.items():
+            if name == "trade_date":
+                continue
+            if value is None:
+                assert row[name] is None, (row["trade_date"], name)
+            else:
+                assert row[name] == pytest.approx(value, rel=1e-12, abs=1e-12), (row["trade_date"], name)
+
+
+def test_missing_inputs_hold_what_they_must_and_no_more(series_db: Database):
+    """docs/indicators.md: a day without high and low carries the ATR; a day without adj_close
+    has no return, nor has the day after, and every window holding them is null until it has
+    passed; the close's own windows never notice."""
+    conn = series_db.connect()
+    with conn.cursor() as cur:
+        cur.execute(SERIES)
+    by_number = {row["trading_day_number"]: row for row in _full_pass(conn).values()}
+    conn.close()
+    assert by_number[400]["atr_14"] == by_number[399]["atr_14"]
+    assert by_number[401]["atr_14"] not in (None, by_number[400]["atr_14"])
+    assert by_number[450]["return_log"] is None and by_number[451]["return_log"] is None
+    held = [False, True, True, False]
+    assert [by_number[n]["volatility_20"] is None for n in (449, 450, 470, 471)] == held
+    assert [by_number[n]["sma_adjusted_50"] is None for n in (449, 450, 499, 500)] == held
+    assert all(by_number[n]["sma_50"] is not None for n in range(449, 501))
+    assert by_number[451]["rsi_adjusted_14"] == pytest.approx(by_number[449]["rsi_adjusted_14"])
+
+
+def test_a_day_without_a_close_is_a_clear_error(series_db: Database):
+    with pytest.raises(psycopg2.Error, match="a trading day needs a close"):
+        series_db.query(
+            f"select price_series.trading_days(null, close, null, null, null, null) {WINDOW} "
+            "from (values ('X', date '2000-01-03', 1.0::float8), ('X', date '2000-01-04', null)) "
+            "as days(symbol, trade_date, close)"
+        )
+
+
+def test_changed_days_after_stored_days_without_their_state_is_a_clear_error(series_db: Database):
+    with pytest.raises(psycopg2.Error, match="follows a stored day without its resume_state"):
+        series_db.query(
+            f"select price_series.trading_days(kept, close, null, null, null, null) {WINDOW} "
+            "from (values ('X', date '2000-01-03', 300::bigint, 1.0::float8), "
+            "('X', date '2000-01-04', null, 2.0)) as days(symbol, trade_date, kept, close)"
+        )
+
+
+def test_a_resume_state_of_the_wrong_length_is_a_clear_error(series_db: Database):
+    with pytest.raises(psycopg2.Error, match="resume_state has 2 values, not 12"):
+        series_db.query(
+            f"select price_series.trading_days(300, close, null, null, null, array[1, 2]::float8[]) {WINDOW} "
+            "from (values ('X', date '2000-01-03', 1.0::float8)) as days(symbol, trade_date, close)"
+        )
+
+
+def test_the_transformer_creates_the_extension_and_the_reader_cannot(fresh_db: Database):
+    """Trusted: CREATE on the database (the transformer's) is enough; the reader has none."""
+    reader = fresh_db.connect("reader")
+    with (
+        pytest.raises(psycopg2.Error, match=r"permission denied|read-only transaction"),
+        reader.cursor() as cur,
+    ):
+        cur.execute("create extension price_series")
+    reader.close()
+    transformer = fresh_db.connect("transformer")
+    with transformer.cursor() as cur:
+        cur.execute("create extension price_series")
+        cur.execute("select extowner::regrole::text from pg_extension where extname = 'price_series'")
+        assert cur.fetchone()[0] == "transformer"
+    transformer.close()
