@@ -8,7 +8,7 @@
  * RSI, ATR: from the day before, TA-Lib's conventions and order of operations).
  *
  * Why C: as SQL (numeric running sums, lags, a PL/pgSQL step per row) the same values cost some
- * 60 us a row; here about one. Sums over a window are taken afresh each day, oldest value first,
+ * 60 us a row; here about 6 (docs/benchmarks.md). Sums over a window are taken afresh each day, oldest value first,
  * in long double, and variances in two passes: no running sum carries rounding from one day to
  * the next, so nothing cancels over a long history.
  */
