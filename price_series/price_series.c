@@ -161,24 +161,14 @@ window_mean(const TradingDaysState *state, const double *series, int n)
 static double
 window_variance(const TradingDaysState *state, const double *series, int n, int ddof)
 {
-	long double sum = 0;
-	long double mean;
+	double		mean = window_mean(state, series, n);
 	long double squares = 0;
 
-	if (state->days < n)
+	if (!KNOWN(mean))
 		return MISSING;
 	for (int back = n - 1; back >= 0; back--)
 	{
-		double		value = series[ring_slot(state, back)];
-
-		if (!KNOWN(value))
-			return MISSING;
-		sum += value;
-	}
-	mean = sum / n;
-	for (int back = n - 1; back >= 0; back--)
-	{
-		long double deviation = series[ring_slot(state, back)] - mean;
+		long double deviation = (long double) series[ring_slot(state, back)] - mean;
 
 		squares += deviation * deviation;
 	}

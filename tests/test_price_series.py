@@ -116,29 +116,33 @@ def test_missing_inputs_hold_what_they_must_and_no_more(series_db: Database):
     assert by_number[451]["rsi_adjusted_14"] == pytest.approx(by_number[449]["rsi_adjusted_14"])
 
 
-def test_a_day_without_a_close_is_a_clear_error(series_db: Database):
-    with pytest.raises(psycopg2.Error, match="a trading day needs a close"):
+@pytest.mark.parametrize(
+    ("arguments", "rows", "message"),
+    [
+        # a trading day has a close
+        (
+            "null, close, null, null, null, null",
+            "(date '2000-01-03', null::bigint, null::float8)",
+            "needs a close",
+        ),
+        # changed days go on from the state of the last stored day, which must be given
+        (
+            "kept, close, null, null, null, null",
+            "(date '2000-01-03', 300::bigint, 1.0::float8), (date '2000-01-04', null, 2.0)",
+            "follows a stored day without its resume_state",
+        ),
+        (
+            "kept, close, null, null, null, array[1, 2]::float8[]",
+            "(date '2000-01-03', 300::bigint, 1.0::float8)",
+            "resume_state has 2 values, not 12",
+        ),
+    ],
+)
+def test_bad_calls_stop_with_a_clear_error(series_db: Database, arguments: str, rows: str, message: str):
+    with pytest.raises(psycopg2.Error, match=message):
         series_db.query(
-            f"select price_series.trading_days(null, close, null, null, null, null) {WINDOW} "
-            "from (values ('X', date '2000-01-03', 1.0::float8), ('X', date '2000-01-04', null)) "
-            "as days(symbol, trade_date, close)"
-        )
-
-
-def test_changed_days_after_stored_days_without_their_state_is_a_clear_error(series_db: Database):
-    with pytest.raises(psycopg2.Error, match="follows a stored day without its resume_state"):
-        series_db.query(
-            f"select price_series.trading_days(kept, close, null, null, null, null) {WINDOW} "
-            "from (values ('X', date '2000-01-03', 300::bigint, 1.0::float8), "
-            "('X', date '2000-01-04', null, 2.0)) as days(symbol, trade_date, kept, close)"
-        )
-
-
-def test_a_resume_state_of_the_wrong_length_is_a_clear_error(series_db: Database):
-    with pytest.raises(psycopg2.Error, match="resume_state has 2 values, not 12"):
-        series_db.query(
-            f"select price_series.trading_days(300, close, null, null, null, array[1, 2]::float8[]) {WINDOW} "
-            "from (values ('X', date '2000-01-03', 1.0::float8)) as days(symbol, trade_date, close)"
+            f"select price_series.trading_days({arguments}) {WINDOW} "
+            f"from (values {rows}) as days(trade_date, kept, close), (values ('X')) as symbols(symbol)"
         )
 
 
