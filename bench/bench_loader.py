@@ -16,11 +16,13 @@ import argparse
 import datetime as dt
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,7 +98,12 @@ def empty_raw_schema(db: Database) -> None:
 
 
 def grow_by_one_line(data: Path, grown: Path) -> int:
-    """A copy of the dataset with every price file one trading day longer (the daily refresh)."""
+    """A copy of the dataset with every price file one trading day longer (the daily refresh).
+
+    The new bar moves the close by up to 1% (drawn per file, deterministic): a bar repeating the
+    last one would be held by the price guard as a repeated close, and the build would apply
+    nothing. A last line without prices gets one without prices again.
+    """
     if grown.exists():
         shutil.rmtree(grown)
     files = 0
@@ -112,9 +119,21 @@ def grow_by_one_line(data: Path, grown: Path) -> int:
         while next_day.weekday() >= 5:
             next_day += dt.timedelta(days=1)
         with target.open("a") as fh:
-            fh.write(",".join([next_day.isoformat(), *values]) + "\n")
+            fh.write(",".join([next_day.isoformat(), *next_bar(values, path.name)]) + "\n")
         files += 1
     return files
+
+
+def next_bar(values: list[str], file_name: str) -> list[str]:
+    """Open, High, Low, Close, Adj Close, Volume of the day after a bar with these values."""
+    try:
+        close, adj_close = float(values[3]), float(values[4])
+    except (IndexError, ValueError):
+        return values
+    move = 1 + random.Random(zlib.crc32(file_name.encode())).uniform(-0.01, 0.01)
+    new_close = close * move
+    high, low = max(close, new_close) * 1.002, min(close, new_close) * 0.998
+    return [repr(close), repr(high), repr(low), repr(new_close), repr(adj_close * move), *values[5:]]
 
 
 def loader(db: Database, data: Path, workers: int, fresh: bool = True, label: str | None = None) -> Measure:
