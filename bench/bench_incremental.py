@@ -392,7 +392,7 @@ def step_daily_refresh(ctx: Context) -> dict[str, Any]:
         log.info("step 2: writing %s (every file of %s one line longer) ...", grown, ctx.args.data)
         grow_by_one_line(ctx.args.data, grown)
     files = price_files(grown)
-    # The new bar of each file repeats its last bar's values: one with a close becomes a mart row.
+    # The new bar of each file: one with a close becomes a mart row.
     new_bars = [last_line(path) for path in files]
     expected = sum(1 for bar in new_bars if len(bar) > 4 and bar[4].strip())
     first_new = min(bar[0] for bar in new_bars)
