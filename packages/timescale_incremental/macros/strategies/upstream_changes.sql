@@ -79,7 +79,28 @@ begin
                 where {{ config.get('resume_when') }}
             );
         {%- endif %}
-        v_first_date := (select min(coalesce(from_date, '-infinity')) from {{ batch }});
+        -- A symbol computed again whole goes from its first row, stored or upstream: the same
+        -- rows as a null from_date, but a real lower bound for the delete, the model's read
+        -- and the change log, so that one new listing in a daily batch does not make every
+        -- statement below, and every model fed by this one, read all of history. A symbol
+        -- left without a date has no row in either.
+        update {{ batch }} as changed
+        set from_date = whole.first_date
+        from (
+            select
+                recomputed.symbol,
+                least(
+                    (select min(stored.{{ time_column }}) from {{ relation }} as stored
+                     where stored.symbol = recomputed.symbol),
+                    (select min(upstream_rows.{{ time_column }}) from {{ upstream }} as upstream_rows
+                     where upstream_rows.symbol = recomputed.symbol)
+                ) as first_date
+            from {{ batch }} as recomputed
+            where recomputed.from_date is null
+        ) as whole
+        where changed.symbol = whole.symbol
+            and whole.first_date is not null;
+        v_first_date := (select coalesce(min(from_date), 'infinity') from {{ batch }});
         if exists (
             select from timescaledb_information.chunks as chunk
             where chunk.hypertable_schema = '{{ relation.schema }}'
