@@ -189,14 +189,14 @@ def test_incremental_build_applied_each_kind_of_load(changed_db: tuple[Database,
     # The trading days go on from BA's stored state from where staging changed it (the date of
     # the correction; the apache edition's staging recomputes a merged symbol whole), and
     # recompute ARKK whole whatever staging says: its state there is incomplete (resume_when).
-    # A symbol computed whole is logged from its first date, not as null: a real bound for the
-    # models it feeds.
+    # A symbol computed whole is logged from its first trading day, not as null: a real bound
+    # for the models the log feeds.
     def first_changed(changes: str) -> dict[str, str | None]:
         return dict(
             db.query(
                 f"select distinct on (symbol) symbol, from_date::text from {changes}"
                 " where symbol in %s order by symbol, change_id desc",
-                ((CORRECTED, EARLY_CORRECTED),),
+                ((CORRECTED, EARLY_CORRECTED, NEW_SYMBOL),),
             )
         )
 
@@ -205,15 +205,16 @@ def test_incremental_build_applied_each_kind_of_load(changed_db: tuple[Database,
     assert staged[EARLY_CORRECTED] in (EARLY_CORRECTED_DATE, None)
     first_dates = dict(
         db.query(
-            "select symbol, min(trade_date)::text from staging.stg_market_data__daily_prices"
+            "select symbol, min(trade_date)::text from intermediate.int_daily_prices__trading_days"
             " where symbol in %s group by symbol",
-            ((CORRECTED, EARLY_CORRECTED),),
+            ((CORRECTED, EARLY_CORRECTED, NEW_SYMBOL),),
         )
     )
     days = first_changed("intermediate.int_daily_prices__trading_days__changes")
     assert days == {
         CORRECTED: staged[CORRECTED] or first_dates[CORRECTED],
         EARLY_CORRECTED: first_dates[EARLY_CORRECTED],
+        NEW_SYMBOL: first_dates[NEW_SYMBOL],
     }
     corrected = db.scalar(
         "select close from marts.fct_daily_prices where symbol = %s and trade_date = %s",

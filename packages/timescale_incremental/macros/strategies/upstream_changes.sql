@@ -39,6 +39,11 @@ declare
     v_symbols bigint;
     v_change record;
     v_first_date date;
+    v_whole_symbols boolean;
+    v_deleted_symbols text[] := '{}';
+    v_deleted_firsts date[] := '{}';
+    v_written_symbols text[] := '{}';
+    v_written_firsts date[] := '{}';
 begin
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
     {{ timescale_incremental.watermark_claim(consumer, 'v_from') | indent(4) }}
@@ -79,34 +84,22 @@ begin
                 where {{ config.get('resume_when') }}
             );
         {%- endif %}
-        -- A symbol computed again whole goes from its first row, stored or upstream: the same
-        -- rows as a null from_date, but a real lower bound for the delete, the model's read
-        -- and the change log, so that one new listing in a daily batch does not make every
-        -- statement below, and every model fed by this one, read all of history. A symbol
-        -- left without a date has no row in either.
-        update {{ batch }} as changed
-        set from_date = whole.first_date
-        from (
-            select
-                recomputed.symbol,
-                least(
-                    (select min(stored.{{ time_column }}) from {{ relation }} as stored
-                     where stored.symbol = recomputed.symbol),
-                    (select min(upstream_rows.{{ time_column }}) from {{ upstream }} as upstream_rows
-                     where upstream_rows.symbol = recomputed.symbol)
-                ) as first_date
-            from {{ batch }} as recomputed
-            where recomputed.from_date is null
-        ) as whole
-        where changed.symbol = whole.symbol
-            and whole.first_date is not null;
+        -- Symbols with a first changed date are deleted from it, with the earliest as a constant
+        -- bound; a symbol computed again whole (null from_date) on its own below, so that one
+        -- new listing in a daily batch does not make the delete read all of history.
         v_first_date := (select coalesce(min(from_date), 'infinity') from {{ batch }});
+        v_whole_symbols := exists (select from {{ batch }} where from_date is null);
+        if v_whole_symbols then
+            -- their first stored dates, for the change log (not RETURNING: on a hypertable's
+            -- delete it costs seconds a thousand rows)
+            {{ timescale_incremental.upstream_changes__whole_symbols_first_dates(relation, batch, time_column, 'v_deleted_symbols', 'v_deleted_firsts') | indent(12) }}
+        end if;
         if exists (
             select from timescaledb_information.chunks as chunk
             where chunk.hypertable_schema = '{{ relation.schema }}'
                 and chunk.hypertable_name = '{{ relation.identifier }}'
                 and chunk.is_compressed
-                and chunk.range_end > v_first_date
+                and chunk.range_end > case when v_whole_symbols then '-infinity' else v_first_date end
         ) then
             -- Symbol by symbol: a compressed chunk then decompresses only that symbol's segment.
             for v_change in select symbol, from_date from {{ batch }} loop
@@ -121,10 +114,15 @@ begin
             execute format(
                 'delete from {{ relation }} as stored using {{ batch }} as changed
                 where stored.symbol = changed.symbol
-                    and stored.{{ time_column }} >= coalesce(changed.from_date, %L)
+                    and stored.{{ time_column }} >= changed.from_date
                     and stored.{{ time_column }} >= %L',
-                '-infinity', v_first_date
+                v_first_date
             );
+            if v_whole_symbols then
+                delete from {{ relation }} as stored using {{ batch }} as changed
+                where stored.symbol = changed.symbol
+                    and changed.from_date is null;
+            end if;
         end if;
     end if;
     analyze {{ batch }};
@@ -134,12 +132,24 @@ begin
 {{ sql }}
     ) as batch_rows;
     get diagnostics v_rows = row_count;
+    if v_whole_symbols then
+        {{ timescale_incremental.upstream_changes__whole_symbols_first_dates(relation, batch, time_column, 'v_written_symbols', 'v_written_firsts') | indent(8) }}
+    end if;
 
     if v_everything then
         insert into {{ changes }} (symbol, from_date) values (null, null);
     else
+        -- A symbol computed again whole is logged from its first row before or after, not as
+        -- null: a real lower bound for the models this log feeds (null: no row either way).
         insert into {{ changes }} (symbol, from_date)
-        select symbol, from_date from {{ batch }};
+        select
+            changed.symbol,
+            coalesce(changed.from_date, least(deleted.first_date, written.first_date))
+        from {{ batch }} as changed
+        left join unnest(v_deleted_symbols, v_deleted_firsts) as deleted (symbol, first_date)
+            on deleted.symbol = changed.symbol
+        left join unnest(v_written_symbols, v_written_firsts) as written (symbol, first_date)
+            on written.symbol = changed.symbol;
     end if;
     {{ timescale_incremental.watermark_advance(consumer, 'v_to') | indent(4) }}
 
@@ -148,4 +158,20 @@ begin
     return query select v_symbols, v_rows;
 end
 $apply$;
+{%- endmacro %}
+
+
+{#- The first stored date of each batch symbol computed again whole (null from_date), into two
+    array variables of the apply function. -#}
+{% macro upstream_changes__whole_symbols_first_dates(relation, batch, time_column, symbols_variable, dates_variable) -%}
+select coalesce(array_agg(symbol), '{}'), coalesce(array_agg(first_date), '{}')
+into {{ symbols_variable }}, {{ dates_variable }}
+from (
+    select stored.symbol, min(stored.{{ time_column }}) as first_date
+    from {{ relation }} as stored
+    inner join {{ batch }} as changed
+        on changed.symbol = stored.symbol
+        and changed.from_date is null
+    group by stored.symbol
+) as firsts;
 {%- endmacro %}
