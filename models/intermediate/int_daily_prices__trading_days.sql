@@ -35,8 +35,9 @@ changed_symbols as (
 
 ),
 
-daily_prices as (
+daily_prices as not materialized (
 
+    -- read twice below: inlined into each read, not scanned whole once
     select * from {{ ref('stg_market_data__daily_prices') }}
 
 ),
@@ -44,6 +45,9 @@ daily_prices as (
 changed_trading_days as (
 
     -- A row without a close (an empty holiday row some files carry) is not a trading day.
+    -- A symbol with a first changed date: its rows from that date, under one bound for all such
+    -- symbols (the earliest), so that the chunks before every change are skipped once, not
+    -- looked at again for each symbol.
     select
         daily_prices.symbol,
         daily_prices.trade_date,
@@ -58,12 +62,29 @@ changed_trading_days as (
     inner join changed_symbols
         on daily_prices.symbol = changed_symbols.symbol
     where
-        daily_prices.trade_date >= coalesce(changed_symbols.from_date, '-infinity')
-        -- the same bound for all symbols at once: chunks before every change are skipped
+        daily_prices.trade_date >= changed_symbols.from_date
         and daily_prices.trade_date >= (
-            select coalesce(min(coalesce(earliest.from_date, '-infinity')), 'infinity')
+            select coalesce(min(earliest.from_date), 'infinity')
             from changed_symbols as earliest
         )
+        and daily_prices.close is not null
+    union all
+    -- A symbol computed whole (null from_date): all of its rows.
+    select
+        daily_prices.symbol,
+        daily_prices.trade_date,
+        daily_prices.open,
+        daily_prices.high,
+        daily_prices.low,
+        daily_prices.close,
+        daily_prices.adj_close,
+        daily_prices.volume,
+        daily_prices.load_id
+    from daily_prices
+    inner join changed_symbols
+        on daily_prices.symbol = changed_symbols.symbol
+    where
+        changed_symbols.from_date is null
         and daily_prices.close is not null
 
 ),

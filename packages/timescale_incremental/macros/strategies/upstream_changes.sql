@@ -44,6 +44,10 @@ declare
     v_deleted_firsts date[] := '{}';
     v_written_symbols text[] := '{}';
     v_written_firsts date[] := '{}';
+    v_whole_rows bigint;
+    v_written_rows bigint;
+    v_hashjoin text;
+    v_mergejoin text;
 begin
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
     {{ timescale_incremental.watermark_claim(consumer, 'v_from') | indent(4) }}
@@ -92,7 +96,7 @@ begin
         if v_whole_symbols then
             -- their first stored dates, for the change log (not RETURNING: on a hypertable's
             -- delete it costs seconds a thousand rows)
-            {{ timescale_incremental.upstream_changes__whole_symbols_first_dates(relation, batch, time_column, 'v_deleted_symbols', 'v_deleted_firsts') | indent(12) }}
+            {{ timescale_incremental.upstream_changes__whole_symbols_first_dates(relation, batch, time_column, 'v_deleted_symbols', 'v_deleted_firsts', 'v_whole_rows') | indent(12) }}
         end if;
         if exists (
             select from timescaledb_information.chunks as chunk
@@ -119,9 +123,31 @@ begin
                 v_first_date
             );
             if v_whole_symbols then
-                delete from {{ relation }} as stored using {{ batch }} as changed
-                where stored.symbol = changed.symbol
-                    and changed.from_date is null;
+                -- By the (symbol, time) index when their rows are a small part of the table
+                -- (counted above): the planner estimates them from the average symbol, and a
+                -- few short new listings then cost a scan of every chunk.
+                if v_whole_rows * 100 < (
+                    select coalesce(sum(greatest(part.reltuples, 0)), 0)
+                    from pg_catalog.pg_class as part
+                    where part.oid = '{{ relation.include(database=False) }}'::regclass
+                        or part.oid in (
+                            select inherited.inhrelid from pg_catalog.pg_inherits as inherited
+                            where inherited.inhparent = '{{ relation.include(database=False) }}'::regclass
+                        )
+                ) then
+                    v_hashjoin := current_setting('enable_hashjoin');
+                    v_mergejoin := current_setting('enable_mergejoin');
+                    perform set_config('enable_hashjoin', 'off', true);
+                    perform set_config('enable_mergejoin', 'off', true);
+                end if;
+                -- dynamic, so it is planned with the settings of this call
+                execute 'delete from {{ relation }} as stored using {{ batch }} as changed
+                    where stored.symbol = changed.symbol
+                        and changed.from_date is null';
+                if v_hashjoin is not null then
+                    perform set_config('enable_hashjoin', v_hashjoin, true);
+                    perform set_config('enable_mergejoin', v_mergejoin, true);
+                end if;
             end if;
         end if;
     end if;
@@ -133,7 +159,7 @@ begin
     ) as batch_rows;
     get diagnostics v_rows = row_count;
     if v_whole_symbols then
-        {{ timescale_incremental.upstream_changes__whole_symbols_first_dates(relation, batch, time_column, 'v_written_symbols', 'v_written_firsts') | indent(8) }}
+        {{ timescale_incremental.upstream_changes__whole_symbols_first_dates(relation, batch, time_column, 'v_written_symbols', 'v_written_firsts', 'v_written_rows') | indent(8) }}
     end if;
 
     if v_everything then
@@ -162,12 +188,12 @@ $apply$;
 
 
 {#- The first stored date of each batch symbol computed again whole (null from_date), into two
-    array variables of the apply function. -#}
-{% macro upstream_changes__whole_symbols_first_dates(relation, batch, time_column, symbols_variable, dates_variable) -%}
-select coalesce(array_agg(symbol), '{}'), coalesce(array_agg(first_date), '{}')
-into {{ symbols_variable }}, {{ dates_variable }}
+    array variables of the apply function, and the count of their stored rows into a third. -#}
+{% macro upstream_changes__whole_symbols_first_dates(relation, batch, time_column, symbols_variable, dates_variable, rows_variable) -%}
+select coalesce(array_agg(symbol), '{}'), coalesce(array_agg(first_date), '{}'), coalesce(sum(stored_rows), 0)
+into {{ symbols_variable }}, {{ dates_variable }}, {{ rows_variable }}
 from (
-    select stored.symbol, min(stored.{{ time_column }}) as first_date
+    select stored.symbol, min(stored.{{ time_column }}) as first_date, count(*) as stored_rows
     from {{ relation }} as stored
     inner join {{ batch }} as changed
         on changed.symbol = stored.symbol
