@@ -48,16 +48,7 @@ changed_trading_days as (
     -- A symbol with a first changed date: its rows from that date, under one bound for all such
     -- symbols (the earliest), so that the chunks before every change are skipped once, not
     -- looked at again for each symbol.
-    select
-        daily_prices.symbol,
-        daily_prices.trade_date,
-        daily_prices.open,
-        daily_prices.high,
-        daily_prices.low,
-        daily_prices.close,
-        daily_prices.adj_close,
-        daily_prices.volume,
-        daily_prices.load_id
+    select daily_prices.*
     from daily_prices
     inner join changed_symbols
         on daily_prices.symbol = changed_symbols.symbol
@@ -70,16 +61,7 @@ changed_trading_days as (
         and daily_prices.close is not null
     union all
     -- A symbol computed whole (null from_date): all of its rows.
-    select
-        daily_prices.symbol,
-        daily_prices.trade_date,
-        daily_prices.open,
-        daily_prices.high,
-        daily_prices.low,
-        daily_prices.close,
-        daily_prices.adj_close,
-        daily_prices.volume,
-        daily_prices.load_id
+    select daily_prices.*
     from daily_prices
     inner join changed_symbols
         on daily_prices.symbol = changed_symbols.symbol
