@@ -16,7 +16,7 @@ AS_TRANSFORMER := eval "$$(bash scripts/db.sh env transformer)" &&
 DBT := $(AS_TRANSFORMER) $(BIN)/dbt
 AS_READER := eval "$$(bash scripts/db.sh env reader)" &&
 AS_STREAMER := eval "$$(bash scripts/db.sh env streamer)" &&
-WITH_NATS_ENV := eval "$$(bash scripts/stream.sh env)" &&
+WITH_STREAM_ENV := eval "$$(bash scripts/stream.sh env)" &&
 LOADER := $(AS_LOADER) $(BIN)/python loader/copy_csv.py
 ROLE ?=
 # make test: extra pytest arguments for both passes (e.g. PYTEST_ARGS="-k hypertable -x").
@@ -159,21 +159,21 @@ bench: venv db-up ## loader benchmark (see docs/benchmarks.md)
 bench-incremental: venv db-up ## Kaggle-scale first build, daily refresh, correction, queries (~30 min; ARGS=...)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_incremental.py $(ARGS)
 
-stream-up: ## install nats-server if missing, start the project's JetStream broker (store in .local/nats)
+stream-up: ## start the feed's broker: Kafka (STREAM_BROKERS=3: a cluster; .local/kafka), or STOCK_ANALYTICS_BROKER=nats
 	@bash scripts/stream.sh up
 
-stream-down: ## stop the project's JetStream broker (its stream is kept)
+stream-down: ## stop the feed's broker (its topics are kept)
 	@bash scripts/stream.sh down
 
-stream-status: ## say whether the JetStream broker runs and where
+stream-status: ## the broker's nodes: `node <id> pid <pid> port <port> up|down` (Kafka)
 	@bash scripts/stream.sh status
 
 consume: venv db-up stream-up ## the live feed's consumer, as the streamer role, until stopped (ARGS="--exit-when-idle 5")
-	@$(AS_STREAMER) $(WITH_NATS_ENV) $(BIN)/python stream/consume.py $(ARGS)
+	@$(AS_STREAMER) $(WITH_STREAM_ENV) $(BIN)/python stream/consume.py $(ARGS)
 
 publish: venv stream-up ## publish a feed: ARGS="--replay data/sample --rate 1000" or ARGS="--random 100"
 	@test -n "$(ARGS)" || { echo 'usage: make publish ARGS="--replay PATH [--rate N]" or ARGS="--random N_SYMBOLS"' >&2; exit 1; }
-	@$(WITH_NATS_ENV) $(BIN)/python stream/publish.py $(ARGS)
+	@$(WITH_STREAM_ENV) $(BIN)/python stream/publish.py $(ARGS)
 
 bench-stream: venv db-up ## live-feed benchmark: drain rate, lag at 8,000 symbols/s, freshness (ARGS=...)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_stream.py $(ARGS)
