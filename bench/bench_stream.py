@@ -227,7 +227,12 @@ def start_cli(name: str, command: list[str], env: dict[str, str], log_path: Path
 
 def broker_env(db: Database | None, url: str) -> dict[str, str]:
     env = dict(db.role_env("streamer")) if db is not None else dict(os.environ)
-    env |= {"STOCK_ANALYTICS_NATS_URL": url, "STOCK_ANALYTICS_NATS_STREAM": STREAM, "PYTHONUNBUFFERED": "1"}
+    env |= {
+        "STOCK_ANALYTICS_BROKER": "nats",
+        "STOCK_ANALYTICS_NATS_URL": url,
+        "STOCK_ANALYTICS_NATS_STREAM": STREAM,
+        "PYTHONUNBUFFERED": "1",
+    }
     return env
 
 

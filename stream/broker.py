@@ -136,8 +136,8 @@ async def connect(settings: BrokerSettings, wait_s: float | None = 10.0) -> Brok
         waited = f" within {wait_s:g} s" if isinstance(exc, TimeoutError) and wait_s else ""
         raise BrokerError(
             f"no NATS server answers at {settings.url}{waited} ({cause or type(cause).__name__}); "
-            "start one with "
-            '`make stream-up` and set STOCK_ANALYTICS_NATS_URL (eval "$(bash scripts/stream.sh env)").'
+            "start one with `STOCK_ANALYTICS_BROKER=nats make stream-up` and set "
+            'STOCK_ANALYTICS_NATS_URL (eval "$(bash scripts/nats.sh env)").'
         ) from exc
     if warned:
         log.warning("broker %s: connected", settings.url)

@@ -4,17 +4,23 @@
     python stream/consume.py --exit-when-idle 5   # stop once the stream is drained and idle 5 s
 
 Connects to the database with the libpq variables (PGHOST, PGPORT, PGUSER, ...: run it as the
-`streamer` role, `eval "$(make -s env ROLE=streamer)"`) and to the broker with
-STOCK_ANALYTICS_NATS_URL (`eval "$(bash scripts/stream.sh env)"`).
+`streamer` role, `eval "$(make -s env ROLE=streamer)"`) and to the broker: Kafka (the default)
+at STOCK_ANALYTICS_KAFKA_BOOTSTRAP or the project's own cluster, or with --broker nats (or
+STOCK_ANALYTICS_BROKER=nats) NATS JetStream at STOCK_ANALYTICS_NATS_URL.
 
-Each micro-batch (--batch-size messages or --max-wait seconds, whichever comes first) is one
-transaction in the raw layer (stream/warehouse.py), acknowledged after its commit; then the
-incremental step runs for the symbols it touched (stream/incremental.py). When the database is
-unavailable the consumer waits and retries the same batch; when the broker restarts it
-reconnects and goes on. A bad message is kept with its reason and never stops it.
+On Kafka the consumer joins group `warehouse`: start several, and each takes the partitions the
+group gives it, starting at the offsets the warehouse stored (raw.feed_offsets). Each
+micro-batch (--batch-size messages or --max-wait seconds, whichever comes first) is one
+transaction per partition in the raw layer (stream/warehouse.py), which moves the partition's
+stored offset behind a fence (a consumer that lost the partition writes nothing); on JetStream
+it is one transaction, acknowledged after its commit. Then the incremental step runs for the
+symbols it touched (stream/incremental.py). When the database is unavailable the consumer waits
+and retries the same batch; when a broker restarts it reconnects and goes on. A bad message is
+kept with its reason and never stops it.
 
 Exit codes: 0 stopped, every message taken; 2 stopped, and some messages were rejected (see
-raw.load_rejects); 1 could not run (no broker, no feed tables, models not built).
+raw.load_rejects); 1 could not run (no broker, no feed tables, models not built, stored offsets
+older than the topic keeps).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -33,9 +41,10 @@ try:
     import psycopg2
     import psycopg2.extensions
 
-    from stream import incremental, warehouse
+    from stream import incremental, kafka_broker, warehouse
     from stream.broker import Broker, BrokerError, Delivery, connect
-    from stream.settings import SettingsError, settings_from_env
+    from stream.kafka_broker import KafkaBroker, KafkaBrokerError, KafkaDelivery, OffsetsBehindRetention
+    from stream.settings import SettingsError, backend_from_env, kafka_settings_from_env, settings_from_env
     from warehouse_connection.connect import connect as connect_to_warehouse
 except ModuleNotFoundError as missing:  # run by an interpreter without the project's packages
     sys.exit(
@@ -71,10 +80,11 @@ class WarehouseConnection:
 
 
 class Consumer:
-    def __init__(self, broker: Broker, stream_key: str, options: argparse.Namespace) -> None:
+    def __init__(self, broker: Broker | KafkaBroker, stream_key: str, options: argparse.Namespace) -> None:
         self.broker = broker
         self.stream_key = stream_key  # what the ledger calls the stream (Broker.stream_key)
         self.options = options
+        self.name = f"{socket.gethostname()}:{os.getpid()}"  # who moved a partition's offset
         self.database = WarehouseConnection()
         self.stopping = False
         self.touched: set[str] = set()
@@ -93,15 +103,14 @@ class Consumer:
             batch = await self.collect()
             if batch:
                 last_message = time.monotonic()
-                result = await self.with_database(
-                    "writing a batch", warehouse.write_batch, self.stream_key, batch
-                )
+                for unit in self._units(batch):
+                    result = await self.with_database("writing a batch", self._write, unit)
+                    self._count(result)
+                    self.touched.update(result.symbols)
+                    self.step_pending = self.step_pending or result.load_id is not None
                 # Only now: what is acknowledged is committed (a crash before this line gets the
                 # batch again, and the ledger skips what the commit already holds).
                 await self.broker.ack(batch)
-                self._count(result)
-                self.touched.update(result.symbols)
-                self.step_pending = self.step_pending or result.load_id is not None
             # Catching up (full batches), the step runs at most every --apply-every seconds: its
             # cost is per symbol, so fewer, larger steps drain faster; once the stream is
             # drained, after every batch.
@@ -117,6 +126,8 @@ class Consumer:
                 self.marts_pending = False
                 last_marts = time.monotonic()
             self._log_progress()
+            if not getattr(self.broker, "ready", True):
+                last_message = time.monotonic()  # still joining the consumer group
             idle_for = time.monotonic() - last_message
             idle_limit = self.options.exit_when_idle
             if idle_limit is not None and not batch and idle_for >= idle_limit:
@@ -124,6 +135,77 @@ class Consumer:
                 break
         self.database.reset()
         return 2 if self.totals.rejected else 0
+
+    def _units(self, batch: list[Delivery] | list[KafkaDelivery]) -> list[list]:
+        """What is written in one transaction: the batch (JetStream), or each partition's part of
+        it (Kafka: each moves its own offset behind its own fence)."""
+        if not isinstance(self.broker, KafkaBroker):
+            return [batch]
+        by_partition: dict[int, list[KafkaDelivery]] = {}
+        for delivery in batch:
+            by_partition.setdefault(delivery.partition, []).append(delivery)  # type: ignore[union-attr]
+        return [by_partition[partition] for partition in sorted(by_partition)]
+
+    def _write(
+        self, conn: psycopg2.extensions.connection, unit: list[Delivery] | list[KafkaDelivery]
+    ) -> warehouse.BatchResult:
+        if not isinstance(self.broker, KafkaBroker):
+            return warehouse.write_batch(conn, self.stream_key, unit)
+        partition = unit[0].partition  # type: ignore[union-attr]
+        start = self.broker.assignment.positions.get(partition)
+        if start is None:
+            log.warning(
+                "partition %d was taken from this consumer by a rebalance before its batch was written: "
+                "%d messages dropped here, the partition's new owner reads them",
+                partition,
+                len(unit),
+            )
+            return warehouse.BatchResult()
+        deliveries = [delivery for delivery in unit if delivery.stream_sequence >= start]
+        if not deliveries:
+            return warehouse.BatchResult()
+        fence = warehouse.PartitionFence(
+            self.stream_key, partition, start, deliveries[-1].stream_sequence + 1, self.name
+        )
+        try:
+            result = warehouse.write_batch(
+                conn, f"{self.stream_key}/{partition}", deliveries, fence=fence, scheme="kafka"
+            )
+        except warehouse.Fenced as fenced:
+            # Also what a retry finds when the database committed the first try but the answer
+            # was lost: the stored offset is then this batch's end, and nothing is lost either way.
+            if fenced.stored == fence.next_offset:
+                log.info(
+                    "partition %d: this batch is in the warehouse already (an earlier try committed)",
+                    partition,
+                )
+            else:
+                log.warning("%s", fenced)
+            self.step_pending = True
+            if fenced.stored is not None:
+                self.broker.seek(partition, fenced.stored)  # still ours: go on where it stands
+            return warehouse.BatchResult()
+        self.broker.assignment.positions[partition] = fence.next_offset
+        return result
+
+    def stored_offsets(self, first_kept: dict[int, int]) -> dict[int, int]:
+        """The warehouse's next offset of newly assigned partitions (called by the Kafka client
+        inside a fetch; the database may be unavailable: wait for it, as for a batch)."""
+        delay = 0.5
+        while True:
+            try:
+                return warehouse.stored_offsets(
+                    self.database.get(),
+                    self.stream_key,
+                    first_kept,
+                    self.name,
+                    skip_to_retained=self.options.skip_to_retained,
+                )
+            except DATABASE_UNAVAILABLE as exc:
+                self.database.reset()
+                log.warning("database unavailable while reading stored offsets (%s): retrying", exc)
+                time.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
     async def collect(self) -> list[Delivery]:
         """Up to --batch-size messages, waiting at most --max-wait seconds for them."""
@@ -203,8 +285,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--url", help="the broker (default: $STOCK_ANALYTICS_NATS_URL)")
-    parser.add_argument("--stream", help="the stream (default: $STOCK_ANALYTICS_NATS_STREAM or BARS)")
+    parser.add_argument(
+        "--broker",
+        choices=("kafka", "nats"),
+        help="the feed's broker (default: nats with --url, else $STOCK_ANALYTICS_BROKER or kafka)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        help="Kafka: host:port,... (default: $STOCK_ANALYTICS_KAFKA_BOOTSTRAP or the project's cluster)",
+    )
+    parser.add_argument("--url", help="NATS: the server (default: $STOCK_ANALYTICS_NATS_URL)")
+    parser.add_argument("--stream", help="NATS: the stream (default: $STOCK_ANALYTICS_NATS_STREAM or BARS)")
+    parser.add_argument(
+        "--skip-to-retained",
+        action="store_true",
+        help="Kafka: where the stored offset of a partition is older than the topic keeps (down past "
+        "the retention), go on from the first kept message; load the missing days from files first",
+    )
     parser.add_argument(
         "--exit-when-idle",
         type=float,
@@ -240,11 +337,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def consume(options: argparse.Namespace) -> int:
-    settings = settings_from_env(options.url, options.stream)
-    broker = await connect(settings)
+    broker: Broker | KafkaBroker
+    if backend_from_env(options.broker or ("nats" if options.url else None)) == "kafka":
+        broker = await kafka_broker.connect(kafka_settings_from_env(options.bootstrap))
+    else:
+        broker = await connect(settings_from_env(options.url, options.stream))
     try:
         await broker.ensure_stream()
         consumer = Consumer(broker, await broker.stream_key(), options)
+        if isinstance(broker, KafkaBroker):
+            broker.subscribe(consumer.stored_offsets)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, lambda: setattr(consumer, "stopping", True))
@@ -270,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     except (
         SettingsError,
         BrokerError,
+        KafkaBrokerError,
+        OffsetsBehindRetention,
         warehouse.FeedSchemaMissing,
         incremental.IncrementalStepMissing,
     ) as exc:

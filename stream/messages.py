@@ -96,6 +96,15 @@ def subject_for(symbol: str, prefix: str = "bars") -> str:
     return f"{prefix}.{token or '~'}"
 
 
+def symbol_of_subject(subject: str) -> str:
+    """The symbol a `subject_for` subject was made from (a Kafka message's key is the symbol)."""
+    token = subject.split(".", 1)[-1]
+    if token == "~":
+        return ""
+    # Runs of escapes together: a character of several UTF-8 bytes is several `~XX`.
+    return re.sub(r"(?:~[0-9A-F]{2})+", lambda m: bytes.fromhex(m.group().replace("~", "")).decode(), token)
+
+
 def _reject_constant(name: str) -> float:
     raise ValueError(f"JSON constant {name} is not a number")
 

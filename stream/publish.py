@@ -39,9 +39,18 @@ from pathlib import Path
 
 from loader.discovery import DiscoveryError, FileKind, discover
 from loader.parsing import PRICES_LAYOUT, is_gzip
+from stream import kafka_broker
 from stream.broker import Broker, BrokerError, connect
+from stream.kafka_broker import KafkaBroker, KafkaBrokerError
 from stream.messages import PRICE_FIELDS, encode_fields, raw_message_id, subject_for
-from stream.settings import BrokerSettings, SettingsError, settings_from_env
+from stream.settings import (
+    BrokerSettings,
+    KafkaSettings,
+    SettingsError,
+    backend_from_env,
+    kafka_settings_from_env,
+    settings_from_env,
+)
 
 try:
     from tqdm import tqdm
@@ -220,7 +229,7 @@ def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 async def send(
-    broker: Broker,
+    broker: Broker | KafkaBroker,
     items: Iterable[Item],
     *,
     rate: float | None = None,
@@ -254,7 +263,7 @@ async def send(
 
 
 def _publish(
-    settings: BrokerSettings,
+    settings: BrokerSettings | KafkaSettings,
     items: Iterable[Item],
     *,
     total: int | None,
@@ -266,7 +275,11 @@ def _publish(
     """send() over a connection of its own, the stream created if missing: (bars, seconds)."""
 
     async def run() -> tuple[int, float]:
-        broker = await connect(settings, wait_s=wait_s)
+        broker: Broker | KafkaBroker
+        if isinstance(settings, KafkaSettings):
+            broker = await kafka_broker.connect(settings, wait_s=wait_s)
+        else:
+            broker = await connect(settings, wait_s=wait_s)
         try:
             await broker.ensure_stream()
             return await send(broker, items, rate=rate, duration=duration, total=total, progress=progress)
@@ -276,12 +289,13 @@ def _publish(
     return asyncio.run(run())
 
 
-def _settings(broker: str | BrokerSettings) -> BrokerSettings:
-    return broker if isinstance(broker, BrokerSettings) else BrokerSettings(url=broker)
+def _settings(broker: str | BrokerSettings | KafkaSettings) -> BrokerSettings | KafkaSettings:
+    """Settings as given, or a NATS URL's."""
+    return BrokerSettings(url=broker) if isinstance(broker, str) else broker
 
 
 def replay_summary(
-    broker: str | BrokerSettings,
+    broker: str | BrokerSettings | KafkaSettings,
     path: str | Path,
     *,
     rate: float | None = None,
@@ -289,7 +303,8 @@ def replay_summary(
     progress: bool = False,
     wait_s: float | None = 10.0,
 ) -> PublishSummary:
-    """Replay PATH into the feed at `broker` (a URL or settings); raises DiscoveryError, BrokerError."""
+    """Replay PATH into the feed at `broker` (a NATS URL or settings); raises DiscoveryError,
+    BrokerError, KafkaBrokerError."""
     settings = _settings(broker)
     total, items, skipped, skipped_files = replay_messages(path, settings.subject_prefix)
     bars, seconds = _publish(
@@ -298,13 +313,15 @@ def replay_summary(
     return PublishSummary(bars, seconds, skipped[0], skipped_files)
 
 
-def replay(broker: str | BrokerSettings, path: str | Path, **options: float | bool | None) -> int:
+def replay(
+    broker: str | BrokerSettings | KafkaSettings, path: str | Path, **options: float | bool | None
+) -> int:
     """replay_summary(...).bars: how many bars the broker confirmed."""
     return replay_summary(broker, path, **options).bars  # type: ignore[arg-type]
 
 
 def random_walk_summary(
-    broker: str | BrokerSettings,
+    broker: str | BrokerSettings | KafkaSettings,
     symbols: int,
     *,
     seed: int = 0,
@@ -315,7 +332,8 @@ def random_walk_summary(
     progress: bool = False,
     wait_s: float | None = 10.0,
 ) -> PublishSummary:
-    """Publish the seeded random-walk feed to `broker` (a URL or settings); raises BrokerError."""
+    """Publish the seeded random-walk feed to `broker` (a NATS URL or settings); raises
+    BrokerError, KafkaBrokerError."""
     settings = _settings(broker)
     items = random_walk_messages(
         symbols, seed=seed, days=days, revisions=revisions, prefix=settings.subject_prefix
@@ -327,7 +345,9 @@ def random_walk_summary(
     return PublishSummary(bars, seconds)
 
 
-def random_walk(broker: str | BrokerSettings, symbols: int, **options: float | bool | None) -> int:
+def random_walk(
+    broker: str | BrokerSettings | KafkaSettings, symbols: int, **options: float | bool | None
+) -> int:
     """random_walk_summary(...).bars: how many bars the broker confirmed."""
     return random_walk_summary(broker, symbols, **options).bars  # type: ignore[arg-type]
 
@@ -358,8 +378,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--revisions", type=_positive(int), default=1, help="versions of each bar a day")
     parser.add_argument("--rate", type=_positive(float), default=None, help="bars per second (default: max)")
     parser.add_argument("--duration", type=_positive(float), default=None, help="stop after S seconds")
-    parser.add_argument("--url", help="nats://HOST:PORT (default: $STOCK_ANALYTICS_NATS_URL)")
-    parser.add_argument("--stream", help="JetStream stream name (default BARS)")
+    parser.add_argument(
+        "--broker",
+        choices=("kafka", "nats"),
+        help="the feed's broker (default: nats with --url, else $STOCK_ANALYTICS_BROKER or kafka)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        help="Kafka: host:port,... (default: $STOCK_ANALYTICS_KAFKA_BOOTSTRAP or the project's cluster)",
+    )
+    parser.add_argument("--url", help="NATS: nats://HOST:PORT (default: $STOCK_ANALYTICS_NATS_URL)")
+    parser.add_argument("--stream", help="NATS: JetStream stream name (default BARS)")
     parser.add_argument(
         "--wait", type=_positive(float), default=10.0, help="seconds to wait for the broker (default 10)"
     )
@@ -376,7 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
-        settings = settings_from_env(args.url, args.stream)
+        settings: BrokerSettings | KafkaSettings
+        if backend_from_env(args.broker or ("nats" if args.url else None)) == "kafka":
+            settings = kafka_settings_from_env(args.bootstrap)
+        else:
+            settings = settings_from_env(args.url, args.stream)
     except SettingsError as exc:
         print(f"publish.py: {exc}", file=sys.stderr)
         return 2
@@ -406,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     except DiscoveryError as exc:
         print(f"publish.py: {exc}", file=sys.stderr)
         return 2
-    except BrokerError as exc:
+    except (BrokerError, KafkaBrokerError) as exc:
         print(f"publish.py: {exc}", file=sys.stderr)
         return 1
     print(summary.line())

@@ -60,6 +60,32 @@ class FeedSchemaMissing(RuntimeError):
     """The raw layer has no feed tables yet; the message says what to run."""
 
 
+@dataclass(frozen=True)
+class PartitionFence:
+    """A Kafka partition's batch: written only while the warehouse's stored next offset of the
+    partition still equals `expected` (where this consumer started the batch), and moving it to
+    `next_offset` in the same transaction (raw.feed_offsets, loader migration 4)."""
+
+    topic: str  # `bars@<topic id>`
+    partition: int
+    expected: int
+    next_offset: int
+    consumer: str
+
+
+class Fenced(RuntimeError):
+    """Another consumer wrote this partition since this one started its batch: nothing was written."""
+
+    def __init__(self, fence: PartitionFence, stored: int | None) -> None:
+        super().__init__(
+            f"partition {fence.partition}: the warehouse stands at offset {stored}, this batch started "
+            f"from {fence.expected}: another consumer of the group took the partition over (this one "
+            "stalled past its session timeout, or a rebalance moved it); the batch is dropped, "
+            "nothing of it written"
+        )
+        self.stored = stored
+
+
 @dataclass
 class BatchResult:
     """What one batch did. `load_id` is None when every message was already taken."""
@@ -85,13 +111,20 @@ def check_schema(conn: psycopg2.extensions.connection) -> None:
 
 
 def write_batch(
-    conn: psycopg2.extensions.connection, stream: str, deliveries: Sequence[Delivery]
+    conn: psycopg2.extensions.connection,
+    stream: str,
+    deliveries: Sequence[Delivery],
+    fence: PartitionFence | None = None,
+    scheme: str = "jetstream",
 ) -> BatchResult:
-    """Take the messages not taken before; commit bars, ledger and rejects together."""
+    """Take the messages not taken before; commit bars, ledger and rejects together (and, for a
+    Kafka partition, its next offset behind the fence: raises Fenced, writing nothing)."""
     result = BatchResult(received=len(deliveries))
     if not deliveries:
         return result
     with conn, conn.cursor() as cur:
+        if fence is not None:
+            _pass_fence(cur, fence)
         # One writer per stream at a time: two consumers given the same redelivered message
         # must not both find it new.
         cur.execute("select pg_advisory_xact_lock(hashtext('raw.feed_messages/' || %s))", (stream,))
@@ -116,11 +149,11 @@ def write_batch(
         cur.execute(
             """
             insert into raw.load_log (source_key, file_path, file_kind, status, started_at)
-            values ('feed/' || split_part(%(stream)s, '@', 1), 'jetstream://' || %(stream)s, 'feed',
+            values ('feed/' || split_part(%(stream)s, '@', 1), %(scheme)s || '://' || %(stream)s, 'feed',
                     'loaded', clock_timestamp())
             returning load_id
             """,
-            {"stream": stream},
+            {"stream": stream, "scheme": scheme},
         )
         load_id = cur.fetchone()[0]
         result.load_id = load_id
@@ -197,6 +230,82 @@ def write_batch(
             },
         )
     return result
+
+
+def _pass_fence(cur: psycopg2.extensions.cursor, fence: PartitionFence) -> None:
+    # The row lock taken here is held to the commit: a second writer of the partition waits,
+    # then finds the offset this batch moved it to.
+    cur.execute(
+        """
+        update raw.feed_offsets
+           set next_offset = %(next)s, updated_by = %(consumer)s, updated_at = clock_timestamp()
+         where topic = %(topic)s and partition = %(partition)s and next_offset = %(expected)s
+        """,
+        {
+            "next": fence.next_offset,
+            "consumer": fence.consumer,
+            "topic": fence.topic,
+            "partition": fence.partition,
+            "expected": fence.expected,
+        },
+    )
+    if cur.rowcount == 1:
+        return
+    cur.execute(
+        "select next_offset from raw.feed_offsets where topic = %s and partition = %s",
+        (fence.topic, fence.partition),
+    )
+    row = cur.fetchone()
+    raise Fenced(fence, row[0] if row else None)
+
+
+def stored_offsets(
+    conn: psycopg2.extensions.connection,
+    topic: str,
+    first_kept: dict[int, int],
+    consumer: str,
+    skip_to_retained: bool = False,
+) -> dict[int, int]:
+    """The next offset of each partition (keys of `first_kept`: the topic's first retained
+    offset of each); a partition the warehouse never took starts at its first retained offset.
+    `skip_to_retained` moves offsets the topic no longer keeps up to it (after the missing days
+    were loaded from files), logging each."""
+    with conn, conn.cursor() as cur:
+        cur.execute(
+            """
+            insert into raw.feed_offsets (topic, partition, next_offset, updated_by)
+            select %(topic)s, partition, next_offset, %(consumer)s
+            from unnest(%(partitions)s::integer[], %(offsets)s::bigint[]) as kept (partition, next_offset)
+            on conflict (topic, partition) do nothing
+            """,
+            {
+                "topic": topic,
+                "partitions": list(first_kept),
+                "offsets": list(first_kept.values()),
+                "consumer": consumer,
+            },
+        )
+        cur.execute(
+            "select partition, next_offset from raw.feed_offsets where topic = %s and partition = any(%s)",
+            (topic, list(first_kept)),
+        )
+        stored = dict(cur.fetchall())
+        if skip_to_retained:
+            for partition, offset in sorted(stored.items()):
+                if offset < first_kept[partition]:
+                    log.warning(
+                        "partition %d: skipping offsets %d to %d, which the topic no longer keeps",
+                        partition,
+                        offset,
+                        first_kept[partition] - 1,
+                    )
+                    cur.execute(
+                        "update raw.feed_offsets set next_offset = %s, updated_by = %s,"
+                        " updated_at = clock_timestamp() where topic = %s and partition = %s",
+                        (first_kept[partition], consumer, topic, partition),
+                    )
+                    stored[partition] = first_kept[partition]
+    return stored
 
 
 def _fill_batch_table(cur: psycopg2.extensions.cursor, deliveries: Sequence[Delivery]) -> None:

@@ -25,7 +25,7 @@ import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
-from devtools.databases import Database, create_database, drop_database
+from devtools.databases import Database, drop_database
 from devtools.nats import NatsServer
 from devtools.project import PROJECT_DIR, SAMPLE_DIR
 from stream import incremental
@@ -34,6 +34,7 @@ from stream.messages import Bar, encode_bar, message_id, subject_for
 from stream.publish import replay
 from stream.settings import BrokerSettings
 from tests import reference
+from tests.stream_support import feed_database, random_bars, wait_until
 
 CONSUMER = PROJECT_DIR / "stream" / "consume.py"
 # What the feed leaves behind depends on the edition only through the period marts, but the
@@ -47,20 +48,9 @@ AVERAGE_COLUMNS = ["sma_20", "sma_30", "sma_50", "sma_200"]
 # ---- fixtures ------------------------------------------------------------------------------
 
 
-def _feed_database(work_dir: Path, prefix: str) -> Database:
-    """A warehouse ready for the feed: migrations and the symbols metadata loaded, models built,
-    no prices yet."""
-    db = create_database(work_dir, prefix=prefix)
-    proc = db.run_loader(SAMPLE_DIR / "symbols_valid_meta.csv")
-    assert proc.returncode == 0, proc.stderr
-    build = db.dbt("build", "--exclude", "test_type:data")
-    assert build.returncode == 0, build.stdout[-3000:]
-    return db
-
-
 @pytest.fixture(scope="module")
 def feed_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    db = _feed_database(tmp_path_factory.mktemp("feed_db"), "stock_analytics_feed")
+    db = feed_database(tmp_path_factory.mktemp("feed_db"), "stock_analytics_feed")
     yield db
     drop_database(db)
 
@@ -114,7 +104,11 @@ def publish_raw(url: str, payloads: list[bytes]) -> int:
 
 
 def consumer_env(db: Database, server: NatsServer) -> dict[str, str]:
-    return {**db.role_env("streamer"), "STOCK_ANALYTICS_NATS_URL": server.url}
+    return {
+        **db.role_env("streamer"),
+        "STOCK_ANALYTICS_BROKER": "nats",
+        "STOCK_ANALYTICS_NATS_URL": server.url,
+    }
 
 
 def run_consumer(
@@ -142,34 +136,6 @@ def start_consumer(db: Database, server: NatsServer, *args: str, log_path: Path)
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-
-
-def random_bars(symbols: list[str], days: int, revisions: int, seed: int) -> list[Bar]:
-    """Bars in publishing order: day by day, each symbol's revisions 0..n-1 of that day."""
-    rng = random.Random(seed)
-    start = datetime.date(2024, 1, 1)
-    price = dict.fromkeys(symbols, 100.0)
-    bars = []
-    for day in range(days):
-        trade_date = start + datetime.timedelta(days=day)
-        for symbol in symbols:
-            for revision in range(revisions):
-                price[symbol] *= 1 + rng.uniform(-0.02, 0.02)
-                close = round(price[symbol], 4)
-                bars.append(
-                    Bar(
-                        symbol,
-                        trade_date,
-                        revision,
-                        open=str(round(close * 0.99, 4)),
-                        high=str(round(close * 1.01, 4)),
-                        low=str(round(close * 0.98, 4)),
-                        close=str(close),
-                        adj_close=str(close),
-                        volume=str(rng.randrange(1_000, 1_000_000)),
-                    )
-                )
-    return bars
 
 
 def expected_current(bars: Iterable[Bar]) -> pd.DataFrame:
@@ -234,14 +200,6 @@ def ledger_counts(db: Database, symbol_pattern: str) -> dict[str, int]:
     return dict(rows)
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 # ---- exactly once: kill -9, redelivery ------------------------------------------------------
 
 
@@ -251,7 +209,7 @@ def test_kill_9_at_random_points_then_restart_equals_a_file_load(
     """The whole sample replayed as a feed; the consumer killed with SIGKILL at 10 random
     moments, then restarted: the warehouse equals the file load of the same files, row for
     row, and every message was taken exactly once."""
-    db = _feed_database(tmp_path_factory.mktemp("feed_kill"), "stock_analytics_feed_kill")
+    db = feed_database(tmp_path_factory.mktemp("feed_kill"), "stock_analytics_feed_kill")
     server = NatsServer()
     try:
         published = replay(server.url, SAMPLE_DIR)

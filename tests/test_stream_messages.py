@@ -16,6 +16,7 @@ from stream.messages import (
     encode_bar,
     message_id,
     subject_for,
+    symbol_of_subject,
 )
 
 BAR = Bar(
@@ -127,3 +128,10 @@ def test_subject_is_valid_for_any_symbol():
     for symbol in ["BRK.B", "A B", "ÄÖ", "X>", "*", "a.b.c"]:
         assert re.fullmatch(r"bars\.[A-Za-z0-9_~-]+", subject_for(symbol))
     assert subject_for("A.B") != subject_for("A~2EB")  # '~' is escaped too: one subject per symbol
+
+
+def test_the_symbol_comes_back_from_its_subject():
+    """A Kafka message's key is the symbol publish.py built the subject from."""
+    for symbol in ["AAPL", "BRK.B", "A$ B*>", "", "A~2EB", "ÄÖ.x", "X-Y_z", "~"]:
+        assert symbol_of_subject(subject_for(symbol)) == symbol
+        assert symbol_of_subject(subject_for(symbol, prefix="feed")) == symbol

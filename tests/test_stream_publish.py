@@ -198,8 +198,16 @@ def test_cli_rejects_bad_arguments(argv):
 
 def test_cli_exit_codes_for_missing_things(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("STOCK_ANALYTICS_NATS_URL", raising=False)
+    monkeypatch.delenv("STOCK_ANALYTICS_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("STOCK_ANALYTICS_STATE_DIR", str(tmp_path))  # no project cluster there
+    assert publish.main(["--random", "3"]) == 2
+    assert "no Kafka cluster: start the project's with `make stream-up`" in capsys.readouterr().err
+    monkeypatch.setenv("STOCK_ANALYTICS_BROKER", "nats")
     assert publish.main(["--random", "3"]) == 2
     assert "STOCK_ANALYTICS_NATS_URL is not set" in capsys.readouterr().err
+    monkeypatch.setenv("STOCK_ANALYTICS_BROKER", "rabbit")
+    assert publish.main(["--random", "3"]) == 2
+    assert "pick one of kafka, nats" in capsys.readouterr().err
     assert publish.main(["--replay", str(tmp_path / "nothing"), "--url", "nats://127.0.0.1:1"]) == 2
     assert "no such file or directory" in capsys.readouterr().err
     url = f"nats://127.0.0.1:{free_port()}"

@@ -1,0 +1,430 @@
+"""The live feed on Apache Kafka: the project's own brokers (scripts/kafka.sh, in a temporary
+state folder), the consumer run as users run it (`python stream/consume.py`, as the `streamer`
+role, in group `warehouse`), and what the warehouse holds afterwards asserted: every offset
+taken once, nothing lost, the same rows as a file load of the same bars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from devtools.databases import Database, drop_database
+from devtools.kafka import KafkaCluster
+from devtools.project import PROJECT_DIR, SAMPLE_DIR
+from stream import kafka_broker, warehouse
+from stream.messages import Bar, encode_bar, message_id, subject_for
+from stream.publish import replay
+from stream.settings import KafkaSettings
+from tests.stream_support import feed_database, random_bars, wait_until
+
+CONSUMER = PROJECT_DIR / "stream" / "consume.py"
+PUBLISHER = PROJECT_DIR / "stream" / "publish.py"
+# What the feed leaves in staging and the trading days is the same on both editions (the
+# JetStream suite covers the period marts' steps on each): the apache pass runs these.
+pytestmark = pytest.mark.one_pass
+
+
+@pytest.fixture(scope="module")
+def kafka() -> Iterator[KafkaCluster]:
+    """One node: what `make stream-up` starts."""
+    cluster = KafkaCluster(nodes=1)
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[KafkaCluster]:
+    """Three nodes: what `STREAM_BROKERS=3 make stream-up` starts."""
+    nodes = KafkaCluster(nodes=3)
+    yield nodes
+    nodes.cleanup()
+
+
+@pytest.fixture(scope="module")
+def feed_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """A warehouse the tests share, each with a topic and symbols of its own."""
+    db = feed_database(tmp_path_factory.mktemp("kafka_feed_db"), "stock_analytics_kafka")
+    yield db
+    drop_database(db)
+
+
+def settings(cluster: KafkaCluster, topic: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap=cluster.bootstrap, topic=topic)
+
+
+def publish(cluster: KafkaCluster, topic: str, bars: Iterable[Bar]) -> int:
+    async def run() -> int:
+        broker = await kafka_broker.connect(settings(cluster, topic))
+        try:
+            await broker.ensure_stream()
+            items = [(subject_for(bar.symbol), encode_bar(bar), message_id(bar)) for bar in bars]
+            return await broker.publish_many(items)
+        finally:
+            await broker.close()
+
+    return asyncio.run(run())
+
+
+def consumer_env(db: Database, cluster: KafkaCluster, topic: str) -> dict[str, str]:
+    return {
+        **db.role_env("streamer"),
+        "STOCK_ANALYTICS_BROKER": "kafka",
+        "STOCK_ANALYTICS_KAFKA_BOOTSTRAP": cluster.bootstrap,
+        "STOCK_ANALYTICS_KAFKA_TOPIC": topic,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def run_consumer(
+    db: Database, cluster: KafkaCluster, topic: str, *args: str, idle_s: float = 3, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CONSUMER), "--exit-when-idle", str(idle_s), *args],
+        check=False,
+        env=consumer_env(db, cluster, topic),
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def start_consumer(
+    db: Database, cluster: KafkaCluster, topic: str, *args: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, str(CONSUMER), *args],
+            env=consumer_env(db, cluster, topic),
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def high_watermarks(cluster: KafkaCluster, topic: str) -> dict[int, int]:
+    client = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "test-watermarks"})
+    try:
+        metadata = client.list_topics(topic, timeout=10)
+        return {
+            partition: client.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+            for partition in metadata.topics[topic].partitions
+        }
+    finally:
+        client.close()
+
+
+def stored_offsets(db: Database, topic: str) -> dict[int, int]:
+    return dict(
+        db.query(
+            "select partition, next_offset from raw.feed_offsets where split_part(topic, '@', 1) = %s",
+            (topic,),
+        )
+    )
+
+
+def taken_once(db: Database, topic: str) -> tuple[int, int]:
+    """(messages in the ledger from this topic, distinct (partition, offset) among them)."""
+    rows = db.query(
+        "select count(*), count(distinct (stream, stream_sequence)) from raw.feed_messages "
+        "where split_part(stream, '@', 1) = %s",
+        (topic,),
+    )
+    return rows[0]
+
+
+# ---- the broker ----------------------------------------------------------------------------
+
+
+def test_the_script_reports_each_node_and_the_topic_gets_its_settings(kafka: KafkaCluster) -> None:
+    """`make -s stream-status`'s line per node; the topic the clients create: 12 partitions, a
+    week's retention, one replica on one node."""
+    assert len(kafka.status()) == 1
+    assert re.fullmatch(r"node 1 pid \d+ port \d+ up", kafka.status()[0]), kafka.status()
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", kafka.bootstrap)
+    assert publish(kafka, "bars_settings", random_bars(["SET1"], days=2, revisions=1, seed=1)) == 2
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    topic = admin.list_topics("bars_settings", timeout=10).topics["bars_settings"]
+    assert len(topic.partitions) == 12
+    assert {len(p.replicas) for p in topic.partitions.values()} == {1}
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "bars_settings")
+    configs = admin.describe_configs([resource])[resource].result(timeout=10)
+    assert configs["retention.ms"].value == str(7 * 24 * 3600 * 1000)
+    assert configs["min.insync.replicas"].value == "1"
+
+
+# ---- the consumer group --------------------------------------------------------------------
+
+
+def test_the_fence_refuses_a_batch_of_a_partition_another_consumer_wrote(feed_db: Database) -> None:
+    """Two consumers that both started a batch of partition 3 at offset 0: the first commit
+    moves the stored offset, the second finds it moved and writes nothing at all."""
+
+    class Message:
+        def __init__(self, offset: int, bar: Bar) -> None:
+            self.data = encode_bar(bar)
+            self.stream_sequence = offset
+            self.published_at = None
+
+    topic = "bars@fence-test"
+    bars = random_bars(["FNC1"], days=3, revisions=1, seed=2)
+    conn = feed_db.connect(role="streamer")
+    try:
+        assert warehouse.stored_offsets(conn, topic, {3: 0}, "a") == {3: 0}
+        first = warehouse.PartitionFence(topic, 3, expected=0, next_offset=3, consumer="a")
+        written = warehouse.write_batch(
+            conn, f"{topic}/3", [Message(n, bar) for n, bar in enumerate(bars)], fence=first, scheme="kafka"
+        )
+        assert written.applied == 3
+        zombie = warehouse.PartitionFence(topic, 3, expected=0, next_offset=3, consumer="b")
+        with pytest.raises(
+            warehouse.Fenced, match="the warehouse stands at offset 3, this batch started from 0"
+        ):
+            warehouse.write_batch(
+                conn,
+                f"{topic}/3",
+                [Message(n, bar) for n, bar in enumerate(bars)],
+                fence=zombie,
+                scheme="kafka",
+            )
+    finally:
+        conn.close()
+    assert feed_db.query(
+        "select next_offset, updated_by from raw.feed_offsets where topic = %s", (topic,)
+    ) == [(3, "a")]
+    assert feed_db.scalar("select count(*) from raw.feed_messages where stream = %s", (f"{topic}/3",)) == 3
+    assert feed_db.scalar("select count(*) from raw.feed_bars where symbol = 'FNC1'") == 3
+
+
+def test_two_consumers_killed_at_random_points_on_a_three_node_cluster_equal_a_file_load(
+    tmp_path_factory: pytest.TempPathFactory, sample_db: Database, cluster: KafkaCluster
+) -> None:
+    """The sample replayed into a replicated topic (3 nodes, 3 replicas, 2 in sync to write);
+    two consumers of the group, each killed -9 at seeded random moments and started again:
+    every offset is taken once, each partition's stored offset is its end, and staging and the
+    trading days equal those of the file load of the same files."""
+    feed_db = feed_database(tmp_path_factory.mktemp("kafka_kill_db"), "stock_analytics_kafka_kill")
+    topic = "bars"
+    try:
+        assert [line.split()[-1] for line in cluster.status()] == ["up", "up", "up"]
+        published = replay(settings(cluster, topic), SAMPLE_DIR)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        assert {len(p.replicas) for p in partitions.values()} == {3}
+        rng = random.Random(20261205)
+        log_dir = tmp_path_factory.mktemp("kafka_kill_logs")
+        for round_number in range(3):
+            logs = [log_dir / f"round{round_number}-{n}.log" for n in range(2)]
+            consumers = [
+                start_consumer(feed_db, cluster, topic, "--batch-size", "2000", log_path=log) for log in logs
+            ]
+            # Killed once they work: each has had its partitions (the group's join takes a
+            # moment), then at a seeded random moment of its drain.
+            for log in logs:
+                wait_until(
+                    lambda log=log: "assigned partitions" in log.read_text(), 120, f"{log.name}: a share"
+                )
+            for proc in consumers:
+                time.sleep(rng.uniform(0.5, 4.0))
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=30)
+            if round_number == 0:  # the kills land while the topic is being drained
+                assert 0 < taken_once(feed_db, topic)[0] < published
+        final_logs = [log_dir / f"end{n}.log" for n in range(2)]
+        final = [
+            start_consumer(feed_db, cluster, topic, "--exit-when-idle", "5", log_path=log)
+            for log in final_logs
+        ]
+        for proc, log in zip(final, final_logs, strict=True):
+            assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+
+        assert taken_once(feed_db, topic) == (published, published)
+        assert stored_offsets(feed_db, topic) == high_watermarks(cluster, topic)
+        columns = "symbol, trade_date, asset_type, open, high, low, close, adj_close, volume"
+        query = f"select {columns} from staging.stg_market_data__daily_prices order by symbol, trade_date"
+        pd.testing.assert_frame_equal(feed_db.frame(query), sample_db.frame(query))
+        days = "select symbol, trade_date, trading_day_number, close, sma_20, sma_200, ema_12, rsi_14 "
+        days += "from intermediate.int_daily_prices__trading_days order by 1, 2"
+        pd.testing.assert_frame_equal(feed_db.frame(days), sample_db.frame(days), rtol=1e-12)
+    finally:
+        drop_database(feed_db)
+
+
+def publisher(cluster: KafkaCluster, topic: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(PUBLISHER), *args],
+        env={
+            **os.environ,
+            "STOCK_ANALYTICS_KAFKA_BOOTSTRAP": cluster.bootstrap,
+            "STOCK_ANALYTICS_KAFKA_TOPIC": topic,
+        },
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_every_offset_taken_once(db: Database, cluster: KafkaCluster, topic: str, bars: int) -> None:
+    ends = high_watermarks(cluster, topic)
+    assert sum(ends.values()) == bars
+    assert taken_once(db, topic) == (bars, bars)
+    assert stored_offsets(db, topic) == ends
+
+
+def test_the_leader_of_a_partition_killed_mid_stream_loses_nothing_and_rejoins(
+    cluster: KafkaCluster, feed_db: Database, tmp_path: Path
+) -> None:
+    """kill -9 of the node leading partition 0 while bars are published and consumed: the
+    producer and the consumer go on with the other two, every bar is taken once, and the node,
+    started again, catches up until it is in sync for every partition."""
+    topic = "bars_leader"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    assert publish(cluster, topic, random_bars(["SYM0001"], days=1, revisions=1, seed=5)) == 1
+    leader = admin.list_topics(topic, timeout=10).topics[topic].partitions[0].leader
+    consumer = start_consumer(feed_db, cluster, topic, log_path=tmp_path / "consumer.log")
+    try:
+        wait_until(lambda: "assigned partitions" in (tmp_path / "consumer.log").read_text(), 120, "the group")
+        feed = publisher(cluster, topic, "--random", "200", "--days", "30", "--rate", "1000")
+        time.sleep(2)
+        cluster.kill(leader)
+        out, err = feed.communicate(timeout=300)
+        assert feed.returncode == 0, err[-3000:]
+        assert "published 6,000 bars" in out
+        cluster.up()
+        assert [line.split()[-1] for line in cluster.status()] == ["up", "up", "up"]
+        wait_until(lambda: taken_once(feed_db, topic)[0] == 6001, 300, "the consumer to take every bar")
+    finally:
+        consumer.terminate()
+        assert consumer.wait(timeout=60) == 0, (tmp_path / "consumer.log").read_text()[-3000:]
+    assert_every_offset_taken_once(feed_db, cluster, topic, 6001)
+
+    def in_sync() -> bool:
+        partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions.values()
+        return all(len(p.isrs) == 3 for p in partitions)
+
+    wait_until(in_sync, 120, f"node {leader} to catch up with every partition")
+
+
+def test_a_consumer_added_then_one_stopped_mid_stream_miss_nothing(
+    kafka: KafkaCluster, feed_db: Database, tmp_path: Path
+) -> None:
+    """Two rebalances while bars come: a second consumer joins, then the first stops (SIGTERM);
+    every bar is taken once, and the shares moved (both logged assignments)."""
+    topic = "bars_rebalance"
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    first = start_consumer(feed_db, kafka, topic, log_path=logs[0])
+    second = None
+    try:
+        # 25 s of bars: both rebalances happen while they come
+        feed = publisher(kafka, topic, "--random", "200", "--days", "20", "--rate", "160")
+        wait_until(lambda: "assigned partitions" in logs[0].read_text(), 120, "the first consumer's share")
+        second = start_consumer(feed_db, kafka, topic, log_path=logs[1])
+        wait_until(lambda: "assigned partitions" in logs[1].read_text(), 120, "the second consumer's share")
+        time.sleep(1)
+        first.terminate()
+        assert first.wait(timeout=60) == 0, logs[0].read_text()[-3000:]
+        wait_until(
+            lambda: logs[1].read_text().count("assigned partitions") >= 2,
+            60,
+            "the second to take every partition",
+        )
+        assert feed.poll() is None, "the bars stopped coming before the second rebalance"
+        out, err = feed.communicate(timeout=300)
+        assert feed.returncode == 0, err[-3000:]
+        assert "published 4,000 bars" in out
+        wait_until(lambda: taken_once(feed_db, topic)[0] == 4000, 300, "every bar taken")
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+    assert_every_offset_taken_once(feed_db, kafka, topic, 4000)
+
+
+def test_a_consumer_stalled_past_its_session_commits_nothing_after_it_wakes(
+    kafka: KafkaCluster, feed_db: Database, tmp_path: Path
+) -> None:
+    """A zombie: consumer A holds a batch (a long --max-wait) when SIGSTOPped; B takes its
+    partitions after the session timeout and writes everything; A, woken, writes nothing of
+    its batch, says why, and goes on in the group."""
+    topic = "bars_zombie"
+    bars = random_bars([f"ZMB{n}" for n in range(12)], days=5, revisions=1, seed=3)
+    assert publish(kafka, topic, bars) == len(bars)
+    zombie = start_consumer(
+        feed_db, kafka, topic, "--max-wait", "20", "--batch-size", "100000", log_path=tmp_path / "a.log"
+    )
+    try:
+        wait_until(lambda: "assigned partitions" in (tmp_path / "a.log").read_text(), 60, "A's assignment")
+        time.sleep(2)  # A is collecting its batch
+        zombie.send_signal(signal.SIGSTOP)
+        other = run_consumer(feed_db, kafka, topic, idle_s=15, timeout=180)
+        assert other.returncode == 0, other.stderr[-3000:]
+        assert taken_once(feed_db, topic) == (len(bars), len(bars))
+        zombie.send_signal(signal.SIGCONT)
+        wait_until(
+            lambda: re.search(r"revoked|lost|took the partition over", (tmp_path / "a.log").read_text()),
+            60,
+            "A to notice it lost its partitions",
+        )
+        time.sleep(3)
+    finally:
+        zombie.send_signal(signal.SIGCONT)
+        zombie.terminate()
+        zombie.wait(timeout=60)
+    assert taken_once(feed_db, topic) == (len(bars), len(bars))
+    assert (
+        feed_db.scalar(
+            "select count(*) from (select symbol, date, revision from raw.feed_bars "
+            "where symbol like 'ZMB%%' group by 1, 2, 3 having count(*) > 1) as twice"
+        )
+        == 0
+    )
+    assert stored_offsets(feed_db, topic) == high_watermarks(kafka, topic)
+
+
+def test_offsets_older_than_the_topic_keeps_stop_the_consumer_with_what_to_do(
+    kafka: KafkaCluster, feed_db: Database
+) -> None:
+    """Messages the warehouse never took are gone from the topic (retention, simulated by
+    deleting them): the consumer stops (exit 1) naming the partitions and the recovery; with
+    --skip-to-retained it goes on from the first kept message, logging what it skipped."""
+    topic = "bars_retention"
+    first = random_bars(["RET1", "RET2"], days=3, revisions=1, seed=4)
+    assert publish(kafka, topic, first) == len(first)
+    assert run_consumer(feed_db, kafka, topic).returncode == 0
+    later = random_bars(["RET1", "RET2"], days=6, revisions=1, seed=4)[len(first) :]
+    publish(kafka, topic, later)
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    ends = high_watermarks(kafka, topic)
+    deleted = admin.delete_records([TopicPartition(topic, p, end) for p, end in ends.items() if end > 0])
+    for future in deleted.values():
+        future.result(timeout=10)
+
+    stopped = run_consumer(feed_db, kafka, topic)
+    assert stopped.returncode == 1
+    assert "older than what topic bars_retention keeps" in stopped.stderr
+    assert "Load the missing days from files" in stopped.stderr and "--skip-to-retained" in stopped.stderr
+    assert taken_once(feed_db, topic)[0] == len(first)
+
+    skipped = run_consumer(feed_db, kafka, topic, "--skip-to-retained")
+    assert skipped.returncode == 0, skipped.stderr[-3000:]
+    assert "which the topic no longer keeps" in skipped.stderr
+    assert stored_offsets(feed_db, topic) == ends
