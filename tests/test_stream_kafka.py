@@ -22,14 +22,17 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from devtools.databases import Database, drop_database
+from devtools.databases import Database, create_database, drop_database
 from devtools.kafka import KafkaCluster
+from devtools.nats import NatsServer
 from devtools.project import PROJECT_DIR, SAMPLE_DIR
 from stream import kafka_broker, warehouse
+from stream.broker import connect as nats_connect
 from stream.messages import Bar, encode_bar, message_id, subject_for
 from stream.publish import replay
-from stream.settings import KafkaSettings
+from stream.settings import BrokerSettings, KafkaSettings
 from tests.stream_support import feed_database, random_bars, wait_until
+from tests.test_upgrade import release_project
 
 CONSUMER = PROJECT_DIR / "stream" / "consume.py"
 PUBLISHER = PROJECT_DIR / "stream" / "publish.py"
@@ -428,3 +431,85 @@ def test_offsets_older_than_the_topic_keeps_stop_the_consumer_with_what_to_do(
     assert skipped.returncode == 0, skipped.stderr[-3000:]
     assert "which the topic no longer keeps" in skipped.stderr
     assert stored_offsets(feed_db, topic) == ends
+
+
+# ---- upgrade -------------------------------------------------------------------------------
+
+# The last release whose feed ran on JetStream alone (no raw.feed_offsets).
+JETSTREAM_RELEASE = "209970d4acae53df1810e3c1063faf84c0aaa3e4"
+
+
+def test_a_warehouse_fed_by_the_jetstream_release_upgrades_in_place(
+    kafka: KafkaCluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The release before Kafka loads and takes bars from JetStream (its loader, its consumer);
+    the current loader adds the offsets table (migration 4) and keeps the ledger; the Kafka
+    consumer then takes more bars into the same warehouse."""
+    release = release_project(tmp_path_factory.mktemp("jetstream_release"), JETSTREAM_RELEASE)
+    db = create_database(tmp_path_factory.mktemp("kafka_upgrade_db"), prefix="stock_analytics_kafka_upgrade")
+    server = NatsServer()
+
+    def release_run(role: str, *command: str | Path, env: dict[str, str] | None = None) -> None:
+        proc = subprocess.run(
+            [sys.executable, *map(str, command)],
+            env={**db.role_env(role), "PYTHONPATH": str(release), **(env or {})},
+            cwd=release,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    try:
+        release_run("loader", release / "loader" / "copy_csv.py", SAMPLE_DIR / "symbols_valid_meta.csv")
+        build = db.dbt("build", "--exclude", "test_type:data")
+        assert build.returncode == 0, build.stdout[-3000:]
+        assert db.scalar("select to_regclass('raw.feed_offsets') is null")
+        old_bars = random_bars(["UPG1", "UPG2"], days=4, revisions=1, seed=6)
+        assert replay_bars_on_nats(server, old_bars) == len(old_bars)
+        release_run(
+            "streamer",
+            release / "stream" / "consume.py",
+            "--exit-when-idle",
+            "2",
+            env={"STOCK_ANALYTICS_NATS_URL": server.url},
+        )
+        ledger = db.query("select stream, stream_sequence, outcome from raw.feed_messages order by 1, 2")
+        assert len(ledger) == len(old_bars)
+
+        loaded = db.run_loader(SAMPLE_DIR / "symbols_valid_meta.csv")
+        assert loaded.returncode == 0, loaded.stderr
+        assert "applying migration 4" in loaded.stderr
+        assert (
+            db.query("select stream, stream_sequence, outcome from raw.feed_messages order by 1, 2") == ledger
+        )
+
+        topic = "bars_upgrade"
+        new_bars = random_bars(["UPG1", "UPG2"], days=8, revisions=1, seed=6)[len(old_bars) :]
+        assert publish(kafka, topic, new_bars) == len(new_bars)
+        taken = run_consumer(db, kafka, topic)
+        assert taken.returncode == 0, taken.stderr[-3000:]
+        assert_every_offset_taken_once(db, kafka, topic, len(new_bars))
+        closes = db.query(
+            "select count(*), count(sma_200) from marts.fct_daily_moving_averages where symbol like 'UPG%%'"
+        )
+        assert closes == [(len(old_bars) + len(new_bars), 0)]
+    finally:
+        server.kill()
+        drop_database(db)
+
+
+def replay_bars_on_nats(server: NatsServer, bars: list[Bar]) -> int:
+    async def run() -> int:
+        broker = await nats_connect(BrokerSettings(url=server.url))
+        try:
+            await broker.ensure_stream()
+            return await broker.publish_many(
+                [(subject_for(bar.symbol), encode_bar(bar), message_id(bar)) for bar in bars]
+            )
+        finally:
+            await broker.close()
+
+    return asyncio.run(run())
