@@ -44,13 +44,8 @@ STARTED_LINE="Kafka Server started"
 say() { printf '[kafka] %s\n' "$*" >&2; }
 die() { printf '[kafka] ERROR: %s\n' "$*" >&2; exit 1; }
 
-port_in_use() { (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
-
-free_port() {
-  local python
-  python="$(command -v python3 || echo "${PROJECT_DIR}/.venv/bin/python")"
-  "${python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/broker_common.sh
+. "${PROJECT_DIR}/scripts/broker_common.sh"
 
 node_dir() { echo "${KAFKA_DIR}/node-$1"; }
 
@@ -91,18 +86,6 @@ node_count() {
   else
     echo "${asked:-1}"
   fi
-}
-
-apt_install() {
-  command -v apt-get >/dev/null || die "$1 is missing and there is no apt-get; install $2."
-  say "Installing $2 (apt) ..."
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  # A fresh machine's package lists may be empty or stale: update them once, then try again.
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "$2" >/dev/null 2>&1 \
-    || { "${sudo[@]}" apt-get update -q >/dev/null \
-         && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "$2" >/dev/null; } \
-    || die "apt-get install $2 failed."
 }
 
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1; }

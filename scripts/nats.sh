@@ -31,14 +31,8 @@ START_TIMEOUT_S=30
 say() { printf '[stream] %s\n' "$*" >&2; }
 die() { printf '[stream] ERROR: %s\n' "$*" >&2; exit 1; }
 
-port_in_use() { (exec 3<>"/dev/tcp/${HOST}/$1") 2>/dev/null; }
-
-# A port nothing listens on, from the kernel's ephemeral range via a bind to port 0.
-free_port() {
-  local python
-  python="$(command -v python3 || echo "${PROJECT_DIR}/.venv/bin/python")"
-  "${python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/broker_common.sh
+. "${PROJECT_DIR}/scripts/broker_common.sh"
 
 # $1: the file remembering the port, $2: the port asked for (may be empty).
 chosen_port() {
@@ -74,15 +68,7 @@ healthy() {
 
 install_server() {
   [ -x "${NATS_SERVER}" ] && return
-  command -v apt-get >/dev/null || die "${NATS_SERVER} is missing and there is no apt-get; install nats-server (2.9 or later) and set NATS_SERVER=/path/to/nats-server."
-  say "Installing nats-server (apt) ..."
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  # A fresh machine's package lists may be empty or stale: update them once, then try again.
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q nats-server >/dev/null 2>&1 \
-    || { "${sudo[@]}" apt-get update -q >/dev/null \
-         && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q nats-server >/dev/null; } \
-    || die "apt-get install nats-server failed."
+  apt_install "${NATS_SERVER}" nats-server "install nats-server (2.9 or later) and set NATS_SERVER=/path/to/nats-server"
   [ -x "${NATS_SERVER}" ] || die "nats-server was installed but ${NATS_SERVER} is missing; set NATS_SERVER."
 }
 

@@ -41,10 +41,11 @@ try:
     import psycopg2
     import psycopg2.extensions
 
-    from stream import incremental, kafka_broker, warehouse
-    from stream.broker import Broker, BrokerError, Delivery, connect
+    from stream import incremental, warehouse
+    from stream.broker import BrokerError, Delivery
+    from stream.feed import FeedBroker, connect_feed
     from stream.kafka_broker import KafkaBroker, KafkaBrokerError, KafkaDelivery, OffsetsBehindRetention
-    from stream.settings import SettingsError, backend_from_env, kafka_settings_from_env, settings_from_env
+    from stream.settings import SettingsError, add_broker_arguments, settings_from_arguments
     from warehouse_connection.connect import connect as connect_to_warehouse
 except ModuleNotFoundError as missing:  # run by an interpreter without the project's packages
     sys.exit(
@@ -57,8 +58,18 @@ log = logging.getLogger("stream.consume")
 T = TypeVar("T")
 # What a lost or refused database connection raises; anything else is a bug, and stops us.
 DATABASE_UNAVAILABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
+FIRST_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 5.0
 PROGRESS_EVERY_S = 10.0
+
+
+class WaitForDatabase(Exception):
+    """The database was unavailable for one try; the caller waits, then tries again."""
+
+
+def next_retry_delay(delay: float) -> float:
+    """Waits between tries double, up to MAX_RETRY_DELAY_S."""
+    return min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 class WarehouseConnection:
@@ -80,8 +91,10 @@ class WarehouseConnection:
 
 
 class Consumer:
-    def __init__(self, broker: Broker | KafkaBroker, stream_key: str, options: argparse.Namespace) -> None:
+    def __init__(self, broker: FeedBroker, stream_key: str, options: argparse.Namespace) -> None:
         self.broker = broker
+        # Kafka's batches are written a partition at a time, each behind its partition's fence.
+        self.kafka = broker if isinstance(broker, KafkaBroker) else None
         self.stream_key = stream_key  # what the ledger calls the stream (Broker.stream_key)
         self.options = options
         self.name = f"{socket.gethostname()}:{os.getpid()}"  # who moved a partition's offset
@@ -139,7 +152,7 @@ class Consumer:
     def _units(self, batch: list[Delivery] | list[KafkaDelivery]) -> list[list]:
         """What is written in one transaction: the batch (JetStream), or each partition's part of
         it (Kafka: each moves its own offset behind its own fence)."""
-        if not isinstance(self.broker, KafkaBroker):
+        if self.kafka is None:
             return [batch]
         by_partition: dict[int, list[KafkaDelivery]] = {}
         for delivery in batch:
@@ -149,10 +162,10 @@ class Consumer:
     def _write(
         self, conn: psycopg2.extensions.connection, unit: list[Delivery] | list[KafkaDelivery]
     ) -> warehouse.BatchResult:
-        if not isinstance(self.broker, KafkaBroker):
+        if self.kafka is None:
             return warehouse.write_batch(conn, self.stream_key, unit)
         partition = unit[0].partition  # type: ignore[union-attr]
-        start = self.broker.assignment.positions.get(partition)
+        start = self.kafka.positions.get(partition)
         if start is None:
             log.warning(
                 "partition %d was taken from this consumer by a rebalance before its batch was written: "
@@ -183,29 +196,28 @@ class Consumer:
                 log.warning("%s", fenced)
             self.step_pending = True
             if fenced.stored is not None:
-                self.broker.seek(partition, fenced.stored)  # still ours: go on where it stands
+                self.kafka.seek(partition, fenced.stored)  # still ours: go on where it stands
             return warehouse.BatchResult()
-        self.broker.assignment.positions[partition] = fence.next_offset
+        self.kafka.positions[partition] = fence.next_offset
         return result
 
     def stored_offsets(self, first_kept: dict[int, int]) -> dict[int, int]:
         """The warehouse's next offset of newly assigned partitions (called by the Kafka client
-        inside a fetch; the database may be unavailable: wait for it, as for a batch)."""
-        delay = 0.5
+        inside a fetch, so it waits for an unavailable database without the event loop)."""
+        delay = FIRST_RETRY_DELAY_S
         while True:
             try:
-                return warehouse.stored_offsets(
-                    self.database.get(),
-                    self.stream_key,
-                    first_kept,
-                    self.name,
-                    skip_to_retained=self.options.skip_to_retained,
-                )
-            except DATABASE_UNAVAILABLE as exc:
-                self.database.reset()
-                log.warning("database unavailable while reading stored offsets (%s): retrying", exc)
+                return self._attempt("reading stored offsets", delay, self._stored_offsets, first_kept)
+            except WaitForDatabase:
                 time.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+                delay = next_retry_delay(delay)
+
+    def _stored_offsets(
+        self, conn: psycopg2.extensions.connection, first_kept: dict[int, int]
+    ) -> dict[int, int]:
+        return warehouse.stored_offsets(
+            conn, self.stream_key, first_kept, self.name, skip_to_retained=self.options.skip_to_retained
+        )
 
     async def collect(self) -> list[Delivery]:
         """Up to --batch-size messages, waiting at most --max-wait seconds for them."""
@@ -221,16 +233,24 @@ class Consumer:
     async def with_database(self, what: str, work: Callable[..., T], *args: object) -> T:
         """Run `work(connection, *args)`; while the database is unavailable, wait and retry.
         Safe because each unit is one transaction that either committed or left nothing."""
-        delay = 0.5
+        delay = FIRST_RETRY_DELAY_S
         while True:
             try:
-                return work(self.database.get(), *args)
-            except DATABASE_UNAVAILABLE as exc:
-                self.database.reset()
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                log.warning("database unavailable while %s (%s): retrying in %.1f s", what, reason, delay)
+                return self._attempt(what, delay, work, *args)
+            except WaitForDatabase:
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY_S)
+                delay = next_retry_delay(delay)
+
+    def _attempt(self, what: str, delay: float, work: Callable[..., T], *args: object) -> T:
+        """`work(connection, *args)`; when the database is unavailable, the connection is dropped,
+        the wait of `delay` seconds logged, and WaitForDatabase raised."""
+        try:
+            return work(self.database.get(), *args)
+        except DATABASE_UNAVAILABLE as exc:
+            self.database.reset()
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log.warning("database unavailable while %s (%s): retrying in %.1f s", what, reason, delay)
+            raise WaitForDatabase from exc
 
     def _check(self, conn: psycopg2.extensions.connection) -> None:
         warehouse.check_schema(conn)
@@ -285,17 +305,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--broker",
-        choices=("kafka", "nats"),
-        help="the feed's broker (default: nats with --url, else $STOCK_ANALYTICS_BROKER or kafka)",
-    )
-    parser.add_argument(
-        "--bootstrap",
-        help="Kafka: host:port,... (default: $STOCK_ANALYTICS_KAFKA_BOOTSTRAP or the project's cluster)",
-    )
-    parser.add_argument("--url", help="NATS: the server (default: $STOCK_ANALYTICS_NATS_URL)")
-    parser.add_argument("--stream", help="NATS: the stream (default: $STOCK_ANALYTICS_NATS_STREAM or BARS)")
+    add_broker_arguments(parser)
     parser.add_argument(
         "--skip-to-retained",
         action="store_true",
@@ -337,11 +347,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def consume(options: argparse.Namespace) -> int:
-    broker: Broker | KafkaBroker
-    if backend_from_env(options.broker or ("nats" if options.url else None)) == "kafka":
-        broker = await kafka_broker.connect(kafka_settings_from_env(options.bootstrap))
-    else:
-        broker = await connect(settings_from_env(options.url, options.stream))
+    broker = await connect_feed(settings_from_arguments(options))
     try:
         await broker.ensure_stream()
         consumer = Consumer(broker, await broker.stream_key(), options)

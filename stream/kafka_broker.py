@@ -21,7 +21,7 @@ import datetime
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from confluent_kafka import (
     Consumer,
@@ -64,15 +64,6 @@ class KafkaDelivery:
     stream_sequence: int  # the offset in its partition
     published_at: datetime.datetime
     num_delivered: int = 1  # Kafka does not count redeliveries
-
-
-@dataclass
-class Assignment:
-    """Where the consumer stands in each partition it owns: the next offset it expects, which is
-    the offset stored in the warehouse when it took the partition, then after each batch it
-    wrote. A batch is written only if the stored offset still equals it (the fence)."""
-
-    positions: dict[int, int] = field(default_factory=dict)
 
 
 StoredOffsets = Callable[[dict[int, int]], dict[int, int]]
@@ -122,7 +113,10 @@ class KafkaBroker:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._stored_offsets: StoredOffsets | None = None
-        self.assignment = Assignment()
+        # Where the consumer stands in each partition it owns: the next offset it expects (the
+        # warehouse's when it took the partition, then after each batch it wrote). A batch is
+        # written only if the stored offset still equals it (the fence).
+        self.positions: dict[int, int] = {}
         self._callback_error: BaseException | None = None
         self.closing = False
         # The group has answered once (an assignment, maybe of no partition): before that an
@@ -272,7 +266,7 @@ class KafkaBroker:
                 )
             for tp in partitions:
                 tp.offset = stored[tp.partition]
-                self.assignment.positions[tp.partition] = stored[tp.partition]
+                self.positions[tp.partition] = stored[tp.partition]
             consumer.assign(partitions)
             self.ready = True
             log.info("assigned partitions %s at offsets %s", numbers, [stored[p] for p in numbers])
@@ -282,7 +276,7 @@ class KafkaBroker:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
-            self.assignment.positions.pop(tp.partition, None)
+            self.positions.pop(tp.partition, None)
         if partitions:
             log.info("partitions %s revoked", [tp.partition for tp in partitions])
         consumer.unassign()
@@ -297,7 +291,6 @@ class KafkaBroker:
             error, self._callback_error = self._callback_error, None
             raise error
         batch = []
-        positions = self.assignment.positions
         for message in messages:
             error = message.error()
             if error is not None:
@@ -306,7 +299,7 @@ class KafkaBroker:
                 log.warning("consumer: %s", error.str())
                 continue
             partition, offset = message.partition(), message.offset()
-            if partition not in positions or offset < positions[partition]:
+            if partition not in self.positions or offset < self.positions[partition]:
                 continue
             _, stamp_ms = message.timestamp()
             batch.append(
@@ -322,9 +315,9 @@ class KafkaBroker:
 
     def seek(self, partition: int, offset: int) -> None:
         """Stand at `offset` in `partition` again (after a fenced batch), if still owned."""
-        if partition not in self.assignment.positions or self._consumer is None:
+        if partition not in self.positions or self._consumer is None:
             return
-        self.assignment.positions[partition] = offset
+        self.positions[partition] = offset
         self._consumer.seek(TopicPartition(self.settings.topic, partition, offset))
 
     async def ack(self, deliveries: Iterable[KafkaDelivery]) -> bool:

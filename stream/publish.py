@@ -39,17 +39,16 @@ from pathlib import Path
 
 from loader.discovery import DiscoveryError, FileKind, discover
 from loader.parsing import PRICES_LAYOUT, is_gzip
-from stream import kafka_broker
-from stream.broker import Broker, BrokerError, connect
-from stream.kafka_broker import KafkaBroker, KafkaBrokerError
+from stream.broker import BrokerError
+from stream.feed import FeedBroker, connect_feed
+from stream.kafka_broker import KafkaBrokerError
 from stream.messages import PRICE_FIELDS, encode_fields, raw_message_id, subject_for
 from stream.settings import (
     BrokerSettings,
     KafkaSettings,
     SettingsError,
-    backend_from_env,
-    kafka_settings_from_env,
-    settings_from_env,
+    add_broker_arguments,
+    settings_from_arguments,
 )
 
 try:
@@ -229,7 +228,7 @@ def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 
 async def send(
-    broker: Broker | KafkaBroker,
+    broker: FeedBroker,
     items: Iterable[Item],
     *,
     rate: float | None = None,
@@ -275,11 +274,7 @@ def _publish(
     """send() over a connection of its own, the stream created if missing: (bars, seconds)."""
 
     async def run() -> tuple[int, float]:
-        broker: Broker | KafkaBroker
-        if isinstance(settings, KafkaSettings):
-            broker = await kafka_broker.connect(settings, wait_s=wait_s)
-        else:
-            broker = await connect(settings, wait_s=wait_s)
+        broker = await connect_feed(settings, wait_s=wait_s)
         try:
             await broker.ensure_stream()
             return await send(broker, items, rate=rate, duration=duration, total=total, progress=progress)
@@ -378,17 +373,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--revisions", type=_positive(int), default=1, help="versions of each bar a day")
     parser.add_argument("--rate", type=_positive(float), default=None, help="bars per second (default: max)")
     parser.add_argument("--duration", type=_positive(float), default=None, help="stop after S seconds")
-    parser.add_argument(
-        "--broker",
-        choices=("kafka", "nats"),
-        help="the feed's broker (default: nats with --url, else $STOCK_ANALYTICS_BROKER or kafka)",
-    )
-    parser.add_argument(
-        "--bootstrap",
-        help="Kafka: host:port,... (default: $STOCK_ANALYTICS_KAFKA_BOOTSTRAP or the project's cluster)",
-    )
-    parser.add_argument("--url", help="NATS: nats://HOST:PORT (default: $STOCK_ANALYTICS_NATS_URL)")
-    parser.add_argument("--stream", help="NATS: JetStream stream name (default BARS)")
+    add_broker_arguments(parser)
     parser.add_argument(
         "--wait", type=_positive(float), default=10.0, help="seconds to wait for the broker (default 10)"
     )
@@ -405,11 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     try:
-        settings: BrokerSettings | KafkaSettings
-        if backend_from_env(args.broker or ("nats" if args.url else None)) == "kafka":
-            settings = kafka_settings_from_env(args.bootstrap)
-        else:
-            settings = settings_from_env(args.url, args.stream)
+        settings = settings_from_arguments(args)
     except SettingsError as exc:
         print(f"publish.py: {exc}", file=sys.stderr)
         return 2

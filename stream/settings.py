@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 from dataclasses import dataclass
@@ -94,3 +95,28 @@ def _project_bootstrap() -> str:
         return ""
     printed = subprocess.run(["bash", str(KAFKA_SCRIPT), "env"], capture_output=True, text=True, check=True)
     return printed.stdout.strip().partition("=")[2]
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say which broker the feed is on and where: the same for every command."""
+    parser.add_argument(
+        "--broker",
+        choices=BACKENDS,
+        help=f"the feed's broker (default: nats with --url, else ${BACKEND_VARIABLE} or kafka)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        help=f"Kafka: host:port,... (default: ${BOOTSTRAP_VARIABLE} or the project's cluster)",
+    )
+    parser.add_argument("--url", help=f"NATS: nats://HOST:PORT (default: ${URL_VARIABLE})")
+    parser.add_argument(
+        "--stream", help="NATS: the JetStream stream (default: $STOCK_ANALYTICS_NATS_STREAM or BARS)"
+    )
+
+
+def settings_from_arguments(args: argparse.Namespace) -> BrokerSettings | KafkaSettings:
+    """The broker add_broker_arguments' options name (a NATS URL alone picks NATS), the rest
+    from the environment; raises SettingsError saying what to set."""
+    if backend_from_env(args.broker or ("nats" if args.url else None)) == "kafka":
+        return kafka_settings_from_env(args.bootstrap)
+    return settings_from_env(args.url, args.stream)
