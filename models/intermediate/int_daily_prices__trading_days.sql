@@ -76,10 +76,13 @@ kept_trading_days as (
     -- The stored trading days just before each change (the longest window: high_252, low_252,
     -- volatility_252): numbers and windows go on from them, the recursive indicators from the
     -- state stored on the last of them (given on each: one array a row costs less than finding
-    -- the last).
+    -- the last). The symbols are probed in their order: a table built from scratch holds each
+    -- chunk's rows by symbol, so the probes read each chunk forwards, not at random (on a cold
+    -- cache, Kaggle scale, the look-back of a day took a third of the time it took in the
+    -- batch's hash order; the same on a warm one).
     {%- if timescale_incremental.incremental_table_exists() %}
     select kept.*
-    from changed_symbols
+    from (select * from changed_symbols order by symbol) as changed_symbols
     inner join lateral (
         select
             stored_days.symbol,
