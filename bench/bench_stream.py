@@ -70,14 +70,16 @@ from typing import Any
 from tqdm import tqdm
 
 from devtools.databases import Database, create_database, drop_database
+from devtools.kafka import KafkaCluster
 from devtools.nats import NatsServer
 from devtools.project import SAMPLE_DIR
 from devtools.stats import percentile
 from stream import incremental, warehouse
 from stream.broker import Broker, Delivery, connect
+from stream.feed import connect_feed
 from stream.messages import Bar, encode_bar, message_id, subject_for
 from stream.publish import random_walk_messages, replay_messages, send
-from stream.settings import BrokerSettings
+from stream.settings import BrokerSettings, KafkaSettings
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BENCH_DIR.parent
@@ -237,8 +239,16 @@ def broker_env(db: Database | None, url: str) -> dict[str, str]:
 
 
 def start_consumer(
-    args: argparse.Namespace, db: Database, url: str, batch_size: int, log_path: Path, *, idle: float | None
+    args: argparse.Namespace,
+    db: Database,
+    url: str,
+    batch_size: int,
+    log_path: Path,
+    *,
+    idle: float | None,
+    env: dict[str, str] | None = None,
 ) -> Cli:
+    """The consumer as `streamer`, on the NATS server at `url`, or on the broker `env` names."""
     command = [
         sys.executable,
         str(args.consumer),
@@ -248,7 +258,7 @@ def start_consumer(
         str(args.max_wait),
     ]
     command += ["-v"] + (["--exit-when-idle", str(idle)] if idle is not None else [])
-    return start_cli("consumer", command, broker_env(db, url), log_path)
+    return start_cli("consumer", command, env or broker_env(db, url), log_path)
 
 
 def log_times(text: str, pattern: re.Pattern[str]) -> list[datetime.datetime]:
@@ -272,7 +282,8 @@ def trading_days_look_back(db: Database) -> bool:
     """Whether the trading days' apply function reads the days stored before a change."""
     conn = db.connect()
     try:
-        (routine,) = incremental.routines(conn, "upstream_changes")
+        routine = f"{TRADING_DAYS}__apply"
+        assert routine in incremental.routines(conn, "upstream_changes"), "no trading days routine"
     finally:
         conn.close()
     text = db.scalar("select pg_get_functiondef(%s::regproc)", (routine,))
@@ -381,11 +392,82 @@ async def _stream_state(url: str) -> tuple[int, int]:
         await broker.close()
 
 
+class NatsFeed:
+    """A throwaway JetStream server with the bench's stream."""
+
+    name = "nats"
+    # The consumer's first line once it can fetch.
+    ready_line = re.compile(r"created durable consumer")
+    # How far the warehouse got: sequences count from 1 in the bench's one stream.
+    taken_sql = "select coalesce(max(stream_sequence), 0) from raw.feed_messages"
+
+    def __init__(self) -> None:
+        self.server = NatsServer()
+
+    def prefill(self, items: Iterable[tuple[str, bytes, str]]) -> int:
+        """Publish (not timed); returns the stream's last sequence."""
+        asyncio.run(_prefill(self.server.url, items))
+        last_seq, _ = asyncio.run(_stream_state(self.server.url))
+        return last_seq
+
+    def consumer_env(self, db: Database) -> dict[str, str]:
+        return broker_env(db, self.server.url)
+
+    def processes(self) -> dict[str, int]:
+        return {"nats-server": self.server._process.pid}
+
+    def cleanup(self) -> None:
+        self.server.cleanup()
+
+
+class KafkaFeed:
+    """A topic of its own on the run's one-node Kafka cluster (12 partitions, as `bars`)."""
+
+    name = "kafka"
+    ready_line = re.compile(r"assigned partitions")
+    # How far the warehouse got: the sum of the partitions' stored next offsets (each counts from 0).
+    taken_sql = "select coalesce(sum(next_offset), 0) from raw.feed_offsets"
+
+    def __init__(self, label: str, cluster: KafkaCluster) -> None:
+        self.cluster = cluster
+        topic = re.sub(r"[^A-Za-z0-9._-]", "_", f"bench-{label}-{time.time_ns()}")  # what Kafka allows
+        self.settings = KafkaSettings(bootstrap=cluster.bootstrap, topic=topic)
+
+    def prefill(self, items: Iterable[tuple[str, bytes, str]]) -> int:
+        """Publish (not timed); returns how many the topic holds (its offsets' sum)."""
+
+        async def run() -> int:
+            broker = await connect_feed(self.settings)
+            try:
+                await broker.ensure_stream()
+                sent, _ = await send(broker, items)
+                return sent
+            finally:
+                await broker.close()
+
+        return asyncio.run(run())
+
+    def consumer_env(self, db: Database) -> dict[str, str]:
+        return dict(db.role_env("streamer")) | {
+            "STOCK_ANALYTICS_BROKER": "kafka",
+            "STOCK_ANALYTICS_KAFKA_BOOTSTRAP": self.settings.bootstrap,
+            "STOCK_ANALYTICS_KAFKA_TOPIC": self.settings.topic,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def processes(self) -> dict[str, int]:
+        return {"kafka": self.cluster.pid(1)}
+
+    def cleanup(self) -> None:
+        pass  # the cluster is the run's; the topic goes with it
+
+
 # ---- drain ------------------------------------------------------------------------------------
-DONE_SQL = f"""
+def done_sql(taken_sql: str) -> str:
+    """(taken, feed loads not staged, trading-day changes not applied), for the broker's taken_sql."""
+    return f"""
 select
-    -- one stream per bench database (its key in the ledger is the consumer's business)
-    (select coalesce(max(stream_sequence), 0) from raw.feed_messages),
+    ({taken_sql}),
     (select count(*) from raw.load_log as load_log
      where load_log.file_kind = 'feed' and load_log.status = 'loaded'
          and not exists (select from staging.stg_market_data__applied_loads as applied
@@ -395,28 +477,30 @@ select
 """
 
 
-def wait_until_applied(db: Database, last_seq: int, consumer: Cli, total: int) -> float:
-    """Poll (as transformer) until every sequence is taken and both steps applied; returns the
+def wait_until_applied(db: Database, last_seq: int, consumers: list[Cli], taken_sql: str) -> float:
+    """Poll (as transformer) until every message is taken and both steps applied; returns the
     time.time() it was first seen so."""
     conn = db.connect("transformer")
-    bar = tqdm(total=total, unit="bar", unit_scale=True, desc="drain", disable=not sys.stderr.isatty())
+    bar = tqdm(total=last_seq, unit="bar", unit_scale=True, desc="drain", disable=not sys.stderr.isatty())
+    query = done_sql(taken_sql)
     try:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         exited = 0.0
         while True:
             with conn.cursor() as cur:
-                cur.execute(DONE_SQL)
+                cur.execute(query)
                 taken, pending_loads, change_lag = cur.fetchone()
             bar.update(taken - bar.n)
             if taken >= last_seq and pending_loads == 0 and change_lag <= 0:
                 return time.time()
-            if consumer.process.poll() is not None:
-                if consumer.process.returncode not in (0, 2):
+            for consumer in consumers:
+                if consumer.process.poll() is not None and consumer.process.returncode not in (0, 2):
                     raise StepFailed(consumer.failure())
+            if all(consumer.process.poll() is not None for consumer in consumers):
                 exited = exited or time.monotonic()
                 if time.monotonic() - exited > 10:
                     raise StepFailed(
-                        f"the consumer stopped with {taken:,} of {last_seq:,} sequences taken, "
+                        f"the consumers stopped with {taken:,} of {last_seq:,} messages taken, "
                         f"{pending_loads} loads not staged, {change_lag} changes not applied"
                     )
             if time.monotonic() > deadline:
@@ -427,54 +511,93 @@ def wait_until_applied(db: Database, last_seq: int, consumer: Cli, total: int) -
         conn.close()
 
 
-def drain_once(args: argparse.Namespace, dbs: Databases, shape: Shape, batch_size: int) -> dict[str, Any]:
+def consumer_backend_pids(db: Database) -> list[int]:
+    """The consumers' PostgreSQL backends (by their application_name)."""
+    rows = db.query(
+        "select pid from pg_stat_activity where datname = %s and application_name = %s order by pid",
+        (db.name, "stock_analytics consumer"),
+    )
+    return [pid for (pid,) in rows]
+
+
+def drain_once(
+    args: argparse.Namespace,
+    dbs: Databases,
+    shape: Shape,
+    batch_size: int,
+    *,
+    feed: NatsFeed | KafkaFeed,
+    consumers: int = 1,
+) -> dict[str, Any]:
+    """The consumers (started together, each exiting once idle) drain the pre-filled feed; the
+    clock runs from the first consumer's ready line until everything is applied."""
     db = dbs.new(shape.kind)
-    server = NatsServer()
     try:
-        asyncio.run(_prefill(server.url, shape.items(args)))
-        last_seq, _ = asyncio.run(_stream_state(server.url))
-        log_path = WORK_DIR / f"consumer-drain-{shape.name.replace(' ', '_')}-{batch_size}.log"
+        last_seq = feed.prefill(shape.items(args))
+        label = f"{feed.name}-{shape.name.replace(' ', '_')}-{batch_size}-x{consumers}"
         cpu = CpuMeter()
-        cpu.watch("nats-server", server._process.pid)
-        consumer = start_consumer(args, db, server.url, batch_size, log_path, idle=1.0)
-        cpu.watch("consumer", consumer.process.pid)
+        for name, pid in feed.processes().items():
+            cpu.watch(name, pid)
+        started = [
+            start_consumer(
+                args,
+                db,
+                "",
+                batch_size,
+                WORK_DIR / f"consumer-drain-{label}-{n}.log",
+                idle=1.0,
+                env=feed.consumer_env(db),
+            )
+            for n in range(1, consumers + 1)
+        ]
+        for n, consumer in enumerate(started, start=1):
+            cpu.watch(f"consumer {n}", consumer.process.pid)
         cpu.start()
         launched = time.time()
-        backend_pid = None
         done_at = None
         try:
-            while backend_pid is None and consumer.process.poll() is None and time.time() - launched < 30:
-                backend_pid = consumer_backend_pid(db)
+            backends: list[int] = []
+            while len(backends) < consumers and time.time() - launched < 30:
+                if any(consumer.process.poll() is not None for consumer in started):
+                    break
+                backends = consumer_backend_pids(db)
                 time.sleep(0.02)
-            if backend_pid:
-                cpu.watch("consumer's postgres backend", backend_pid)
-            done_at = wait_until_applied(db, last_seq, consumer, last_seq)
+            for n, pid in enumerate(backends, start=1):
+                cpu.watch(f"consumer {n}'s postgres backend", pid)
+            done_at = wait_until_applied(db, last_seq, started, feed.taken_sql)
             cpu_use = cpu.result()
         finally:
-            code = consumer.process.wait(timeout=120) if done_at else consumer.stop()
-        if code not in (0, 2):
-            raise StepFailed(consumer.failure())
-        ready = log_times(consumer.text(), re.compile(r"created durable consumer"))
-        ready_at = ready[0].timestamp() if ready else launched
+            codes = [
+                consumer.process.wait(timeout=120) if done_at else consumer.stop() for consumer in started
+            ]
+        for consumer, code in zip(started, codes, strict=True):
+            if code not in (0, 2):
+                raise StepFailed(consumer.failure())
+        ready = [t for consumer in started for t in log_times(consumer.text(), feed.ready_line)[:1]]
+        ready_at = min(ready).timestamp() if ready else launched
         seconds = done_at - ready_at
         batches, write_s = db.query(
             "select count(*), coalesce(sum(extract(epoch from finished_at - started_at)), 0) "
             "from raw.load_log where file_kind = 'feed'"
         )[0]
         result = {
+            "broker": feed.name,
+            "consumers": consumers,
             "shape": shape.name,
             "batch_size": batch_size,
             "bars": last_seq,
             "seconds": round(seconds, 2),
             "bars_per_s": round(last_seq / seconds),
             "startup_s": round(ready_at - launched, 2),
-            "batches": batches,
+            "feed_loads": batches,
             "write_batch_db_s": round(float(write_s), 2),
             "cpu": cpu_use,
         }
         log.info(
-            "drain %s, batch %d: %d bars in %.1f s = %.0f bars/s",
+            "drain %s on %s x%d, batch %d: %d bars in %.1f s = %.0f bars/s",
             shape.name,
+            feed.name,
+            consumers,
             batch_size,
             last_seq,
             seconds,
@@ -482,7 +605,7 @@ def drain_once(args: argparse.Namespace, dbs: Databases, shape: Shape, batch_siz
         )
         return result
     finally:
-        server.cleanup()
+        feed.cleanup()
         dbs.done(db)
 
 
@@ -512,13 +635,16 @@ def file_path_once(args: argparse.Namespace, dbs: Databases, shape: Shape) -> di
             conn = db.connect("streamer")
             try:
                 staging = incremental.staging_routine(conn)
-                (trading_days,) = incremental.routines(conn, "upstream_changes")
+                # the trading days (the running sums), then the models they feed (the screener)
+                downstream = incremental.routines(conn, "upstream_changes")
                 with conn.cursor() as cur:
                     cur.execute(f"select * from {staging}()")
                     staging_rows = cur.fetchone()[2]
                     staged = time.monotonic()
-                    cur.execute(f"select * from {trading_days}()")
-                    trading_rows = cur.fetchone()[1]
+                    trading_rows = 0
+                    for routine in downstream:
+                        cur.execute(f"select * from {routine}()")
+                        trading_rows += cur.fetchone()[1]
             finally:
                 conn.close()
             finished = time.monotonic()
@@ -540,18 +666,30 @@ def file_path_once(args: argparse.Namespace, dbs: Databases, shape: Shape) -> di
 
 def step_drain(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
     runs, files = [], []
-    for shape in shapes(args):
-        sizes = args.batch_sizes if shape.name != "backfill over history" else args.batch_sizes[:1]
-        if shape.name == "backfill over history" and not args.over_history:
-            continue
-        for size in sizes:
-            runs.append(drain_once(args, dbs, shape, size) | {"description": shape.description})
-        if shape.name.startswith("backfill"):
-            files.append(file_path_once(args, dbs, shape))
+    cluster = KafkaCluster(nodes=1) if "kafka" in args.brokers else None
+    try:
+        for shape in shapes(args):
+            sizes = args.batch_sizes if shape.name != "backfill over history" else args.batch_sizes[:1]
+            if shape.name == "backfill over history" and not args.over_history:
+                continue
+            for size in sizes:
+                for broker in args.brokers:
+                    # Two consumers are a group's (Kafka's); JetStream's durable is drained by one.
+                    for consumers in args.consumers if broker == "kafka" else [1]:
+                        feed = KafkaFeed(shape.name, cluster) if cluster and broker == "kafka" else None
+                        run = drain_once(args, dbs, shape, size, feed=feed or NatsFeed(), consumers=consumers)
+                        runs.append(run | {"description": shape.description})
+            if shape.name.startswith("backfill"):
+                files.append(file_path_once(args, dbs, shape))
+    finally:
+        if cluster is not None:
+            cluster.cleanup()
     for file_run in files:
-        best = max((r for r in runs if r["shape"] == file_run["shape"]), key=lambda r: r["bars_per_s"])
-        file_run["feed_best_bars_per_s"] = best["bars_per_s"]
-        file_run["feed_vs_files"] = round(best["bars_per_s"] / file_run["bars_per_s"], 2)
+        of_shape = [r for r in runs if r["shape"] == file_run["shape"]]
+        for broker in args.brokers:
+            best = max((r for r in of_shape if r["broker"] == broker), key=lambda r: r["bars_per_s"])
+            file_run[f"{broker}_best_bars_per_s"] = best["bars_per_s"]
+            file_run[f"{broker}_vs_files"] = round(best["bars_per_s"] / file_run["bars_per_s"], 2)
     best_size = {}
     for name in dict.fromkeys(r["shape"] for r in runs):
         of_shape = [r for r in runs if r["shape"] == name]
@@ -592,7 +730,7 @@ def step_breakdown(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
             worst = {key: 0.0 for key in timings}
             batches = 0
             staging = incremental.staging_routine(conn)
-            (trading_days,) = incremental.routines(conn, "upstream_changes")
+            downstream = incremental.routines(conn, "upstream_changes")
             try:
                 for start in range(0, len(deliveries), size):
                     batch = deliveries[start : start + size]
@@ -603,7 +741,8 @@ def step_breakdown(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
                         cur.execute(f"select * from {staging}(p_symbols => %s)", (result.symbols,))
                     t2 = time.perf_counter()
                     with conn, conn.cursor() as cur:
-                        cur.execute(f"select * from {trading_days}()")
+                        for routine in downstream:
+                            cur.execute(f"select * from {routine}()")
                     t3 = time.perf_counter()
                     for key, spent in zip(timings, (t1 - t0, t2 - t1, t3 - t2), strict=True):
                         timings[key] += spent
@@ -928,7 +1067,9 @@ def table(results: dict[str, Any]) -> str:
         for run in drain["runs"]:
             rate = run["bars_per_s"]
             verdict = "met" if rate >= DRAIN_TARGET else f"missed ({rate / DRAIN_TARGET:.0%})"
-            what = f"drain, {run['shape']}, batch {run['batch_size']:,}"
+            consumers = run.get("consumers", 1)
+            group = f" x{consumers} consumers" if consumers > 1 else ""
+            what = f"drain, {run.get('broker', 'nats')}{group}, {run['shape']}, batch {run['batch_size']:,}"
             what += f" ({run['bars']:,} bars, {run['seconds']:.1f} s)"
             rows.append(f"| {what} | {rate:,} bars/s | {target} | {verdict} |")
         for run in drain["file_path"]:
@@ -936,9 +1077,12 @@ def table(results: dict[str, Any]) -> str:
                 f"files, {run['shape']}: loader {run['loader_s']:.1f} s + staging "
                 f"{run['staging_apply_s']:.1f} s + trading days {run['trading_days_apply_s']:.1f} s"
             )
-            rows.append(
-                f"| {what} | {run['bars_per_s']:,} bars/s | - | feed / files = {run['feed_vs_files']:.2f}x |"
+            ratios = ", ".join(
+                f"{key.removesuffix('_vs_files')} / files = {value:.2f}x"
+                for key, value in run.items()
+                if key.endswith("_vs_files")
             )
+            rows.append(f"| {what} | {run['bars_per_s']:,} bars/s | - | {ratios} |")
     for run in (results.get("breakdown") or {}).get("runs", []):
         per = run["per_batch_ms"]
         split = (
@@ -992,6 +1136,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--batch-sizes",
         default="2000,5000,20000",
         help="drain: consumer --batch-size values to compare (default 2000,5000,20000)",
+    )
+    parser.add_argument(
+        "--brokers",
+        default="kafka,nats",
+        help="drain: the brokers compared, side by side (default kafka,nats)",
+    )
+    parser.add_argument(
+        "--consumers",
+        default="1,2",
+        help="drain: consumers in Kafka's group, each count a run (default 1,2; JetStream: 1)",
     )
     parser.add_argument(
         "--batch-size",
@@ -1048,6 +1202,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--batch-sizes takes whole numbers separated by commas, not {args.batch_sizes!r}")
     if not args.batch_sizes or min(args.batch_sizes) < 1 or args.batch_size < 1:
         parser.error("batch sizes must be at least 1")
+    args.brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
+    if not args.brokers or any(b not in ("kafka", "nats") for b in args.brokers):
+        parser.error(f"--brokers takes kafka and/or nats separated by commas, not {args.brokers!r}")
+    try:
+        args.consumers = [int(s) for s in args.consumers.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--consumers takes whole numbers separated by commas, not {args.consumers!r}")
+    if not args.consumers or min(args.consumers) < 1:
+        parser.error("--consumers: at least 1")
     if not args.backfill.is_dir():
         parser.error(f"--backfill {args.backfill}: not a folder")
     if args.patch_sql and not args.patch_sql.is_file():

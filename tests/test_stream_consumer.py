@@ -1,4 +1,6 @@
-"""The live feed's guarantees, against a real JetStream server and a real database.
+"""The live feed's guarantees, against real brokers and a real database: those both backends
+give run on both (the `feed` fixture: NATS JetStream, then Kafka), those of JetStream alone on
+it; Kafka's own (its cluster, partitions and consumer group) are in test_stream_kafka.py.
 
 Every test runs the consumer as users do (`python stream/consume.py`, as the `streamer` role)
 and asserts what the warehouse holds afterwards: each message taken once, the highest revision
@@ -8,7 +10,6 @@ those of a clean file load of the same bars.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import os
 import random
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -26,20 +28,22 @@ import psycopg2.extensions
 import pytest
 
 from devtools.databases import Database, drop_database
+from devtools.kafka import KafkaCluster
 from devtools.nats import NatsServer
 from devtools.project import PROJECT_DIR, SAMPLE_DIR
 from stream import incremental
-from stream.broker import connect
-from stream.messages import Bar, encode_bar, message_id, subject_for
+from stream.messages import Bar
 from stream.publish import replay
-from stream.settings import BrokerSettings
 from tests import reference
-from tests.stream_support import feed_database, random_bars, wait_until
+from tests.stream_support import Feed, KafkaFeed, NatsFeed, feed_database, random_bars, wait_until
 
 CONSUMER = PROJECT_DIR / "stream" / "consume.py"
 # What the feed leaves behind depends on the edition only through the period marts, but the
 # consumer runs their steps (tables on apache): both editions.
 pytestmark = pytest.mark.editions
+# What the feed leaves does not depend on the broker once it is in the raw layer: Kafka's runs
+# are one_pass (the apache pass), JetStream's run on both editions.
+BROKERS = ["nats", pytest.param("kafka", marks=pytest.mark.one_pass)]
 
 PRICE_COLUMNS = ["open", "high", "low", "close", "adj_close", "volume"]
 AVERAGE_COLUMNS = ["sma_20", "sma_30", "sma_50", "sma_200"]
@@ -55,69 +59,63 @@ def feed_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
     drop_database(db)
 
 
+@pytest.fixture(scope="module")
+def kafka_cluster() -> Iterator[KafkaCluster]:
+    """One node, what `make stream-up` starts; each test has a topic of its own."""
+    cluster = KafkaCluster(nodes=1)
+    yield cluster
+    cluster.cleanup()
+
+
+@pytest.fixture(scope="module", params=BROKERS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def broker_db(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """The warehouse of one backend's tests (they use the same symbols): JetStream's is feed_db."""
+    if backend == "nats":
+        yield request.getfixturevalue("feed_db")
+        return
+    db = feed_database(tmp_path_factory.mktemp(f"feed_db_{backend}"), f"stock_analytics_feed_{backend}")
+    yield db
+    drop_database(db)
+
+
 @pytest.fixture
-def broker() -> Iterator[NatsServer]:
+def feed(backend: str, request: pytest.FixtureRequest) -> Iterator[Feed]:
+    """A feed of the test's own on the backend: a JetStream server, or a Kafka topic."""
+    if backend == "kafka":
+        yield KafkaFeed(request.getfixturevalue("kafka_cluster"), f"consumer-test-{uuid.uuid4().hex[:12]}")
+        return
+    yield request.getfixturevalue("nats_feed")
+
+
+@pytest.fixture
+def nats_feed() -> Iterator[NatsFeed]:
+    """For what JetStream alone has (its durable consumer's redelivery, a one-server restart)."""
     server = NatsServer()
-    yield server
+    yield NatsFeed(server)
     server.kill()
 
 
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def publish(url: str, bars: Iterable[Bar], unique_ids: bool = True) -> int:
-    """Publish bars in the order given. unique_ids: a message id per message (so the broker's
-    de-duplication window never hides a re-send: the warehouse must)."""
-
-    nonce = time.time_ns()
-
-    async def run() -> int:
-        client = await connect(BrokerSettings(url=url))
-        try:
-            await client.ensure_stream()
-            items = [
-                (
-                    subject_for(bar.symbol),
-                    encode_bar(bar),
-                    f"{message_id(bar)}#{nonce}.{n}" if unique_ids else message_id(bar),
-                )
-                for n, bar in enumerate(bars)
-            ]
-            return await client.publish_many(items)
-        finally:
-            await client.close()
-
-    return asyncio.run(run())
-
-
-def publish_raw(url: str, payloads: list[bytes]) -> int:
-    async def run() -> int:
-        client = await connect(BrokerSettings(url=url))
-        try:
-            await client.ensure_stream()
-            items = [("bars.RAW", payload, f"raw-{n}-{time.time_ns()}") for n, payload in enumerate(payloads)]
-            return await client.publish_many(items)
-        finally:
-            await client.close()
-
-    return asyncio.run(run())
-
-
-def consumer_env(db: Database, server: NatsServer) -> dict[str, str]:
-    return {
-        **db.role_env("streamer"),
-        "STOCK_ANALYTICS_BROKER": "nats",
-        "STOCK_ANALYTICS_NATS_URL": server.url,
-    }
+def consumer_env(db: Database, feed: Feed) -> dict[str, str]:
+    return {**db.role_env("streamer"), **feed.env(), "PYTHONUNBUFFERED": "1"}
 
 
 def run_consumer(
-    db: Database, server: NatsServer, idle_s: float = 1.5, timeout: float = 300
+    db: Database, feed: Feed, idle_s: float = 1.5, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(CONSUMER), "--exit-when-idle", str(idle_s)],
         check=False,
-        env=consumer_env(db, server),
+        env=consumer_env(db, feed),
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
@@ -126,11 +124,11 @@ def run_consumer(
     )
 
 
-def start_consumer(db: Database, server: NatsServer, *args: str, log_path: Path) -> subprocess.Popen[bytes]:
+def start_consumer(db: Database, feed: Feed, *args: str, log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [sys.executable, str(CONSUMER), *args],
-            env=consumer_env(db, server),
+            env=consumer_env(db, feed),
             cwd=PROJECT_DIR,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -211,6 +209,7 @@ def test_kill_9_at_random_points_then_restart_equals_a_file_load(
     row, and every message was taken exactly once."""
     db = feed_database(tmp_path_factory.mktemp("feed_kill"), "stock_analytics_feed_kill")
     server = NatsServer()
+    feed = NatsFeed(server)
     try:
         published = replay(server.url, SAMPLE_DIR)
         assert published == sum(
@@ -221,14 +220,14 @@ def test_kill_9_at_random_points_then_restart_equals_a_file_load(
         log_path = tmp_path_factory.mktemp("feed_kill_logs") / "consumer.log"
         taken_before_kill = []
         for _ in range(10):
-            proc = start_consumer(db, server, "--batch-size", "2000", log_path=log_path)
+            proc = start_consumer(db, feed, "--batch-size", "2000", log_path=log_path)
             time.sleep(rng.uniform(1.0, 3.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
             taken_before_kill.append(db.scalar("select count(*) from raw.feed_messages"))
         # the kills landed while the stream was being drained, not after
         assert taken_before_kill[0] < published, taken_before_kill
-        final = run_consumer(db, server, idle_s=2)
+        final = run_consumer(db, feed, idle_s=2)
         assert final.returncode == 0, final.stdout + final.stderr[-3000:]
 
         assert db.scalar("select count(*) from raw.feed_messages") == published
@@ -275,14 +274,14 @@ def test_kill_9_at_random_points_then_restart_equals_a_file_load(
 
 
 def test_redelivered_and_resent_messages_are_taken_once(
-    feed_db: Database, broker: NatsServer, tmp_path: Path
+    feed_db: Database, nats_feed: NatsFeed, tmp_path: Path
 ) -> None:
     """A crash after the commit and before the acknowledgement: the broker delivers the batch
     again and the ledger skips it. A message re-sent under a new sequence (outside the broker's
     de-duplication window) is stale, not applied twice."""
     bars = random_bars(["RDL1", "RDL2"], days=5, revisions=1, seed=1)
-    publish(broker.url, bars)
-    first = run_consumer(feed_db, broker)
+    nats_feed.publish(bars)
+    first = run_consumer(feed_db, nats_feed)
     assert first.returncode == 0, first.stderr[-2000:]
     before = ledger_counts(feed_db, "RDL%")
     # Forget the acknowledgements: a new durable consumer delivers every message again, as a
@@ -291,7 +290,7 @@ def test_redelivered_and_resent_messages_are_taken_once(
     again = subprocess.run(
         [sys.executable, str(CONSUMER), "--exit-when-idle", "1.5"],
         check=False,
-        env={**consumer_env(feed_db, broker), **env},
+        env={**consumer_env(feed_db, nats_feed), **env},
         cwd=PROJECT_DIR,
         capture_output=True,
         text=True,
@@ -301,8 +300,8 @@ def test_redelivered_and_resent_messages_are_taken_once(
     assert f"{len(bars)} already taken" in again.stdout
     assert ledger_counts(feed_db, "RDL%") == before
     # The same bars sent again as new messages: all stale.
-    publish(broker.url, bars)
-    resent = run_consumer(feed_db, broker)
+    nats_feed.publish(bars)
+    resent = run_consumer(feed_db, nats_feed)
     assert resent.returncode == 0
     after = ledger_counts(feed_db, "RDL%")
     assert after["stale"] - before.get("stale", 0) == len(bars)
@@ -314,7 +313,7 @@ def test_redelivered_and_resent_messages_are_taken_once(
 
 
 def test_duplicates_late_resends_and_out_of_order_revisions_give_the_in_order_result(
-    feed_db: Database, broker: NatsServer
+    broker_db: Database, feed: Feed
 ) -> None:
     in_order = random_bars(["ORD1", "ORD2", "ORD3"], days=30, revisions=3, seed=7)
     scrambled = [
@@ -335,23 +334,23 @@ def test_duplicates_late_resends_and_out_of_order_revisions_give_the_in_order_re
     shuffled = scrambled[:]
     rng.shuffle(shuffled)
     duplicates = rng.sample(scrambled, 40)  # duplicates and late re-sends of any revision
-    publish(broker.url, in_order)
-    publish(broker.url, shuffled[: len(shuffled) // 2])
-    first_half = run_consumer(feed_db, broker)
+    feed.publish(in_order)
+    feed.publish(shuffled[: len(shuffled) // 2])
+    first_half = run_consumer(broker_db, feed)
     assert first_half.returncode == 0, first_half.stderr[-2000:]
-    publish(broker.url, shuffled[len(shuffled) // 2 :] + duplicates)
-    second_half = run_consumer(feed_db, broker)
+    feed.publish(shuffled[len(shuffled) // 2 :] + duplicates)
+    second_half = run_consumer(broker_db, feed)
     assert second_half.returncode == 0, second_half.stderr[-2000:]
 
-    ordered = staging_rows(feed_db, ["ORD1", "ORD2", "ORD3"])
+    ordered = staging_rows(broker_db, ["ORD1", "ORD2", "ORD3"])
     pd.testing.assert_frame_equal(ordered, expected_current(in_order))
-    out_of_order = staging_rows(feed_db, ["SCR1", "SCR2", "SCR3"])
+    out_of_order = staging_rows(broker_db, ["SCR1", "SCR2", "SCR3"])
     out_of_order["symbol"] = out_of_order["symbol"].str.replace("SCR", "ORD")
     pd.testing.assert_frame_equal(out_of_order, ordered)
-    moving_averages_match_pandas(feed_db, ["ORD1", "ORD2", "ORD3", "SCR1", "SCR2", "SCR3"])
+    moving_averages_match_pandas(broker_db, ["ORD1", "ORD2", "ORD3", "SCR1", "SCR2", "SCR3"])
     # The period marts show the feed too: tables (apache) the consumer applied when idle,
     # continuous aggregates (community) by real-time aggregation.
-    monthly = feed_db.frame(
+    monthly = broker_db.frame(
         "select symbol, period_start, trading_days, avg_close from marts.fct_price_averages_monthly "
         "where symbol in ('ORD1', 'ORD2', 'ORD3') order by symbol, period_start",
         role="reader",
@@ -365,14 +364,15 @@ def test_duplicates_late_resends_and_out_of_order_revisions_give_the_in_order_re
     pd.testing.assert_frame_equal(monthly, expected, check_dtype=False, rtol=1e-12)
     # every message is in the ledger once: 90 applied per prefix, the rest stale
     outcomes = dict(
-        feed_db.query(
+        broker_db.query(
             "select outcome, count(*) from raw.feed_messages where symbol like 'SCR%%' group by outcome"
         )
     )
     assert outcomes["applied"] >= 90  # a lower revision arriving first is applied, then replaced
     assert outcomes["applied"] + outcomes["stale"] == len(shuffled) + len(duplicates)
     assert (
-        feed_db.scalar("select count(*) from raw.feed_bars where symbol like 'SCR%%'") == outcomes["applied"]
+        broker_db.scalar("select count(*) from raw.feed_bars where symbol like 'SCR%%'")
+        == outcomes["applied"]
     )
 
 
@@ -380,12 +380,11 @@ def test_duplicates_late_resends_and_out_of_order_revisions_give_the_in_order_re
 
 
 def test_bad_messages_are_kept_with_their_reason_and_never_stop_the_consumer(
-    feed_db: Database, broker: NatsServer
+    broker_db: Database, feed: Feed
 ) -> None:
     good = random_bars(["BADM"], days=3, revisions=1, seed=5)
-    publish(broker.url, good[:1])
-    publish_raw(
-        broker.url,
+    feed.publish(good[:1])
+    feed.publish_raw(
         [
             b"not json at all",
             b'{"v": 1, "symbol": "BADM", "date": "2024-02-01", "revision": 0, "close": NaN}',
@@ -395,11 +394,11 @@ def test_bad_messages_are_kept_with_their_reason_and_never_stop_the_consumer(
             b"\xff\xfe\x00garbage",
         ],
     )
-    publish(broker.url, good[1:])
-    proc = run_consumer(feed_db, broker)
+    feed.publish(good[1:])
+    proc = run_consumer(broker_db, feed)
     assert proc.returncode == 2, proc.stdout + proc.stderr[-2000:]  # finished, some rejected
     assert "6 rejected" in proc.stdout
-    rejects = feed_db.query(
+    rejects = broker_db.query(
         """
         select rejects.reason_code, rejects.reason, rejects.raw_line
         from raw.load_rejects as rejects
@@ -421,22 +420,22 @@ def test_bad_messages_are_kept_with_their_reason_and_never_stop_the_consumer(
     assert all("sequence" in row[1] for row in rejects)
     assert rejects[0][2] == "not json at all"
     # the good bars around them all arrived
-    pd.testing.assert_frame_equal(staging_rows(feed_db, ["BADM"]), expected_current(good))
+    pd.testing.assert_frame_equal(staging_rows(broker_db, ["BADM"]), expected_current(good))
 
 
 # ---- files and the feed ----------------------------------------------------------------------
 
 
 def test_the_later_of_a_file_and_the_feed_wins_and_a_replace_retires_earlier_feed_bars(
-    feed_db: Database, broker: NatsServer, tmp_path: Path
+    broker_db: Database, feed: Feed, tmp_path: Path
 ) -> None:
     bars = random_bars(["FILEFEED"], days=4, revisions=1, seed=9)
-    publish(broker.url, bars + random_bars(["FEEDONLY"], days=3, revisions=2, seed=10))
-    assert run_consumer(feed_db, broker).returncode == 0
+    feed.publish(bars + random_bars(["FEEDONLY"], days=3, revisions=2, seed=10))
+    assert run_consumer(broker_db, feed).returncode == 0
     day = bars[1].trade_date
 
     def close_on(trade_date: datetime.date) -> float:
-        return feed_db.scalar(
+        return broker_db.scalar(
             "select close from staging.stg_market_data__daily_prices "
             "where symbol = 'FILEFEED' and trade_date = %s",
             (trade_date,),
@@ -446,31 +445,31 @@ def test_the_later_of_a_file_and_the_feed_wins_and_a_replace_retires_earlier_fee
     # a file loaded later disagrees on that day: the file wins
     csv = tmp_path / "FILEFEED.csv"
     csv.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{day},1,2,0.5,1.5,1.5,10\n")
-    proc = feed_db.run_loader(csv)
+    proc = broker_db.run_loader(csv)
     assert proc.returncode == 0, proc.stderr
-    build = feed_db.dbt("build", "-s", "stg_market_data__daily_prices+", "--exclude", "test_type:data")
+    build = broker_db.dbt("build", "-s", "stg_market_data__daily_prices+", "--exclude", "test_type:data")
     assert build.returncode == 0, build.stdout[-2000:]
     assert close_on(day) == 1.5
     # the build also gave the symbol only the feed knows its row in dim_symbols
-    assert feed_db.query(
+    assert broker_db.query(
         "select has_prices, trading_days, first_trade_date from marts.dim_symbols where symbol = 'FEEDONLY'"
     ) == [(True, 3, datetime.date(2024, 1, 1))]
     # a new revision from the feed, later again: the feed wins
     revised = Bar("FILEFEED", day, 1, "1", "3", "1", "2.5", "2.5", "20")
-    publish(broker.url, [revised])
-    assert run_consumer(feed_db, broker).returncode == 0
+    feed.publish([revised])
+    assert run_consumer(broker_db, feed).returncode == 0
     assert close_on(day) == 2.5
     # a --replace file retires the symbol's whole earlier history, the feed's bars included
     csv.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{bars[3].trade_date},5,6,4,5.5,5.5,30\n")
-    proc = feed_db.run_loader(csv, "--replace")
+    proc = broker_db.run_loader(csv, "--replace")
     assert proc.returncode == 0, proc.stderr
-    build = feed_db.dbt("build", "-s", "stg_market_data__daily_prices+", "--exclude", "test_type:data")
+    build = broker_db.dbt("build", "-s", "stg_market_data__daily_prices+", "--exclude", "test_type:data")
     assert build.returncode == 0, build.stdout[-2000:]
-    kept = feed_db.query(
+    kept = broker_db.query(
         "select trade_date, close from staging.stg_market_data__daily_prices where symbol = 'FILEFEED'"
     )
     assert kept == [(bars[3].trade_date, 5.5)]
-    days = feed_db.query(
+    days = broker_db.query(
         "select trade_date, trading_day_number from intermediate.int_daily_prices__trading_days "
         "where symbol = 'FILEFEED'"
     )
@@ -481,24 +480,24 @@ def test_the_later_of_a_file_and_the_feed_wins_and_a_replace_retires_earlier_fee
 
 
 def test_broker_restarted_mid_stream_the_consumer_reconnects_and_catches_up(
-    feed_db: Database, broker: NatsServer, tmp_path: Path
+    feed_db: Database, nats_feed: NatsFeed, tmp_path: Path
 ) -> None:
     bars = random_bars(["BRK1", "BRK2", "BRK3"], days=40, revisions=2, seed=11)
     half = len(bars) // 2
-    publish(broker.url, bars[:half])
+    nats_feed.publish(bars[:half])
     log_path = tmp_path / "consumer.log"
-    proc = start_consumer(feed_db, broker, "--exit-when-idle", "20", log_path=log_path)
+    proc = start_consumer(feed_db, nats_feed, "--exit-when-idle", "20", log_path=log_path)
     try:
         wait_until(
             lambda: feed_db.scalar("select count(*) from raw.feed_messages where symbol like 'BRK%%'") > 0,
             60,
             "the first messages",
         )
-        broker.stop()
+        nats_feed.server.stop()
         time.sleep(2)
         assert proc.poll() is None, log_path.read_text()[-2000:]
-        broker.start()
-        publish(broker.url, bars[half:])
+        nats_feed.server.start()
+        nats_feed.publish(bars[half:])
         wait_until(
             lambda: (
                 feed_db.scalar("select count(*) from raw.feed_messages where symbol like 'BRK%%'")
@@ -518,36 +517,38 @@ def test_broker_restarted_mid_stream_the_consumer_reconnects_and_catches_up(
 
 
 def test_database_unavailable_for_a_while_the_consumer_waits_and_loses_nothing(
-    feed_db: Database, broker: NatsServer, tmp_path: Path
+    broker_db: Database, feed: Feed, tmp_path: Path
 ) -> None:
     bars = random_bars(["DBD1", "DBD2"], days=30, revisions=2, seed=13)
     log_path = tmp_path / "consumer.log"
-    proc = start_consumer(feed_db, broker, "--exit-when-idle", "30", log_path=log_path)
-    admin = create_admin_connection(feed_db)
+    proc = start_consumer(broker_db, feed, "--exit-when-idle", "30", log_path=log_path)
+    admin = create_admin_connection(broker_db)
     try:
-        publish(broker.url, bars[:20])
+        feed.publish(bars[:20])
         wait_until(
-            lambda: feed_db.scalar("select count(*) from raw.feed_messages where symbol like 'DBD%%'") == 20,
+            lambda: (
+                broker_db.scalar("select count(*) from raw.feed_messages where symbol like 'DBD%%'") == 20
+            ),
             60,
             "the first bars",
         )
         # The database goes away: no new connections, the consumer's own ones cut.
         with admin.cursor() as cur:
-            cur.execute(f'alter database "{feed_db.name}" allow_connections false')
+            cur.execute(f'alter database "{broker_db.name}" allow_connections false')
             cur.execute(
                 "select pg_terminate_backend(pid) from pg_stat_activity "
                 "where datname = %s and usename = 'streamer'",
-                (feed_db.name,),
+                (broker_db.name,),
             )
-        publish(broker.url, bars[20:])
+        feed.publish(bars[20:])
         time.sleep(6)
         assert proc.poll() is None, log_path.read_text()[-2000:]
         assert "database unavailable" in log_path.read_text()
         with admin.cursor() as cur:
-            cur.execute(f'alter database "{feed_db.name}" allow_connections true')
+            cur.execute(f'alter database "{broker_db.name}" allow_connections true')
         wait_until(
             lambda: (
-                feed_db.scalar("select count(*) from raw.feed_messages where symbol like 'DBD%%'")
+                broker_db.scalar("select count(*) from raw.feed_messages where symbol like 'DBD%%'")
                 == len(bars)
             ),
             120,
@@ -555,14 +556,14 @@ def test_database_unavailable_for_a_while_the_consumer_waits_and_loses_nothing(
         )
     finally:
         with admin.cursor() as cur:
-            cur.execute(f'alter database "{feed_db.name}" allow_connections true')
+            cur.execute(f'alter database "{broker_db.name}" allow_connections true')
         admin.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert proc.returncode == 0, log_path.read_text()[-3000:]
-    wait_until(lambda: len(staging_rows(feed_db, ["DBD1", "DBD2"])) == 60, 30, "staging")
-    pd.testing.assert_frame_equal(staging_rows(feed_db, ["DBD1", "DBD2"]), expected_current(bars))
-    moving_averages_match_pandas(feed_db, ["DBD1", "DBD2"])
+    wait_until(lambda: len(staging_rows(broker_db, ["DBD1", "DBD2"])) == 60, 30, "staging")
+    pd.testing.assert_frame_equal(staging_rows(broker_db, ["DBD1", "DBD2"]), expected_current(bars))
+    moving_averages_match_pandas(broker_db, ["DBD1", "DBD2"])
 
 
 def create_admin_connection(db: Database) -> psycopg2.extensions.connection:

@@ -36,6 +36,10 @@ from tests.test_upgrade import release_project
 
 CONSUMER = PROJECT_DIR / "stream" / "consume.py"
 PUBLISHER = PROJECT_DIR / "stream" / "publish.py"
+# The kill test's seeds: two runs here, more from bench/bench_stream_kills.py (which sets them).
+KILL_SEEDS = [
+    int(seed) for seed in os.environ.get("STOCK_ANALYTICS_KILL_SEEDS", "20261205,20261206").split(",")
+]
 # What the feed leaves in staging and the trading days is the same on both editions (the
 # JetStream suite covers the period marts' steps on each): each test runs in one pass, the one
 # on the built sample in the apache pass (one_pass), the others in the main pass.
@@ -216,22 +220,23 @@ def test_the_fence_refuses_a_batch_of_a_partition_another_consumer_wrote(feed_db
 
 
 @pytest.mark.one_pass
+@pytest.mark.parametrize("seed", KILL_SEEDS)
 def test_two_consumers_killed_at_random_points_on_a_three_node_cluster_equal_a_file_load(
-    tmp_path_factory: pytest.TempPathFactory, sample_db: Database, cluster: KafkaCluster
+    tmp_path_factory: pytest.TempPathFactory, sample_db: Database, cluster: KafkaCluster, seed: int
 ) -> None:
     """The sample replayed into a replicated topic (3 nodes, 3 replicas, 2 in sync to write);
     two consumers of the group, each killed -9 at seeded random moments and started again:
     every offset is taken once, each partition's stored offset is its end, and staging and the
     trading days equal those of the file load of the same files."""
     feed_db = feed_database(tmp_path_factory.mktemp("kafka_kill_db"), "stock_analytics_kafka_kill")
-    topic = "bars"
+    topic = f"bars-{seed}"
     try:
         assert [line.split()[-1] for line in cluster.status()] == ["up", "up", "up"]
         published = replay(settings(cluster, topic), SAMPLE_DIR)
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
         partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
         assert {len(p.replicas) for p in partitions.values()} == {3}
-        rng = random.Random(20261205)
+        rng = random.Random(seed)
         log_dir = tmp_path_factory.mktemp("kafka_kill_logs")
         for round_number in range(3):
             logs = [log_dir / f"round{round_number}-{n}.log" for n in range(2)]
