@@ -31,7 +31,7 @@ PYTHON_DIRS := loader tests scripts bench api report stream devtools warehouse_c
 
 .PHONY: help venv db-up db-down db-status env psql load build refresh demo test test-apache db-down-apache lint docs \
 	docs-generate bench bench-incremental clean backup restore maintenance api bench-api report \
-	stream-up stream-down stream-status consume publish bench-stream
+	stream-up stream-down stream-status consume publish bench-stream bench-stream-kills
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -177,6 +177,9 @@ publish: venv stream-up ## publish a feed: ARGS="--replay data/sample --rate 100
 
 bench-stream: venv db-up ## live-feed benchmark: drain rate, lag at 8,000 symbols/s, freshness (ARGS=...)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_stream.py $(ARGS)
+
+bench-stream-kills: venv db-up ## the Kafka feed's kill -9 test, 10 seeded runs (~30 min; ARGS="--runs N")
+	@$(WITH_DB_ENV) $(BIN)/python bench/bench_stream_kills.py $(ARGS)
 
 clean: ## remove build output (keeps the database and .venv)
 	rm -rf target logs .pytest_cache .ruff_cache
