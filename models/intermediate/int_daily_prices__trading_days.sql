@@ -82,7 +82,10 @@ kept_trading_days as (
     -- batch's hash order; the same on a warm one).
     {%- if timescale_incremental.incremental_table_exists() %}
     select kept.*
-    from (select * from changed_symbols order by symbol) as changed_symbols
+    from (
+        select * from changed_symbols
+        order by symbol
+    ) as changed_symbols
     inner join lateral (
         select
             stored_days.symbol,
