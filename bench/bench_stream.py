@@ -380,8 +380,9 @@ def shapes(args: argparse.Namespace) -> list[Shape]:
     ]
 
 
-async def _prefill(url: str, items: Iterable[tuple[str, bytes, str]]) -> int:
-    broker = await connect(BrokerSettings(url=url, stream=STREAM))
+async def _prefill(settings: BrokerSettings | KafkaSettings, items: Iterable[tuple[str, bytes, str]]) -> int:
+    """Publish every item (the stream or topic created if missing); returns how many."""
+    broker = await connect_feed(settings)
     try:
         await broker.ensure_stream()
         sent, _ = await send(broker, items)
@@ -432,7 +433,7 @@ class NatsFeed:
 
     def prefill(self, items: Iterable[tuple[str, bytes, str]]) -> int:
         """Publish (not timed); returns the stream's last sequence."""
-        asyncio.run(_prefill(self.server.url, items))
+        asyncio.run(_prefill(BrokerSettings(url=self.server.url, stream=STREAM), items))
         last_seq, _ = asyncio.run(_stream_state(self.server.url))
         return last_seq
 
@@ -474,17 +475,7 @@ class KafkaFeed:
 
     def prefill(self, items: Iterable[tuple[str, bytes, str]]) -> int:
         """Publish (not timed); returns how many the topic holds (its offsets' sum)."""
-
-        async def run() -> int:
-            broker = await connect_feed(self.settings)
-            try:
-                await broker.ensure_stream()
-                sent, _ = await send(broker, items)
-                return sent
-            finally:
-                await broker.close()
-
-        return asyncio.run(run())
+        return asyncio.run(_prefill(self.settings, items))
 
     def consume_and_decode(self, total: int, batch_size: int) -> float:
         """The ceiling with no database: seconds to fetch and decode every message (a group of
@@ -888,7 +879,8 @@ def step_live(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
     server = NatsServer()
     consumer = publisher = None
     try:
-        asyncio.run(_prefill(server.url, []))  # the stream exists before either side starts
+        # the stream exists before either side starts
+        asyncio.run(_prefill(BrokerSettings(url=server.url, stream=STREAM), []))
         consumer = start_consumer(
             args, db, server.url, args.batch_size, WORK_DIR / "consumer-live.log", idle=None
         )
@@ -1058,7 +1050,7 @@ def step_freshness(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
         trade_date = last + datetime.timedelta(days=1)
         while trade_date.weekday() >= 5:
             trade_date += datetime.timedelta(days=1)
-        asyncio.run(_prefill(server.url, []))
+        asyncio.run(_prefill(BrokerSettings(url=server.url, stream=STREAM), []))
         consumer = start_consumer(
             args, db, server.url, args.batch_size, WORK_DIR / "consumer-freshness.log", idle=None
         )
