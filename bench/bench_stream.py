@@ -191,14 +191,6 @@ class CpuMeter:
         return out
 
 
-def consumer_backend_pid(db: Database) -> int | None:
-    """The consumer's PostgreSQL backend (by its application_name)."""
-    return db.scalar(
-        "select pid from pg_stat_activity where datname = %s and application_name = %s limit 1",
-        (db.name, "stock_analytics consumer"),
-    )
-
-
 @dataclass
 class Cli:
     """A CLI run as a subprocess, its output in a log file."""
@@ -833,8 +825,7 @@ def feed_cpu_meter(publisher: Any, consumer: Any, server: NatsServer, db: Any) -
     cpu.watch("publisher", publisher.process.pid)
     cpu.watch("consumer", consumer.process.pid)
     cpu.watch("nats-server", server._process.pid)
-    backend = consumer_backend_pid(db)
-    if backend:
+    for backend in consumer_backend_pids(db)[:1]:  # the live feed runs one consumer
         cpu.watch("consumer's postgres backend", backend)
     return cpu
 
