@@ -85,6 +85,8 @@
         v_everything boolean;
     begin
         perform pg_catalog.pg_advisory_lock({{ lock_key }});
+        -- waits for the change log's writers in flight (none commits below v_latest later)
+        perform {{ timescale_incremental.change_log_lock(feed.changes) }};
         -- the advisory lock serializes callers: no row lock held across the commits below
         {{ timescale_incremental.watermark_claim(feed.consumer, 'v_watermark', lock=false) | indent(8) }}
 

@@ -125,6 +125,8 @@
         v_latest bigint;
         v_everything boolean;
     begin
+        -- waits for the change log's writers in flight (none commits below v_latest later)
+        perform {{ timescale_incremental.change_log_lock(feed.changes) }};
         {{ timescale_incremental.watermark_claim(feed.consumer, 'v_watermark') | indent(8) }}
 
         select max(c.change_id), count(*), coalesce(bool_or(c.symbol is null), false)
@@ -163,7 +165,7 @@
                 and mart.period_start >= changed.from_period;
             get diagnostics periods_deleted = row_count;
         end if;
-        analyze {{ feed.batch }};
+        {{ timescale_incremental.analyze_batch(feed.batch) | indent(8) }}
         batch_from_period := (select coalesce(min(from_period), 'infinity') from {{ feed.batch }});
         insert into {{ target_local }} ({{ columns }})
         {{ sql }};

@@ -57,3 +57,21 @@ where source_rows.{{ time_column }} >= batch_from_period  -- noqa: RF02
     {%- endif -%}
     {{ return(found) }}
 {%- endmacro %}
+
+{#- PL/pgSQL: ANALYZE the batch, so the model's SQL is planned for its size. Its lock lasts to
+    the commit, so a scoped call (`scoped`, a boolean expression) does not wait for another's:
+    it plans with the statistics last committed instead of running after it. Which call may
+    ANALYZE is settled by an advisory lock of the same lifetime, tried first, not by a lock
+    timeout: TimescaleDB 2.19's utility hook rewrites an ANALYZE's statement in place and
+    restores it only when the ANALYZE succeeds, so one stopped half-way leaves a routine's
+    cached plan a statement that crashes the server the next time. The statement is dynamic
+    (parsed at each call) for the same reason. -#}
+{% macro analyze_batch(batch, scoped='false') -%}
+{%- set lock_key = timescale_incremental.change_log_lock_space() ~ ", " ~ dbt.string_literal(batch.include(database=False) | string) ~ "::regclass::oid::integer" -%}
+if not {{ scoped }} then
+    perform pg_catalog.pg_advisory_xact_lock({{ lock_key }});
+    execute 'analyze {{ batch }}';
+elsif pg_catalog.pg_try_advisory_xact_lock({{ lock_key }}) then
+    execute 'analyze {{ batch }}';
+end if;
+{%- endmacro %}

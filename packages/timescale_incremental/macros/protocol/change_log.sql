@@ -41,13 +41,56 @@
         registered_at timestamptz not null default now()
     );
     {{ timescale_incremental.grant_to_caller(timescale_incremental.routines_relation(), 'table', 'select') }}
-    create table if not exists {{ timescale_incremental.changes_relation(relation) }} (
+    create table if not exists {{ timescale_incremental.taken_relation() }} (
+        consumer text not null,
+        change_id bigint not null,
+        primary key (consumer, change_id)
+    );
+    {%- set changes = timescale_incremental.changes_relation(relation) %}
+    create table if not exists {{ changes }} (
         change_id bigint generated always as identity primary key,
         symbol text,
         from_date date,
         recorded_at timestamptz not null default clock_timestamp()
     );
+    -- the writing transaction: a scoped call takes the rows of the transactions its caller names
+    -- (a change log of an earlier release gets the column, its old rows none)
+    alter table {{ changes }} add column if not exists writer_xid xid8;
+    alter table {{ changes }} alter column writer_xid set default pg_current_xact_id();
+    create index if not exists {{ changes.identifier }}_writer_xid_idx on {{ changes }} (writer_xid);
 {%- endmacro %}
+
+{#- Rows of change logs that a scoped call applied before its consumer's watermark passed them. -#}
+{% macro taken_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema=timescale_incremental.bookkeeping_schema(),
+                                  identifier='incremental_taken', type='table')) }}
+{%- endmacro %}
+
+{#- The lock of a change log's writers: a scoped call (its caller keeps the symbols of
+    concurrent scoped calls apart) takes it shared, every other writer, and every reader that
+    moves a watermark, exclusive. A reader so waits for the writers in flight: no change_id
+    below the highest it sees can commit after it has read it. An expression; `changes` a
+    relation or its rendered name. -#}
+{% macro change_log_lock(changes, shared=false) -%}
+{%- set changes = changes if changes is string else changes.include(database=False) -%}
+pg_catalog.pg_advisory_xact_lock{{ '_shared' if shared }}(
+    {{ timescale_incremental.change_log_lock_space() }},
+    {{ dbt.string_literal(changes | string) }}::regclass::oid::integer
+)
+{%- endmacro %}
+
+{#- PL/pgSQL: the writer's lock, shared when the boolean expression `scoped` is true. -#}
+{% macro lock_change_log_for_writing(changes, scoped) -%}
+if {{ scoped }} then
+    perform {{ timescale_incremental.change_log_lock(changes, shared=true) }};
+else
+    perform {{ timescale_incremental.change_log_lock(changes) }};
+end if;
+{%- endmacro %}
+
+{#- The first key of the package's advisory locks (the second: the change log's oid), apart
+    from the one-key locks a project takes ('ti' in ASCII). -#}
+{% macro change_log_lock_space() -%}29801{%- endmacro %}
 
 {#- PL/pgSQL statements: make sure `consumer` has a watermark row, lock it (FOR UPDATE, unless
     `lock` is false: the caller holds another lock) and read it into the variable `into`. -#}
@@ -70,6 +113,8 @@ where consumer = {{ dbt.string_literal(consumer) }};
 {#- Statements setting `consumer`'s watermark to the latest change of `changes` (a rebuild
     has applied everything before it). -#}
 {% macro watermark_reset_to_latest(consumer, changes) -%}
+select {{ timescale_incremental.change_log_lock(changes) }};
+delete from {{ timescale_incremental.taken_relation() }} where consumer = {{ dbt.string_literal(consumer) }};
 insert into {{ timescale_incremental.watermarks_relation().include(database=False) }} (consumer, change_id)
 values ({{ dbt.string_literal(consumer) }}, 0)
 on conflict (consumer) do nothing;

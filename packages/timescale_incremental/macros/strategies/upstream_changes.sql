@@ -18,8 +18,18 @@ select * from {{ timescale_incremental.routine_name(relation, 'apply') }}(p_full
 {%- set upstream_changes = timescale_incremental.changes_relation(upstream) -%}
 {%- set changes = timescale_incremental.changes_relation(relation) -%}
 {%- set column_list = columns | join(', ') -%}
+{%- set taken = timescale_incremental.taken_relation() -%}
+{%- set untaken -%}
+not exists (
+            select from {{ taken }} as taken
+            where taken.consumer = {{ dbt.string_literal(consumer) }} and taken.change_id = upstream_row.change_id
+        )
+{%- endset -%}
+drop function if exists {{ timescale_incremental.routine_name(relation, 'apply') }}(boolean);
 create or replace function {{ timescale_incremental.routine_name(relation, 'apply') }}(
-    p_full boolean default false
+    p_full boolean default false,
+    -- scoped: only the changes these (committed) transactions wrote
+    p_writer_xids xid8[] default null
 )
 returns table (symbols_changed bigint, rows_written bigint)
 language plpgsql
@@ -48,28 +58,51 @@ declare
     v_written_rows bigint;
     v_hashjoin text;
     v_mergejoin text;
+    v_scoped boolean := p_writer_xids is not null and not p_full;
 begin
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
-    {{ timescale_incremental.watermark_claim(consumer, 'v_from') | indent(4) }}
-    select coalesce(max(change_id), v_from) into v_to from {{ upstream_changes }};
-
     -- the batch's rows never commit (create_apply_batch_table): none but a call's own are seen
     delete from {{ batch }};
+    {{ timescale_incremental.lock_change_log_for_writing(changes, 'v_scoped') | indent(4) }}
+    if v_scoped then
+        -- The changes the caller's transactions wrote, taken now and skipped by the next
+        -- unscoped call; symbols the caller keeps apart from concurrent scoped calls.
+        insert into {{ batch }} (symbol, from_date)
+        select symbol, case when bool_or(from_date is null) then null else min(from_date) end
+        from {{ upstream_changes }} as upstream_row
+        where writer_xid = any(p_writer_xids) and symbol is not null
+            and {{ untaken }}
+        group by symbol;
+        insert into {{ taken }} (consumer, change_id)
+        select {{ dbt.string_literal(consumer) }}, change_id
+        from {{ upstream_changes }}
+        where writer_xid = any(p_writer_xids) and symbol is not null
+        on conflict do nothing;
+        v_everything := false;
+    else
+        -- waits for the upstream's writers in flight, so none commits a change below v_to later
+        perform {{ timescale_incremental.change_log_lock(upstream_changes) }};
+        {{ timescale_incremental.watermark_claim(consumer, 'v_from') | indent(8) }}
+        select coalesce(max(change_id), v_from) into v_to from {{ upstream_changes }};
+        v_everything := p_full or exists (
+            select from {{ upstream_changes }} as upstream_row
+            where change_id > v_from and change_id <= v_to and symbol is null and {{ untaken }}
+        );
+        if not v_everything then
+            insert into {{ batch }} (symbol, from_date)
+            select symbol, case when bool_or(from_date is null) then null else min(from_date) end
+            from {{ upstream_changes }} as upstream_row
+            where change_id > v_from and change_id <= v_to and {{ untaken }}
+            group by symbol;
+        end if;
+        delete from {{ taken }} where consumer = {{ dbt.string_literal(consumer) }} and change_id <= v_to;
+    end if;
 
-    v_everything := p_full or exists (
-        select from {{ upstream_changes }}
-        where change_id > v_from and change_id <= v_to and symbol is null
-    );
     if v_everything then
         truncate {{ relation }};
         insert into {{ batch }} (symbol, from_date)
         select distinct symbol, null::date from {{ upstream }};
     else
-        insert into {{ batch }} (symbol, from_date)
-        select symbol, case when bool_or(from_date is null) then null else min(from_date) end
-        from {{ upstream_changes }}
-        where change_id > v_from and change_id <= v_to
-        group by symbol;
         {%- if config.get('resume_when') %}
         -- State carried from day to day (config resume_when): a symbol goes on from its last
         -- stored row before its first changed date only where that row meets the condition;
@@ -151,7 +184,7 @@ begin
             end if;
         end if;
     end if;
-    analyze {{ batch }};
+    {{ timescale_incremental.analyze_batch(batch, 'v_scoped') | indent(4) }}
 
     insert into {{ relation }} ({{ column_list }})
     select {{ column_list }} from (
@@ -177,7 +210,9 @@ begin
         left join unnest(v_written_symbols, v_written_firsts) as written (symbol, first_date)
             on written.symbol = changed.symbol;
     end if;
-    {{ timescale_incremental.watermark_advance(consumer, 'v_to') | indent(4) }}
+    if not v_scoped then
+        {{ timescale_incremental.watermark_advance(consumer, 'v_to') | indent(8) }}
+    end if;
 
     v_symbols := (select count(*) from {{ batch }});
     delete from {{ batch }};
