@@ -508,8 +508,12 @@ select
      where load_log.file_kind = 'feed' and load_log.status = 'loaded'
          and not exists (select from staging.stg_market_data__applied_loads as applied
                          where applied.load_id = load_log.load_id)),
-    (select coalesce(max(change_id), 0) from staging.stg_market_data__daily_prices__changes)
-    - coalesce((select change_id from staging.incremental_watermarks where consumer = '{TRADING_DAYS}'), 0)
+    (select count(*) from staging.stg_market_data__daily_prices__changes as changes
+     where changes.change_id > coalesce(
+             (select change_id from staging.incremental_watermarks where consumer = '{TRADING_DAYS}'), 0)
+         -- a consumer's scoped step takes changes without moving the watermark
+         and not exists (select from staging.incremental_taken as taken
+                         where taken.consumer = '{TRADING_DAYS}' and taken.change_id = changes.change_id))
 """
 
 

@@ -100,8 +100,10 @@ class Consumer:
         self.name = f"{socket.gethostname()}:{os.getpid()}"  # who moved a partition's offset
         self.database = WarehouseConnection()
         self.stopping = False
-        self.touched: set[str] = set()
+        # symbols written since the last step, by partition (None: JetStream's one stream)
+        self.touched: dict[int | None, set[str]] = {}
         self.step_pending = True  # catch up on loads a crash left unapplied
+        self.catch_up = True  # and on changes a crash left between the step's models
         self.marts_pending = False
         self.last_step = 0.0
         self.totals = warehouse.BatchResult()
@@ -119,7 +121,8 @@ class Consumer:
                 for unit in self._units(batch):
                     result = await self.with_database("writing a batch", self._write, unit)
                     self._count(result)
-                    self.touched.update(result.symbols)
+                    partition = unit[0].partition if self.kafka is not None else None
+                    self.touched.setdefault(partition, set()).update(result.symbols)
                     self.step_pending = self.step_pending or result.load_id is not None
                 # Only now: what is acknowledged is committed (a crash before this line gets the
                 # batch again, and the ledger skips what the commit already holds).
@@ -204,6 +207,8 @@ class Consumer:
     def stored_offsets(self, first_kept: dict[int, int]) -> dict[int, int]:
         """The warehouse's next offset of newly assigned partitions (called by the Kafka client
         inside a fetch, so it waits for an unavailable database without the event loop)."""
+        # a partition taken over may hold what its last owner's crash left unapplied
+        self.step_pending = self.catch_up = True
         delay = FIRST_RETRY_DELAY_S
         while True:
             try:
@@ -257,7 +262,16 @@ class Consumer:
         incremental.check_functions(conn)
 
     def _apply(self, conn: psycopg2.extensions.connection) -> None:
-        step = incremental.apply_changes(conn, sorted(self.touched))
+        if self.kafka is None:
+            step = incremental.apply_changes(conn, sorted(self.touched.get(None, ())))
+        else:
+            # Scoped to the partitions this consumer holds: their pending loads and symbols, so
+            # the group's consumers run their steps side by side.
+            partitions = sorted(self.kafka.positions)
+            paths = [warehouse.feed_path(f"{self.stream_key}/{number}", "kafka") for number in partitions]
+            symbols = sorted(set().union(*(self.touched.get(number, set()) for number in partitions)))
+            with incremental.partition_locks(conn, paths):
+                step = incremental.apply_changes(conn, symbols, feed_paths=paths, catch_up=self.catch_up)
         log.debug(
             "incremental step: %d loads, %d staging rows, %d symbols, %d trading-day rows",
             step.loads_applied,
@@ -266,7 +280,7 @@ class Consumer:
             step.trading_day_rows,
         )
         self.touched.clear()
-        self.step_pending = False
+        self.step_pending = self.catch_up = False
         self.marts_pending = self.marts_pending or step.trading_day_rows > 0
 
     def _count(self, result: warehouse.BatchResult) -> None:

@@ -14,8 +14,9 @@ real-time aggregation shows the feed's newer buckets meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import psycopg2.errors
@@ -115,17 +116,32 @@ def _use_the_streamer(conn: psycopg2.extensions.connection, action: str) -> str:
     )
 
 
-def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) -> StepResult:
+def apply_changes(
+    conn: psycopg2.extensions.connection,
+    symbols: Sequence[str],
+    feed_paths: Sequence[str] | None = None,
+    catch_up: bool = True,
+) -> StepResult:
     """Staging, then the models fed by its change log; each its own transaction (a crash
-    between them leaves the later watermarks behind, and the next call catches up)."""
+    between them leaves the later changes pending, and the next catching-up call applies them).
+
+    With `feed_paths` (a Kafka consumer's partitions) the step is scoped: staging applies those
+    feeds' pending loads and the file loads of `symbols`, each later model the changes this
+    step wrote, and concurrent scoped steps of other partitions run side by side. The caller
+    must keep two steps on the same partitions apart (`partition_locks`). `catch_up` makes the
+    later models also apply whatever is pending (a crash's leftovers); they then wait for the
+    scoped steps in flight and hold back new ones while they run."""
     found = registered_routines(conn)
     staging = found.staging()
+    writer_xids: list[str] = []
     with conn, conn.cursor() as cur:
         cur.execute(
-            f"select loads_applied, rows_written, symbols_held from {staging}(p_symbols => %s)",
-            (list(symbols),),
+            f"select loads_applied, rows_written, symbols_held"
+            f" from {staging}(p_symbols => %s, p_feed_paths => %s)",
+            (list(symbols), None if feed_paths is None else list(feed_paths)),
         )
         loads_applied, staging_rows, symbols_held = cur.fetchone()
+        writer_xids += _writer_xid(cur)
     if symbols_held:
         # The price guard held them back, as a file load's would be: out of the marts until a
         # person accepts them (docs/data_quality.md "The price guard").
@@ -134,13 +150,44 @@ def apply_changes(conn: psycopg2.extensions.connection, symbols: Sequence[str]) 
             "accept with: dbt build --vars '{accept_held_prices: [SYMBOL, ...]}'",
             symbols_held,
         )
+    scoped = feed_paths is not None and not catch_up
     symbols_changed = trading_day_rows = 0
     for routine in found.of("upstream_changes"):
+        if scoped and not writer_xids:
+            break  # the step wrote nothing: nothing for the later models either
         with conn, conn.cursor() as cur:
-            cur.execute(f"select * from {routine}()")  # names from the package's list, not from input
+            # names from the package's list, not from input
+            if scoped:
+                cur.execute(f"select * from {routine}(p_writer_xids => %s::xid8[])", (writer_xids,))
+            else:
+                cur.execute(f"select * from {routine}()")
             changed, rows = cur.fetchone()
+            writer_xids += _writer_xid(cur)
         symbols_changed, trading_day_rows = symbols_changed + changed, trading_day_rows + rows
     return StepResult(loads_applied, staging_rows, symbols_changed, trading_day_rows, symbols_held)
+
+
+def _writer_xid(cur: psycopg2.extensions.cursor) -> list[str]:
+    """The transaction's id, when it wrote anything (its change-log rows carry it)."""
+    cur.execute("select pg_current_xact_id_if_assigned()::text")
+    (xid,) = cur.fetchone()
+    return [] if xid is None else [xid]
+
+
+@contextlib.contextmanager
+def partition_locks(conn: psycopg2.extensions.connection, feed_paths: Sequence[str]) -> Iterator[None]:
+    """Hold the feeds' step locks (session advisory locks, in one order): a consumer that lost a
+    partition in a rebalance and the one that took it over never run its step at once."""
+    keys = sorted(set(feed_paths))
+    with conn, conn.cursor() as cur:
+        for key in keys:
+            cur.execute("select pg_advisory_lock(hashtext('stream.feed_step/' || %s))", (key,))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg2.Error), conn, conn.cursor() as cur:
+            for key in keys:
+                cur.execute("select pg_advisory_unlock(hashtext('stream.feed_step/' || %s))", (key,))
 
 
 def apply_period_marts(conn: psycopg2.extensions.connection) -> int:

@@ -99,6 +99,11 @@ class BatchResult:
     symbols: list[str] = field(default_factory=list)
 
 
+def feed_path(stream: str, scheme: str = "jetstream") -> str:
+    """What raw.load_log calls a feed's loads (file_path), e.g. kafka://bars@<topic id>/3."""
+    return f"{scheme}://{stream}"
+
+
 def check_schema(conn: psycopg2.extensions.connection) -> None:
     """Fail early, and clearly, when the loader's migration 3 has not run on this database."""
     with conn, conn.cursor() as cur:
@@ -149,11 +154,10 @@ def write_batch(
         cur.execute(
             """
             insert into raw.load_log (source_key, file_path, file_kind, status, started_at)
-            values ('feed/' || split_part(%(stream)s, '@', 1), %(scheme)s || '://' || %(stream)s, 'feed',
-                    'loaded', clock_timestamp())
+            values ('feed/' || split_part(%(stream)s, '@', 1), %(path)s, 'feed', 'loaded', clock_timestamp())
             returning load_id
             """,
-            {"stream": stream, "scheme": scheme},
+            {"stream": stream, "path": feed_path(stream, scheme)},
         )
         load_id = cur.fetchone()[0]
         result.load_id = load_id

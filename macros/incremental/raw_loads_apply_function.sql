@@ -52,15 +52,18 @@ select * from {{ timescale_incremental.routine_name(relation, 'apply') }}(
     The live feed's loads (file_kind 'feed', one per micro-batch, many symbols: symbol null in
     the batch) are upserted like appends; a recomputed symbol takes its bars from every feed
     load that holds it. p_symbols (the feed's touched symbols) limits which file loads a call
-    applies; pending feed loads are always applied.
+    applies; its pending feed loads are every feed's, or with p_feed_paths only those feeds'.
     Before anything is written, the price guard (macros/quality/price_guard.sql) judges an
     incremental pass's bars against the accepted history: a flagged symbol's loads of the pass
     are held back (staging.stg_market_data__held_prices, with the reason), out of staging and
     the ledger, and so are its later loads until a person accepts them (p_accept: symbols, or
     '*' for all; dbt's var accept_held_prices). A full build judges nothing: every bar is
     accepted as in a first build, except the loads still held.
-    What was written goes to the change log for the models fed by this one. One apply at a
-    time (an advisory lock): a second build waits, then finds nothing left to apply. -#}
+    What was written goes to the change log for the models fed by this one. A call with
+    p_feed_paths (a Kafka consumer's partitions) is scoped: it takes the change log's lock
+    shared, so consumers of different partitions apply side by side (the caller keeps two
+    calls on the same partitions apart); any other takes it exclusive: a second waits, then
+    finds nothing left to apply. -#}
 {% macro raw_loads__apply_function_sql(relation, sql, columns, key_columns) -%}
 {%- set sessions = ref(config.require('sessions')) -%}
 {%- set batch = timescale_incremental.apply_batch(relation) -%}
@@ -72,10 +75,13 @@ select * from {{ timescale_incremental.routine_name(relation, 'apply') }}(
 {%- set function_name = timescale_incremental.routine_name(relation, 'apply') -%}
 drop function if exists {{ function_name }}(text[], boolean);
 drop function if exists {{ function_name }}(text[], boolean, text[]);
+drop function if exists {{ function_name }}(text[], boolean, text[], text[]);
 create function {{ function_name }}(
     p_symbols text[] default null,
     p_full boolean default false,
-    p_accept text[] default null
+    p_accept text[] default null,
+    -- scoped: only these feeds' pending loads (raw.load_log.file_path)
+    p_feed_paths text[] default null
 )
 returns table (loads_applied bigint, symbols_recomputed bigint, rows_written bigint, symbols_held bigint)
 language plpgsql
@@ -96,6 +102,7 @@ as $apply$
 #variable_conflict use_variable
 declare
     v_full boolean := p_full;
+    v_scoped boolean := p_feed_paths is not null and not p_full;
     v_rows bigint := 0;
     v_held bigint := 0;
     v_loads bigint;
@@ -104,7 +111,7 @@ declare
     v_unjudged text[] := array[]::text[];
     batch_load_ids bigint[];
 begin
-    perform pg_advisory_xact_lock(hashtext('{{ relation.schema }}.{{ relation.identifier }}'));
+    {{ timescale_incremental.lock_change_log_for_writing(changes, 'v_scoped') | indent(4) }}
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
     -- the batch's rows never commit (create_apply_batch_table): none but a call's own are seen
     delete from {{ batch }};
@@ -150,7 +157,10 @@ begin
             from raw.load_log as load_log
             where {{ stock_analytics.is_live_load('load_log') }}
                 and load_log.file_kind in ('prices', 'feed')
-                and (p_symbols is null or load_log.symbol = any(p_symbols) or load_log.file_kind = 'feed')
+                and (
+                    p_symbols is null or load_log.symbol = any(p_symbols)
+                    or (load_log.file_kind = 'feed' and (p_feed_paths is null or load_log.file_path = any(p_feed_paths)))
+                )
                 and not exists (select from {{ ledger }} as applied where applied.load_id = load_log.load_id)
         ),
 
@@ -188,7 +198,8 @@ begin
         from {{ held }} as holding
         inner join raw.load_log as load_log on holding.load_id = load_log.load_id
         where holding.accepted_at is not null and holding.applied_at is null
-            and load_log.file_kind = 'feed' and {{ stock_analytics.is_live_load('load_log') }};
+            and load_log.file_kind = 'feed' and {{ stock_analytics.is_live_load('load_log') }}
+            and (not v_scoped or holding.symbol = any(p_symbols));
 
         -- A symbol with a hold nobody accepted waits: its new file loads are held behind it.
         insert into {{ held }} (load_id, symbol, finding, reason, first_date, last_date)
@@ -214,7 +225,7 @@ begin
         -- An array, not a subquery: TimescaleDB then decompresses only those symbols' segments.
         v_recomputed := array(select distinct symbol from {{ batch }} where recompute);
     end if;
-    analyze {{ batch }};
+    {{ timescale_incremental.analyze_batch(batch, 'v_scoped') | indent(4) }}
     batch_load_ids := array(select distinct load_id from {{ batch }} order by load_id);
 
     if v_full then

@@ -710,6 +710,8 @@ finding_runs as (
     from pg_temp.price_guard_bars
     where is_new and not was_stored
     group by trade_date
+    -- the one row two consumers' steps share (a day's counts): locked in date order, never crosswise
+    order by trade_date
     on conflict (trade_date) do update set
         symbols = kept.symbols + excluded.symbols,
         {%- for finding in findings %}
