@@ -7,6 +7,8 @@ taken once, nothing lost, the same rows as a file load of the same bars.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import os
 import random
 import re
@@ -18,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
+import psycopg2.errors
+import psycopg2.extensions
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -26,7 +30,7 @@ from devtools.databases import Database, create_database, drop_database
 from devtools.kafka import KafkaCluster
 from devtools.nats import NatsServer
 from devtools.project import PROJECT_DIR, SAMPLE_DIR
-from stream import kafka_broker, warehouse
+from stream import incremental, kafka_broker, warehouse
 from stream.broker import connect as nats_connect
 from stream.messages import Bar, encode_bar, message_id, subject_for
 from stream.publish import replay
@@ -217,6 +221,111 @@ def test_the_fence_refuses_a_batch_of_a_partition_another_consumer_wrote(feed_db
     ) == [(3, "a")]
     assert feed_db.scalar("select count(*) from raw.feed_messages where stream = %s", (f"{topic}/3",)) == 3
     assert feed_db.scalar("select count(*) from raw.feed_bars where symbol = 'FNC1'") == 3
+
+
+class _Message:
+    def __init__(self, offset: int, bar: Bar) -> None:
+        self.data = encode_bar(bar)
+        self.stream_sequence = offset
+        self.published_at = None
+
+
+def test_the_steps_of_two_partitions_run_side_by_side_and_an_unscoped_one_waits_for_them(
+    feed_db: Database,
+) -> None:
+    """Two consumers' incremental steps, each scoped to its partition: while one's staging and
+    trading-days transactions are open, the other's run to their commit (a 5 s lock timeout:
+    any wait fails the test); a step that reads the change log unscoped (dbt, a catching-up
+    consumer) waits for the writers in flight instead of passing over a change that commits
+    later; each step takes exactly its own changes, and the result equals a full rebuild."""
+    topic = "bars@side-by-side"
+    paths = [warehouse.feed_path(f"{topic}/{partition}", "kafka") for partition in (1, 2)]
+    # A day's price-guard counts are one row both steps update (at the end of the staging
+    # transaction, for a few statements): apart here, so that the open transaction holds nothing.
+    bars = {
+        1: random_bars(["SBS1", "SBS2"], days=3, revisions=1, seed=7),
+        2: [
+            dataclasses.replace(bar, trade_date=bar.trade_date + datetime.timedelta(days=7))
+            for bar in random_bars(["SBS3", "SBS4"], days=3, revisions=1, seed=8)
+        ],
+    }
+    staging = "staging.stg_market_data__daily_prices__apply"
+    trading_days = "intermediate.int_daily_prices__trading_days__apply"
+    first, second, unscoped = (feed_db.connect(role="streamer") for _ in range(3))
+    try:
+        # the year's chunks, created by a step before (two steps creating one chunk meet on it)
+        warmup = random_bars(["SBS0"], days=1, revisions=1, seed=6)
+        warehouse.write_batch(first, f"{topic}/0", [_Message(0, warmup[0])], scheme="kafka")
+        incremental.apply_changes(first, ["SBS0"])
+        for partition, partition_bars in bars.items():
+            written = warehouse.write_batch(
+                first,
+                f"{topic}/{partition}",
+                [_Message(n, bar) for n, bar in enumerate(partition_bars)],
+                scheme="kafka",
+            )
+            assert written.applied == 6
+        for conn in (first, second, unscoped):
+            conn.autocommit = False
+            with conn.cursor() as cur:
+                cur.execute("set lock_timeout = '5s'")
+
+        def staging_step(conn: psycopg2.extensions.connection, partition: int) -> tuple[int, str]:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"select loads_applied, rows_written from {staging}(p_symbols => %s, p_feed_paths => %s)",
+                    ([], [paths[partition - 1]]),
+                )
+                loads, rows = cur.fetchone()
+                assert loads == 1
+                cur.execute("select pg_current_xact_id()::text")
+                return rows, cur.fetchone()[0]
+
+        def trading_days_step(conn: psycopg2.extensions.connection, xid: str) -> int:
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"select symbols_changed from {trading_days}(p_writer_xids => %s::xid8[])", ([xid],)
+                )
+                return cur.fetchone()[0]
+
+        first_rows, first_xid = staging_step(first, 1)  # open
+        second_rows, second_xid = staging_step(second, 2)  # did not wait for the first
+        assert (first_rows, second_rows) == (6, 6)
+        second.commit()
+        with pytest.raises(psycopg2.errors.LockNotAvailable), unscoped.cursor() as cur:
+            cur.execute(f"select * from {trading_days}()")  # waits for the first's staging
+        unscoped.rollback()
+        first.commit()
+
+        assert trading_days_step(second, second_xid) == 2  # open
+        assert trading_days_step(first, first_xid) == 2  # did not wait for the second
+        # a change taken is not taken twice, by the same transaction's step or an unscoped one
+        assert trading_days_step(first, first_xid) == 0
+        first.commit()
+        second.commit()
+    finally:
+        for conn in (first, second, unscoped):
+            conn.close()
+
+    symbols = ("SBS1", "SBS2", "SBS3", "SBS4")
+    stored_sql = (
+        "select * from intermediate.int_daily_prices__trading_days"
+        " where symbol in %s order by symbol, trade_date"
+    )
+    stepped = feed_db.query(stored_sql, (symbols,))
+    assert len(stepped) == 12
+    assert (
+        feed_db.scalar(
+            "select count(*) from staging.incremental_taken as taken"
+            " inner join staging.stg_market_data__daily_prices__changes as changes using (change_id)"
+            " where changes.symbol in %s",
+            (symbols,),
+        )
+        == 4
+    )
+    feed_db.query(f"select * from {trading_days}(p_full => true)")
+    assert feed_db.query(stored_sql, (symbols,)) == stepped
+    assert feed_db.scalar("select count(*) from staging.incremental_taken") == 0
 
 
 @pytest.mark.one_pass
