@@ -103,6 +103,36 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     assert db.scalar(
         "select avg_3 from tsi.series_sums where symbol = 'B' and price_date = '2020-04-02'"
     ) == pytest.approx((10 + 31 + 10 + 1 + 10 + 2) / 3)
+
+    # A scoped call applies exactly the changes the transactions it names wrote, records them as
+    # taken and leaves the watermark; the next unscoped call skips them and forgets them.
+    add_prices(db, ["B"], "2020-04-11", "2020-04-11")
+    add_prices(db, ["D"], "2020-04-01", "2020-04-05")
+    watermark = "select change_id from tsi.incremental_watermarks where consumer = 'tsi.series_sums'"
+    before = db.scalar(watermark)
+    conn = db.connect()
+    try:
+        conn.autocommit = False
+        with conn.cursor() as cur:
+            cur.execute("select * from tsi.series_rows__apply()")
+            cur.execute("select pg_current_xact_id()::text")
+            (xid,) = cur.fetchone()
+        conn.commit()
+        with conn.cursor() as cur:
+            cur.execute(
+                "select symbols_changed from tsi.series_sums__apply(p_writer_xids => %s::xid8[])", ([xid],)
+            )
+            assert cur.fetchone() == (2,)
+        conn.commit()
+    finally:
+        conn.close()
+    assert db.scalar(watermark) == before
+    assert db.scalar("select count(*) from tsi.series_sums where symbol = 'D'") == 5
+    assert db.scalar("select count(*) from tsi.incremental_taken where consumer = 'tsi.series_sums'") == 2
+    assert db.query("select symbols_changed from tsi.series_sums__apply()") == [(0,)]
+    assert db.scalar(watermark) > before
+    assert db.scalar("select count(*) from tsi.incremental_taken") == 0
+    build(db, tmp_path / "after_scoped")  # the models fed by series_sums catch up
     incremental = snapshot(db)
 
     # The routines are listed for callers outside dbt, with the strategy that made them.

@@ -25,7 +25,8 @@ declare
     v_rows bigint;
     v_symbols bigint;
 begin
-    perform pg_advisory_xact_lock(hashtext({{ dbt.string_literal(relation | string) }}));
+    -- never scoped: its change log's lock exclusive (the package README, "Scoped calls")
+    {{ timescale_incremental.lock_change_log_for_writing(changes, 'false') | indent(4) }}
     delete from {{ batch }};
     if p_full then
         truncate {{ relation }};
