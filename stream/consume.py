@@ -103,7 +103,7 @@ class Consumer:
         # symbols written since the last step, by partition (None: JetStream's one stream)
         self.touched: dict[int | None, set[str]] = {}
         self.step_pending = True  # catch up on loads a crash left unapplied
-        self.catch_up = True  # and on changes a crash left between the step's models
+        self.catch_up = self.kafka is not None  # and on changes it left between the step's models
         self.marts_pending = False
         self.last_step = 0.0
         self.totals = warehouse.BatchResult()
@@ -116,6 +116,10 @@ class Consumer:
         last_marts = time.monotonic()
         while not self.stopping:
             batch = await self.collect()
+            if self.catch_up:
+                # Before this consumer writes: cheap while nothing is in flight (a group that
+                # starts together), and its own steps then stay scoped.
+                await self.with_database("catching up on the partitions taken over", self._catch_up)
             if batch:
                 last_message = time.monotonic()
                 for unit in self._units(batch):
@@ -271,7 +275,7 @@ class Consumer:
             paths = [warehouse.feed_path(f"{self.stream_key}/{number}", "kafka") for number in partitions]
             symbols = sorted(set().union(*(self.touched.get(number, set()) for number in partitions)))
             with incremental.partition_locks(conn, paths):
-                step = incremental.apply_changes(conn, symbols, feed_paths=paths, catch_up=self.catch_up)
+                step = incremental.apply_changes(conn, symbols, feed_paths=paths)
         log.debug(
             "incremental step: %d loads, %d staging rows, %d symbols, %d trading-day rows",
             step.loads_applied,
@@ -280,8 +284,15 @@ class Consumer:
             step.trading_day_rows,
         )
         self.touched.clear()
-        self.step_pending = self.catch_up = False
+        self.step_pending = False
         self.marts_pending = self.marts_pending or step.trading_day_rows > 0
+
+    def _catch_up(self, conn: psycopg2.extensions.connection) -> None:
+        changed = incremental.apply_pending(conn)
+        if changed:
+            log.info("caught up: %d symbols' changes a previous owner left pending applied", changed)
+        self.catch_up = False
+        self.marts_pending = self.marts_pending or changed > 0
 
     def _count(self, result: warehouse.BatchResult) -> None:
         for totals in (self.totals, self._window):

@@ -117,20 +117,16 @@ def _use_the_streamer(conn: psycopg2.extensions.connection, action: str) -> str:
 
 
 def apply_changes(
-    conn: psycopg2.extensions.connection,
-    symbols: Sequence[str],
-    feed_paths: Sequence[str] | None = None,
-    catch_up: bool = True,
+    conn: psycopg2.extensions.connection, symbols: Sequence[str], feed_paths: Sequence[str] | None = None
 ) -> StepResult:
     """Staging, then the models fed by its change log; each its own transaction (a crash
-    between them leaves the later changes pending, and the next catching-up call applies them).
+    between them leaves the later changes pending, and the next unscoped call applies them).
 
     With `feed_paths` (a Kafka consumer's partitions) the step is scoped: staging applies those
     feeds' pending loads and the file loads of `symbols`, each later model the changes this
     step wrote, and concurrent scoped steps of other partitions run side by side. The caller
-    must keep two steps on the same partitions apart (`partition_locks`). `catch_up` makes the
-    later models also apply whatever is pending (a crash's leftovers); they then wait for the
-    scoped steps in flight and hold back new ones while they run."""
+    must keep two steps on the same partitions apart (`partition_locks`), and run
+    `apply_pending` once it takes partitions over (what a crash left between the models)."""
     found = registered_routines(conn)
     staging = found.staging()
     writer_xids: list[str] = []
@@ -150,7 +146,7 @@ def apply_changes(
             "accept with: dbt build --vars '{accept_held_prices: [SYMBOL, ...]}'",
             symbols_held,
         )
-    scoped = feed_paths is not None and not catch_up
+    scoped = feed_paths is not None
     symbols_changed = trading_day_rows = 0
     for routine in found.of("upstream_changes"):
         if scoped and not writer_xids:
@@ -165,6 +161,17 @@ def apply_changes(
             writer_xids += _writer_xid(cur)
         symbols_changed, trading_day_rows = symbols_changed + changed, trading_day_rows + rows
     return StepResult(loads_applied, staging_rows, symbols_changed, trading_day_rows, symbols_held)
+
+
+def apply_pending(conn: psycopg2.extensions.connection) -> int:
+    """The models fed by staging's change log apply everything pending (unscoped: they wait
+    for the scoped steps in flight, and new ones wait for them); returns the symbols changed."""
+    changed_total = 0
+    for routine in registered_routines(conn).of("upstream_changes"):
+        with conn, conn.cursor() as cur:
+            cur.execute(f"select symbols_changed from {routine}()")  # names from the package's list
+            changed_total += cur.fetchone()[0]
+    return changed_total
 
 
 def _writer_xid(cur: psycopg2.extensions.cursor) -> list[str]:
