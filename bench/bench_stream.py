@@ -66,6 +66,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -560,6 +561,35 @@ def consumer_backend_pids(db: Database) -> list[int]:
     return [pid for (pid,) in rows]
 
 
+class GroupWatch(threading.Thread):
+    """Notes when every consumer has logged its first assignment, and how many bars were taken
+    by then."""
+
+    def __init__(
+        self, db: Database, consumers: list[Cli], ready_line: re.Pattern[str], taken_sql: str
+    ) -> None:
+        super().__init__(daemon=True)
+        self.db, self.consumers, self.ready_line, self.taken_sql = db, consumers, ready_line, taken_sql
+        self.stop = threading.Event()
+        self.at: float | None = None
+        self.taken = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if all(log_times(consumer.text(), self.ready_line) for consumer in self.consumers):
+                at = time.time()
+                conn = self.db.connect("transformer")  # a connection of this thread's own
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute(self.taken_sql)
+                        self.taken = int(cur.fetchone()[0])
+                finally:
+                    conn.close()
+                self.at = at
+                return
+            time.sleep(0.05)
+
+
 def drain_once(
     args: argparse.Namespace,
     dbs: Databases,
@@ -596,6 +626,9 @@ def drain_once(
         cpu.start()
         launched = time.time()
         done_at = None
+        group = GroupWatch(db, started, feed.ready_line, feed.taken_sql)
+        if consumers > 1:
+            group.start()
         try:
             backends: list[int] = []
             while len(backends) < consumers and time.time() - launched < 30:
@@ -608,6 +641,7 @@ def drain_once(
             done_at = wait_until_applied(db, last_seq, started, feed.taken_sql)
             cpu_use = cpu.result()
         finally:
+            group.stop.set()
             codes = [
                 consumer.process.wait(timeout=120) if done_at else consumer.stop() for consumer in started
             ]
@@ -636,6 +670,12 @@ def drain_once(
             "write_batch_db_s": round(float(write_s), 2),
             "cpu": cpu_use,
         }
+        if group.at is not None and done_at > group.at and group.taken < last_seq:
+            # The group's rate once every consumer holds partitions: the first one to join
+            # drains alone until its next poll lets the others in (after its first step).
+            result["group_complete_s"] = round(group.at - ready_at, 2)
+            result["bars_before_group_complete"] = group.taken
+            result["bars_per_s_group_complete"] = round((last_seq - group.taken) / (done_at - group.at))
         log.info(
             "drain %s on %s x%d, batch %d: %d bars in %.1f s = %.0f bars/s",
             shape.name,
@@ -1117,6 +1157,9 @@ def table(results: dict[str, Any]) -> str:
             if run["consumers"] > 1:  # a group drains faster than one consumer
                 one = single.get((run["broker"], run["shape"], run["batch_size"]))
                 target, verdict = "> 1 consumer", f"{rate / one:.2f}x one" if one else "-"
+                complete = run.get("bars_per_s_group_complete")
+                if one and complete:
+                    verdict += f"; once all hold partitions {complete:,} bars/s = {complete / one:.2f}x one"
             elif run["shape"] in files:  # >= 0.6x the file path on the same bars
                 share = rate / files[run["shape"]]
                 target = f">= {DRAIN_VS_FILES:.1f}x files"
