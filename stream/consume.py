@@ -104,6 +104,7 @@ class Consumer:
         self.touched: dict[int | None, set[str]] = {}
         self.step_pending = True  # catch up on loads a crash left unapplied
         self.catch_up = self.kafka is not None  # and on changes it left between the step's models
+        self._waiting: list[int] = []  # partitions whose step another consumer still runs
         self.marts_pending = False
         self.last_step = 0.0
         self.totals = warehouse.BatchResult()
@@ -271,11 +272,26 @@ class Consumer:
         else:
             # Scoped to the partitions this consumer holds: their pending loads and symbols, so
             # the group's consumers run their steps side by side.
-            partitions = sorted(self.kafka.positions)
-            paths = [warehouse.feed_path(f"{self.stream_key}/{number}", "kafka") for number in partitions]
-            symbols = sorted(set().union(*(self.touched.get(number, set()) for number in partitions)))
-            with incremental.partition_locks(conn, paths):
-                step = incremental.apply_changes(conn, symbols, feed_paths=paths)
+            paths = {
+                warehouse.feed_path(f"{self.stream_key}/{number}", "kafka"): number
+                for number in sorted(self.kafka.positions)
+            }
+            with incremental.partition_locks(conn, list(paths)) as locked:
+                partitions = [paths[path] for path in locked]
+                symbols = sorted(set().union(*(self.touched.get(number, set()) for number in partitions)))
+                step = incremental.apply_changes(conn, symbols, feed_paths=locked)
+            waiting = sorted(number for path, number in paths.items() if path not in locked)
+            if waiting != self._waiting:
+                self._waiting = waiting
+                if waiting:
+                    # their previous owner (stalled, or finishing a step) still holds them
+                    log.info("partitions %s: the previous owner's step still runs; applied after it", waiting)
+            if waiting:
+                for number in partitions:
+                    self.touched.pop(number, None)
+                self.step_pending = True
+                self.marts_pending = self.marts_pending or step.trading_day_rows > 0
+                return
         log.debug(
             "incremental step: %d loads, %d staging rows, %d symbols, %d trading-day rows",
             step.loads_applied,

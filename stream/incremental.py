@@ -182,18 +182,22 @@ def _writer_xid(cur: psycopg2.extensions.cursor) -> list[str]:
 
 
 @contextlib.contextmanager
-def partition_locks(conn: psycopg2.extensions.connection, feed_paths: Sequence[str]) -> Iterator[None]:
-    """Hold the feeds' step locks (session advisory locks, in one order): a consumer that lost a
-    partition in a rebalance and the one that took it over never run its step at once."""
-    keys = sorted(set(feed_paths))
-    with conn, conn.cursor() as cur:
-        for key in keys:
-            cur.execute("select pg_advisory_lock(hashtext('stream.feed_step/' || %s))", (key,))
+def partition_locks(conn: psycopg2.extensions.connection, feed_paths: Sequence[str]) -> Iterator[list[str]]:
+    """The feeds' step locks (session advisory locks), each tried, never waited for: a consumer
+    that lost a partition in a rebalance and the one that took it over never run its step at
+    once, and one stalled mid-step (its locks held) does not stall the other's other partitions.
+    Yields the feeds whose lock was taken."""
+    taken: list[str] = []
     try:
-        yield
+        with conn, conn.cursor() as cur:
+            for key in sorted(set(feed_paths)):
+                cur.execute("select pg_try_advisory_lock(hashtext('stream.feed_step/' || %s))", (key,))
+                if cur.fetchone()[0]:
+                    taken.append(key)
+        yield taken
     finally:
         with contextlib.suppress(psycopg2.Error), conn, conn.cursor() as cur:
-            for key in keys:
+            for key in taken:
                 cur.execute("select pg_advisory_unlock(hashtext('stream.feed_step/' || %s))", (key,))
 
 
