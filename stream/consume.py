@@ -167,6 +167,10 @@ class Consumer:
             by_partition.setdefault(delivery.partition, []).append(delivery)  # type: ignore[union-attr]
         return [by_partition[partition] for partition in sorted(by_partition)]
 
+    def _partition_stream(self, partition: int) -> str:
+        """A Kafka partition's feed in the warehouse's ledger: `bars@<topic id>/<partition>`."""
+        return f"{self.stream_key}/{partition}"
+
     def _write(
         self, conn: psycopg2.extensions.connection, unit: list[Delivery] | list[KafkaDelivery]
     ) -> warehouse.BatchResult:
@@ -190,7 +194,7 @@ class Consumer:
         )
         try:
             result = warehouse.write_batch(
-                conn, f"{self.stream_key}/{partition}", deliveries, fence=fence, scheme="kafka"
+                conn, self._partition_stream(partition), deliveries, fence=fence, scheme="kafka"
             )
         except warehouse.Fenced as fenced:
             # Also what a retry finds when the database committed the first try but the answer
@@ -273,7 +277,7 @@ class Consumer:
             # Scoped to the partitions this consumer holds: their pending loads and symbols, so
             # the group's consumers run their steps side by side.
             paths = {
-                warehouse.feed_path(f"{self.stream_key}/{number}", "kafka"): number
+                warehouse.feed_path(self._partition_stream(number), "kafka"): number
                 for number in sorted(self.kafka.positions)
             }
             with incremental.partition_locks(conn, list(paths)) as locked:

@@ -67,7 +67,7 @@ where source_rows.{{ time_column }} >= batch_from_period  -- noqa: RF02
     cached plan a statement that crashes the server the next time. The statement is dynamic
     (parsed at each call) for the same reason. -#}
 {% macro analyze_batch(batch, scoped='false') -%}
-{%- set lock_key = timescale_incremental.change_log_lock_space() ~ ", " ~ dbt.string_literal(batch.include(database=False) | string) ~ "::regclass::oid::integer" -%}
+{%- set lock_key = timescale_incremental.relation_lock_key(batch) -%}
 if not {{ scoped }} then
     perform pg_catalog.pg_advisory_xact_lock({{ lock_key }});
     execute 'analyze {{ batch }}';

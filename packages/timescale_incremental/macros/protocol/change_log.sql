@@ -72,11 +72,7 @@
     below the highest it sees can commit after it has read it. An expression; `changes` a
     relation or its rendered name. -#}
 {% macro change_log_lock(changes, shared=false) -%}
-{%- set changes = changes if changes is string else changes.include(database=False) -%}
-pg_catalog.pg_advisory_xact_lock{{ '_shared' if shared }}(
-    {{ timescale_incremental.change_log_lock_space() }},
-    {{ dbt.string_literal(changes | string) }}::regclass::oid::integer
-)
+pg_catalog.pg_advisory_xact_lock{{ '_shared' if shared }}({{ timescale_incremental.relation_lock_key(changes) }})
 {%- endmacro %}
 
 {#- PL/pgSQL: the writer's lock, shared when the boolean expression `scoped` is true. -#}
@@ -91,6 +87,12 @@ end if;
 {#- The first key of the package's advisory locks (the second: the change log's oid), apart
     from the one-key locks a project takes ('ti' in ASCII). -#}
 {% macro change_log_lock_space() -%}29801{%- endmacro %}
+
+{#- The two keys of the package's advisory lock on `relation` (a relation or its rendered name). -#}
+{% macro relation_lock_key(relation) -%}
+{%- set relation = relation if relation is string else relation.include(database=False) -%}
+{{ timescale_incremental.change_log_lock_space() }}, {{ dbt.string_literal(relation | string) }}::regclass::oid::integer
+{%- endmacro %}
 
 {#- PL/pgSQL statements: make sure `consumer` has a watermark row, lock it (FOR UPDATE, unless
     `lock` is false: the caller holds another lock) and read it into the variable `into`. -#}

@@ -67,17 +67,17 @@ begin
     if v_scoped then
         -- The changes the caller's transactions wrote, taken now and skipped by the next
         -- unscoped call; symbols the caller keeps apart from concurrent scoped calls.
-        insert into {{ batch }} (symbol, from_date)
-        select symbol, case when bool_or(from_date is null) then null else min(from_date) end
-        from {{ upstream_changes }} as upstream_row
-        where writer_xid = any(p_writer_xids) and symbol is not null
-            and {{ untaken }}
-        group by symbol;
-        insert into {{ taken }} (consumer, change_id)
-        select {{ dbt.string_literal(consumer) }}, change_id
-        from {{ upstream_changes }}
-        where writer_xid = any(p_writer_xids) and symbol is not null
-        on conflict do nothing;
+        with callers_changes as (
+            select change_id, symbol, from_date
+            from {{ upstream_changes }} as upstream_row
+            where writer_xid = any(p_writer_xids) and symbol is not null and {{ untaken }}
+        ),
+        recorded as (
+            insert into {{ taken }} (consumer, change_id)
+            select {{ dbt.string_literal(consumer) }}, change_id from callers_changes
+            on conflict do nothing
+        )
+        {{ timescale_incremental.upstream_changes__fill_batch(batch, 'callers_changes') | indent(8) }};
         v_everything := false;
     else
         -- waits for the upstream's writers in flight, so none commits a change below v_to later
@@ -89,11 +89,12 @@ begin
             where change_id > v_from and change_id <= v_to and symbol is null and {{ untaken }}
         );
         if not v_everything then
-            insert into {{ batch }} (symbol, from_date)
-            select symbol, case when bool_or(from_date is null) then null else min(from_date) end
-            from {{ upstream_changes }} as upstream_row
-            where change_id > v_from and change_id <= v_to and {{ untaken }}
-            group by symbol;
+            with pending_changes as (
+                select symbol, from_date
+                from {{ upstream_changes }} as upstream_row
+                where change_id > v_from and change_id <= v_to and {{ untaken }}
+            )
+            {{ timescale_incremental.upstream_changes__fill_batch(batch, 'pending_changes') | indent(12) }};
         end if;
         delete from {{ taken }} where consumer = {{ dbt.string_literal(consumer) }} and change_id <= v_to;
     end if;
@@ -219,6 +220,17 @@ begin
     return query select v_symbols, v_rows;
 end
 $apply$;
+{%- endmacro %}
+
+
+{#- An INSERT (after the caller's WITH) of each changed symbol of `changed_rows` (a CTE of
+    change-log rows) into the batch with its earliest from_date: null if any of its changes is
+    (the symbol computed again from its first row). -#}
+{% macro upstream_changes__fill_batch(batch, changed_rows) -%}
+insert into {{ batch }} (symbol, from_date)
+select symbol, case when bool_or(from_date is null) then null else min(from_date) end
+from {{ changed_rows }}
+group by symbol
 {%- endmacro %}
 
 
