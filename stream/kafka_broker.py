@@ -10,8 +10,8 @@ warehouse, not Kafka, holds the truth of what was taken: `on_assign` asks the ca
 stored next offset of each assigned partition and starts there. Offsets committed to Kafka after
 a batch are a hint for tools (lag monitors), nothing more.
 
-The same async surface as stream.broker (ensure_stream, stream_key, publish_many, fetch, ack,
-close), so publish.py and consume.py run on either backend.
+The same async surface as stream.broker (ensure_stream, stream_key, stream_state, publish_many,
+fetch, ack, close), so publish.py, consume.py and the benchmarks run on either backend.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from stream.messages import symbol_of_subject
 from stream.settings import KafkaSettings
@@ -167,6 +167,22 @@ class KafkaBroker:
                 f"cannot describe topic {self.settings.topic}: {exc.args[0].str()}"
             ) from exc
         return f"{self.settings.topic}@{description.topic_id}"
+
+    async def stream_state(self) -> tuple[int, None]:
+        """(the messages the topic has taken: its partitions' end offsets summed, None: the
+        warehouse, not the group, knows what is pending). Creates nothing: for monitors."""
+        metadata = self._admin.list_topics(self.settings.topic, timeout=REQUEST_TIMEOUT_S)
+        topic = metadata.topics[self.settings.topic]
+        if topic.error is not None:
+            raise KafkaBrokerError(f"cannot read topic {self.settings.topic}: {topic.error.str()}")
+        futures = self._admin.list_offsets(
+            {TopicPartition(self.settings.topic, number): OffsetSpec.latest() for number in topic.partitions},
+            request_timeout=REQUEST_TIMEOUT_S,
+        )
+        try:
+            return sum(future.result().offset for future in futures.values()), None
+        except KafkaException as exc:
+            raise KafkaBrokerError(f"cannot read the end offsets of {self.settings.topic}: {exc}") from exc
 
     # ---- publishing ------------------------------------------------------------------------
     def _producer_client(self) -> Producer:
