@@ -896,25 +896,26 @@ def step_breakdown(args: argparse.Namespace, dbs: Databases, feeds: Feeds) -> di
     return {"runs": out}
 
 
-def stop_feed(publisher: Cli | None, consumer: Cli | None, feed: Feed, db: Database, dbs: Databases) -> None:
+def stop_feed(publisher: Cli | None, consumers: list[Cli], feed: Feed, db: Database, dbs: Databases) -> None:
     """Stop a live feed's processes, its broker and its database, whichever were started."""
-    for cli in (publisher, consumer):
+    for cli in [publisher, *consumers]:
         if cli is not None:
             cli.stop()
     feed.cleanup()
     dbs.done(db)
 
 
-def feed_cpu_meter(publisher: Cli, consumer: Cli, feed: Feed, db: Database) -> CpuMeter:
-    """CPU of every process a live feed runs on: publisher, consumer, broker, the consumer's
-    PostgreSQL backend."""
+def feed_cpu_meter(publisher: Cli, consumers: list[Cli], feed: Feed, db: Database) -> CpuMeter:
+    """CPU of every process a live feed runs on: publisher, consumers, broker, the consumers'
+    PostgreSQL backends."""
     cpu = CpuMeter()
     cpu.watch("publisher", publisher.process.pid)
-    cpu.watch("consumer", consumer.process.pid)
+    for n, consumer in enumerate(consumers, start=1):
+        cpu.watch(f"consumer {n}", consumer.process.pid)
     for name, pid in feed.processes().items():
         cpu.watch(name, pid)
-    for backend in consumer_backend_pids(db)[:1]:  # the live feed runs one consumer
-        cpu.watch("consumer's postgres backend", backend)
+    for n, backend in enumerate(consumer_backend_pids(db)[: len(consumers)], start=1):
+        cpu.watch(f"consumer {n}'s postgres backend", backend)
     return cpu
 
 
@@ -956,24 +957,34 @@ def published_rate(publisher: Cli) -> tuple[int, float]:
 
 
 def step_live(args: argparse.Namespace, dbs: Databases, feeds: Feeds) -> dict[str, Any]:
-    return {"runs": [live_once(args, dbs, feeds.new(broker, "live")) for broker in args.brokers]}
+    runs = []
+    for broker in args.brokers:
+        # Two consumers are a group's (Kafka's); JetStream's durable is taken by one.
+        for consumers in args.live_consumers if broker == "kafka" else [1]:
+            runs.append(live_once(args, dbs, feeds.new(broker, "live"), consumers))
+    return {"runs": runs}
 
 
-def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict[str, Any]:
+def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed, consumers: int) -> dict[str, Any]:
     db = dbs.new("history")
-    consumer = publisher = None
+    started_consumers: list[Cli] = []
+    publisher = None
     try:
         feed.prefill([])  # the stream exists before either side starts
-        consumer = start_consumer(
-            args,
-            db,
-            "",
-            args.batch_size,
-            WORK_DIR / f"consumer-live-{feed.name}.log",
-            idle=None,
-            env=feed.consumer_env(db),
-        )
-        wait_ready(consumer, feed)
+        for n in range(1, consumers + 1):
+            started_consumers.append(
+                start_consumer(
+                    args,
+                    db,
+                    "",
+                    args.batch_size,
+                    WORK_DIR / f"consumer-live-{feed.name}-x{consumers}-{n}.log",
+                    idle=None,
+                    env=feed.consumer_env(db),
+                )
+            )
+        for consumer in started_consumers:
+            wait_ready(consumer, feed)
         revisions = math.ceil(args.live_seconds * args.live_rate / args.live_symbols) + 10
         publisher = start_cli(
             "publisher",
@@ -992,9 +1003,9 @@ def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict[str,
                 str(args.live_seconds),
             ],
             feed.publisher_env(),
-            WORK_DIR / f"publisher-live-{feed.name}.log",
+            WORK_DIR / f"publisher-live-{feed.name}-x{consumers}.log",
         )
-        cpu = feed_cpu_meter(publisher, consumer, feed, db)
+        cpu = feed_cpu_meter(publisher, started_consumers, feed, db)
         cpu.start()
         samples = []
         conn = db.connect("transformer")
@@ -1023,8 +1034,9 @@ def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict[str,
                 )
                 cpu.sample()
                 bar.update(min(int(elapsed), bar.total) - bar.n)
-                if consumer.process.poll() is not None:
-                    raise StepFailed(consumer.failure())
+                for consumer in started_consumers:
+                    if consumer.process.poll() is not None:
+                        raise StepFailed(consumer.failure())
         finally:
             bar.close()
             conn.close()
@@ -1033,7 +1045,7 @@ def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict[str,
             raise StepFailed(publisher.failure())
         bars, seconds = published_rate(publisher)
     finally:
-        stop_feed(publisher, consumer, feed, db, dbs)
+        stop_feed(publisher, started_consumers, feed, db, dbs)
     lags = [s["lag_messages"] for s in samples]
     ages = [s["lag_s"] for s in samples if s["lag_s"] is not None]
     trend = slope([(s["t_s"], s["lag_messages"]) for s in samples])
@@ -1041,9 +1053,16 @@ def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict[str,
     # lag does not grow by more than 2% of the feed's rate.
     settled = slope([(s["t_s"], s["lag_messages"]) for s in samples[len(samples) // 2 :]])
     keeps_up = len(samples) >= 4 and settled < 0.02 * args.live_rate
-    log.info("live on %s: lag p95 %s messages, keeps up: %s", feed.name, summary(lags).get("p95"), keeps_up)
+    log.info(
+        "live on %s x%d: lag p95 %s messages, keeps up: %s",
+        feed.name,
+        consumers,
+        summary(lags).get("p95"),
+        keeps_up,
+    )
     return {
         "broker": feed.name,
+        "consumers": consumers,
         "symbols": args.live_symbols,
         "target_rate": args.live_rate,
         "published": bars,
@@ -1183,7 +1202,7 @@ def freshness_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict
             WORK_DIR / f"publisher-freshness-{feed.name}.log",
         )
         time.sleep(5.0)  # the background feed flows and the consumer has caught up with it
-        cpu = feed_cpu_meter(publisher, consumer, feed, db)
+        cpu = feed_cpu_meter(publisher, [consumer], feed, db)
         cpu.start()
         first, _ = feed.stream_state()
         run = asyncio.run(_probe(args, feed, db, symbols, trade_date))
@@ -1196,7 +1215,7 @@ def freshness_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict
         # before its summary line).
         bars, seconds = last - first - len(run.probes), cpu_use["wall_s"]
     finally:
-        stop_feed(publisher, consumer, feed, db, dbs)
+        stop_feed(publisher, [consumer] if consumer else [], feed, db, dbs)
     latencies = [p.visible - p.published for p in run.probes if p.visible is not None]
     missed = sum(1 for p in run.probes if p.visible is None)
     stats = summary(latencies) if latencies else {}
@@ -1275,8 +1294,9 @@ def table(results: dict[str, Any]) -> str:
     for live in (results.get("live") or {}).get("runs", []):
         lag, age = live["lag_messages"], live["lag_seconds"]
         short = "met" if live["achieved_rate"] >= 0.95 * live["target_rate"] else "publisher short"
+        group = f" x{live['consumers']} consumers" if live.get("consumers", 1) > 1 else ""
         what = (
-            f"live, {live['broker']}, {live['symbols']:,} symbols at {live['target_rate']:,.0f}/s: "
+            f"live, {live['broker']}{group}, {live['symbols']:,} symbols at {live['target_rate']:,.0f}/s: "
             "publisher achieved"
         )
         rows.append(f"| {what} | {live['achieved_rate']:,} bars/s | {live['target_rate']:,.0f} | {short} |")
@@ -1286,10 +1306,12 @@ def table(results: dict[str, Any]) -> str:
             f"second half {live['lag_trend_second_half_messages_per_s']:+,.0f}/s)"
         )
         verdict = "keeps up" if live["keeps_up"] else "falls behind"
-        what = f"live lag, {live['broker']}, messages min/median/p95/max"
+        what = f"live lag, {live['broker']}{group}, messages min/median/p95/max"
         rows.append(f"| {what} | {figures} {trend} | bounded | {verdict} |")
         figures = " / ".join(f"{age.get(k, 0):.1f}" for k in ("min", "median", "p95", "max"))
-        rows.append(f"| live lag, {live['broker']}, seconds min/median/p95/max | {figures} | bounded | - |")
+        rows.append(
+            f"| live lag, {live['broker']}{group}, seconds min/median/p95/max | {figures} | bounded | - |"
+        )
     for fresh in (results.get("freshness") or {}).get("runs", []):
         lat = fresh["latency_s"]
         figures = " / ".join(f"{lat.get(k, math.nan):.2f}" for k in ("p50", "p95", "max"))
@@ -1354,6 +1376,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--live-symbols", type=int, default=8000, help="live: symbols (8000)")
     parser.add_argument("--live-rate", type=float, default=8000.0, help="live: bars/s (8000)")
     parser.add_argument(
+        "--live-consumers",
+        default="1",
+        help="live: consumers in Kafka's group, each count a run (default 1; JetStream: 1)",
+    )
+    parser.add_argument(
         "--sample-every", type=float, default=5.0, help="live: seconds between lag samples (5)"
     )
     parser.add_argument(
@@ -1394,6 +1421,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--consumers takes whole numbers separated by commas, not {args.consumers!r}")
     if not args.consumers or min(args.consumers) < 1:
         parser.error("--consumers: at least 1")
+    try:
+        args.live_consumers = [int(s) for s in args.live_consumers.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--live-consumers takes whole numbers separated by commas, not {args.live_consumers!r}")
+    if not args.live_consumers or min(args.live_consumers) < 1:
+        parser.error("--live-consumers: at least 1")
     if not args.backfill.is_dir():
         parser.error(f"--backfill {args.backfill}: not a folder")
     if args.patch_sql and not args.patch_sql.is_file():
