@@ -165,11 +165,20 @@ def taken_once(db: Database, topic: str) -> tuple[int, int]:
 
 def test_the_script_reports_each_node_and_the_topic_gets_its_settings(kafka: KafkaCluster) -> None:
     """`make -s stream-status`'s line per node; the topic the clients create: 12 partitions, a
-    week's retention, one replica on one node."""
+    week's retention, one replica on one node; what a monitor reads of it: the messages taken."""
     assert len(kafka.status()) == 1
     assert re.fullmatch(r"node 1 pid \d+ port \d+ up", kafka.status()[0]), kafka.status()
     assert re.fullmatch(r"127\.0\.0\.1:\d+", kafka.bootstrap)
-    assert publish(kafka, "bars_settings", random_bars(["SET1"], days=2, revisions=1, seed=1)) == 2
+    assert publish(kafka, "bars_settings", random_bars(["SET1", "SET2"], days=2, revisions=1, seed=1)) == 4
+
+    async def stream_state() -> tuple[int, None]:
+        broker = await kafka_broker.connect(settings(kafka, "bars_settings"))
+        try:
+            return await broker.stream_state()
+        finally:
+            await broker.close()
+
+    assert asyncio.run(stream_state()) == (4, None)  # the end offsets of every partition, summed
     admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
     topic = admin.list_topics("bars_settings", timeout=10).topics["bars_settings"]
     assert len(topic.partitions) == 12
