@@ -110,6 +110,8 @@ declare
     v_recomputed text[] := array[]::text[];
     v_unjudged text[] := array[]::text[];
     batch_load_ids bigint[];
+    v_first_day date;
+    v_last_day date;
 begin
     {{ timescale_incremental.lock_change_log_for_writing(changes, 'v_scoped') | indent(4) }}
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
@@ -249,31 +251,36 @@ begin
         {{ stock_analytics.price_guard_rebuild(relation) | indent(8) }}
     else
         -- What the pass would write: the new bars, and the stored ones they replace. The new
-        -- bars first, on their own (hash joins, above), then counted: their join with the
-        -- stored bars is planned for that count, so that a live step's few bars look theirs up
-        -- by index instead of hashing every stored bar (seconds a step at Kaggle scale).
+        -- bars first, on their own, for their dates: the stored ones are looked for in the
+        -- chunks of those dates only (constants, so the others are excluded when the join is
+        -- planned), not in all of staging (a live step's one day hashed every stored bar:
+        -- seconds at Kaggle scale).
         create temporary table pg_temp.price_guard_batch_rows on commit drop as
         select * from (
 {{ sql }}
         ) as batch_rows;
         analyze pg_temp.price_guard_batch_rows;
-        perform set_config('enable_nestloop', 'on', true);
-        create temporary table pg_temp.price_guard_staged on commit drop as
-        select
-            batch_rows.*,
-            stored.symbol is not null as was_stored,
-            -- a bar a merged file states again as stored: written (the newer load), but no news
-            stored.symbol is not null
-                and (batch_rows.close, batch_rows.volume) is not distinct from (stored.close, stored.volume)
-                as restated,
-            stored.load_id as stored_load_id
-        from pg_temp.price_guard_batch_rows as batch_rows
-        left join {{ relation }} as stored
-            on batch_rows.symbol = stored.symbol and batch_rows.trade_date = stored.trade_date
-        where stored.symbol is null
-            or batch_rows.symbol = any(v_recomputed)
-            or {{ stock_analytics.is_newer_row('batch_rows', 'stored') }};
-        perform set_config('enable_nestloop', 'off', true);
+        select min(trade_date), max(trade_date) into v_first_day, v_last_day
+        from pg_temp.price_guard_batch_rows;
+        execute format(
+            'create temporary table pg_temp.price_guard_staged on commit drop as
+            select
+                batch_rows.*,
+                stored.symbol is not null as was_stored,
+                -- a bar a merged file states again as stored: written (the newer load), but no news
+                stored.symbol is not null
+                    and (batch_rows.close, batch_rows.volume) is not distinct from (stored.close, stored.volume)
+                    as restated,
+                stored.load_id as stored_load_id
+            from pg_temp.price_guard_batch_rows as batch_rows
+            left join {{ relation }} as stored
+                on batch_rows.symbol = stored.symbol and batch_rows.trade_date = stored.trade_date
+                and stored.trade_date between %L and %L
+            where stored.symbol is null
+                or batch_rows.symbol = any($1)
+                or {{ stock_analytics.is_newer_row('batch_rows', 'stored') }}',
+            v_first_day, v_last_day
+        ) using v_recomputed;
         drop table pg_temp.price_guard_batch_rows;
 
         -- A feed bar of a symbol with a hold nobody accepted waits behind it.
