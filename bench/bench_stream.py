@@ -1,7 +1,7 @@
 """Live feed benchmark: drain rate, a live feed's lag, publish-to-visible freshness.
 
     eval "$(make -s env)"                                # the server: whatever PG* points at
-    python bench/bench_stream.py                         # every step, ~30 min on 2 cores
+    python bench/bench_stream.py                         # every step on both brokers, ~50 min on 2 cores
     python bench/bench_stream.py --steps drain --batch-sizes 5000
     python bench/bench_stream.py --steps live --live-seconds 60 --keep
 
@@ -534,6 +534,22 @@ class Feeds:
             self.cluster.cleanup()
 
 
+def start_feed_consumer(args: argparse.Namespace, db: Database, feed: Feed, log_name: str) -> Cli:
+    """A consumer of `feed` that runs until stopped (--batch-size, --max-wait)."""
+    return start_consumer(
+        args, db, "", args.batch_size, WORK_DIR / log_name, idle=None, env=feed.consumer_env(db)
+    )
+
+
+def start_random_publisher(feed: Feed, symbols: int, rate: float, seconds: float, log_name: str) -> Cli:
+    """The publisher's random walk of `symbols`, each one's bar of the day revised in turn, at
+    `rate` bars/s for `seconds` (enough revisions that it never runs out)."""
+    revisions = math.ceil(seconds * rate / symbols) + 10
+    command = [sys.executable, str(PUBLISHER), "--random", str(symbols), "--rate", str(rate)]
+    command += ["--days", "1", "--revisions", str(revisions), "--duration", str(seconds)]
+    return start_cli("publisher", command, feed.publisher_env(), WORK_DIR / log_name)
+
+
 def wait_ready(consumer: Cli, feed: Feed) -> None:
     """Until the consumer logs that it can fetch (JetStream: its durable; Kafka: its partitions)."""
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -973,37 +989,16 @@ def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed, consumers: i
         feed.prefill([])  # the stream exists before either side starts
         for n in range(1, consumers + 1):
             started_consumers.append(
-                start_consumer(
-                    args,
-                    db,
-                    "",
-                    args.batch_size,
-                    WORK_DIR / f"consumer-live-{feed.name}-x{consumers}-{n}.log",
-                    idle=None,
-                    env=feed.consumer_env(db),
-                )
+                start_feed_consumer(args, db, feed, f"consumer-live-{feed.name}-x{consumers}-{n}.log")
             )
         for consumer in started_consumers:
             wait_ready(consumer, feed)
-        revisions = math.ceil(args.live_seconds * args.live_rate / args.live_symbols) + 10
-        publisher = start_cli(
-            "publisher",
-            [
-                sys.executable,
-                str(PUBLISHER),
-                "--random",
-                str(args.live_symbols),
-                "--rate",
-                str(args.live_rate),
-                "--days",
-                "1",
-                "--revisions",
-                str(revisions),
-                "--duration",
-                str(args.live_seconds),
-            ],
-            feed.publisher_env(),
-            WORK_DIR / f"publisher-live-{feed.name}-x{consumers}.log",
+        publisher = start_random_publisher(
+            feed,
+            args.live_symbols,
+            args.live_rate,
+            args.live_seconds,
+            f"publisher-live-{feed.name}-x{consumers}.log",
         )
         cpu = feed_cpu_meter(publisher, started_consumers, feed, db)
         cpu.start()
@@ -1171,35 +1166,11 @@ def freshness_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict
         while trade_date.weekday() >= 5:
             trade_date += datetime.timedelta(days=1)
         feed.prefill([])
-        consumer = start_consumer(
-            args,
-            db,
-            "",
-            args.batch_size,
-            WORK_DIR / f"consumer-freshness-{feed.name}.log",
-            idle=None,
-            env=feed.consumer_env(db),
-        )
+        consumer = start_feed_consumer(args, db, feed, f"consumer-freshness-{feed.name}.log")
         wait_ready(consumer, feed)
         duration = args.probes / args.probe_rate + 60
-        publisher = start_cli(
-            "publisher",
-            [
-                sys.executable,
-                str(PUBLISHER),
-                "--random",
-                str(args.fresh_rate),
-                "--rate",
-                str(args.fresh_rate),
-                "--days",
-                "1",
-                "--revisions",
-                str(math.ceil(duration) + 10),
-                "--duration",
-                str(duration),
-            ],
-            feed.publisher_env(),
-            WORK_DIR / f"publisher-freshness-{feed.name}.log",
+        publisher = start_random_publisher(
+            feed, args.fresh_rate, args.fresh_rate, duration, f"publisher-freshness-{feed.name}.log"
         )
         time.sleep(5.0)  # the background feed flows and the consumer has caught up with it
         cpu = feed_cpu_meter(publisher, [consumer], feed, db)
@@ -1327,6 +1298,17 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def counts(text: str) -> list[int]:
+    """An option's whole numbers, at least 1 each, separated by commas."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"whole numbers of at least 1 separated by commas, not {text!r}")
+    return values
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1339,6 +1321,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the databases (their names are logged)")
     parser.add_argument(
         "--batch-sizes",
+        type=counts,
         default="2000,5000,20000",
         help="drain: consumer --batch-size values to compare (default 2000,5000,20000)",
     )
@@ -1349,6 +1332,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--consumers",
+        type=counts,
         default="1,2",
         help="drain: consumers in Kafka's group, each count a run (default 1,2; JetStream: 1)",
     )
@@ -1377,6 +1361,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--live-rate", type=float, default=8000.0, help="live: bars/s (8000)")
     parser.add_argument(
         "--live-consumers",
+        type=counts,
         default="1",
         help="live: consumers in Kafka's group, each count a run (default 1; JetStream: 1)",
     )
@@ -1406,27 +1391,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not steps or any(s not in STEPS for s in steps):
         parser.error(f"--steps takes {', '.join(STEPS)} separated by commas, not {args.steps!r}")
     args.steps = steps
-    try:
-        args.batch_sizes = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--batch-sizes takes whole numbers separated by commas, not {args.batch_sizes!r}")
-    if not args.batch_sizes or min(args.batch_sizes) < 1 or args.batch_size < 1:
-        parser.error("batch sizes must be at least 1")
+    if args.batch_size < 1:
+        parser.error("--batch-size: at least 1")
     args.brokers = [b.strip() for b in args.brokers.split(",") if b.strip()]
     if not args.brokers or any(b not in ("kafka", "nats") for b in args.brokers):
         parser.error(f"--brokers takes kafka and/or nats separated by commas, not {args.brokers!r}")
-    try:
-        args.consumers = [int(s) for s in args.consumers.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--consumers takes whole numbers separated by commas, not {args.consumers!r}")
-    if not args.consumers or min(args.consumers) < 1:
-        parser.error("--consumers: at least 1")
-    try:
-        args.live_consumers = [int(s) for s in args.live_consumers.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--live-consumers takes whole numbers separated by commas, not {args.live_consumers!r}")
-    if not args.live_consumers or min(args.live_consumers) < 1:
-        parser.error("--live-consumers: at least 1")
     if not args.backfill.is_dir():
         parser.error(f"--backfill {args.backfill}: not a folder")
     if args.patch_sql and not args.patch_sql.is_file():
