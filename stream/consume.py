@@ -271,6 +271,10 @@ class Consumer:
         incremental.check_functions(conn)
 
     def _apply(self, conn: psycopg2.extensions.connection) -> None:
+        # Kafka partitions this step applied, and those whose previous owner's step still runs
+        # (their touched symbols wait for the next step).
+        partitions: list[int] = []
+        waiting: list[int] = []
         if self.kafka is None:
             step = incremental.apply_changes(conn, sorted(self.touched.get(None, ())))
         else:
@@ -290,12 +294,6 @@ class Consumer:
                 if waiting:
                     # their previous owner (stalled, or finishing a step) still holds them
                     log.info("partitions %s: the previous owner's step still runs; applied after it", waiting)
-            if waiting:
-                for number in partitions:
-                    self.touched.pop(number, None)
-                self.step_pending = True
-                self.marts_pending = self.marts_pending or step.trading_day_rows > 0
-                return
         log.debug(
             "incremental step: %d loads, %d staging rows, %d symbols, %d trading-day rows",
             step.loads_applied,
@@ -303,8 +301,12 @@ class Consumer:
             step.symbols_changed,
             step.trading_day_rows,
         )
-        self.touched.clear()
-        self.step_pending = False
+        if waiting:
+            for number in partitions:
+                self.touched.pop(number, None)
+        else:
+            self.touched.clear()
+        self.step_pending = bool(waiting)
         self.marts_pending = self.marts_pending or step.trading_day_rows > 0
 
     def _catch_up(self, conn: psycopg2.extensions.connection) -> None:
