@@ -106,7 +106,6 @@ DRAIN_VS_FILES = 0.6  # one consumer's rate against the file path's on the same 
 FRESHNESS_TARGET_S = 1.0  # p95
 SEED_SYMBOL = "BENCHSEED"
 STREAM = "BARS"
-DURABLE = "warehouse"
 TRADING_DAYS = "intermediate.int_daily_prices__trading_days"
 # The consumer's log: "2026-11-22 10:53:37,340 INFO stream.broker: created durable consumer ..."
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
@@ -371,13 +370,18 @@ async def _prefill(settings: BrokerSettings | KafkaSettings, items: Iterable[tup
         await broker.close()
 
 
-async def _stream_state(url: str) -> tuple[int, int]:
-    """(the stream's last sequence, the durable's pending messages incl. unacknowledged)."""
-    broker = await connect(BrokerSettings(url=url, stream=STREAM, durable=DURABLE))
-    try:
-        return await broker.stream_state()
-    finally:
-        await broker.close()
+def feed_state(settings: BrokerSettings | KafkaSettings) -> tuple[int, int | None]:
+    """(what the feed holds: JetStream's last sequence, Kafka's end offsets summed; what the
+    consumer has not had acknowledged: JetStream's durable's count, None on Kafka)."""
+
+    async def run() -> tuple[int, int | None]:
+        broker = await connect_feed(settings)
+        try:
+            return await broker.stream_state()
+        finally:
+            await broker.close()
+
+    return asyncio.run(run())
 
 
 async def _consume_and_decode(broker: Any, total: int, batch_size: int) -> float:
@@ -415,12 +419,8 @@ class NatsFeed:
     def prefill(self, items: Iterable[tuple[str, bytes, str]]) -> int:
         """Publish (not timed); returns the stream's last sequence."""
         asyncio.run(_prefill(self.settings, items))
-        last_seq, _ = self.stream_state()
+        last_seq, _ = feed_state(self.settings)
         return last_seq
-
-    def stream_state(self) -> tuple[int, int | None]:
-        """(the stream's last sequence, the messages the consumer's durable has not had acknowledged)."""
-        return asyncio.run(_stream_state(self.server.url))
 
     def consume_and_decode(self, total: int, batch_size: int) -> float:
         """The ceiling with no database: seconds to fetch, decode and acknowledge every message
@@ -464,18 +464,6 @@ class KafkaFeed:
     def prefill(self, items: Iterable[tuple[str, bytes, str]]) -> int:
         """Publish (not timed); returns how many the topic holds (its offsets' sum)."""
         return asyncio.run(_prefill(self.settings, items))
-
-    def stream_state(self) -> tuple[int, int | None]:
-        """(the topic's end offsets summed, None: no broker-side pending count)."""
-
-        async def run() -> tuple[int, int | None]:
-            broker = await connect_feed(self.settings)
-            try:
-                return await broker.stream_state()
-            finally:
-                await broker.close()
-
-        return asyncio.run(run())
 
     def consume_and_decode(self, total: int, batch_size: int) -> float:
         """The ceiling with no database: seconds to fetch and decode every message (a group of
@@ -811,6 +799,14 @@ def file_path_once(args: argparse.Namespace, dbs: Databases, shape: Shape) -> di
     }
 
 
+def broker_runs(brokers: list[str], consumer_counts: list[int]) -> Iterator[tuple[str, int]]:
+    """Each broker with each count of consumers: several are a group's (Kafka's); JetStream's
+    durable is taken by one."""
+    for broker in brokers:
+        for consumers in consumer_counts if broker == "kafka" else [1]:
+            yield broker, consumers
+
+
 def step_drain(args: argparse.Namespace, dbs: Databases, feeds: Feeds) -> dict[str, Any]:
     runs, files = [], []
     for shape in shapes(args):
@@ -818,12 +814,10 @@ def step_drain(args: argparse.Namespace, dbs: Databases, feeds: Feeds) -> dict[s
         if shape.name == "backfill over history" and not args.over_history:
             continue
         for size in sizes:
-            for broker in args.brokers:
-                # Two consumers are a group's (Kafka's); JetStream's durable is drained by one.
-                for consumers in args.consumers if broker == "kafka" else [1]:
-                    feed = feeds.new(broker, shape.name)
-                    run = drain_once(args, dbs, shape, size, feed=feed, consumers=consumers)
-                    runs.append(run | {"description": shape.description})
+            for broker, consumers in broker_runs(args.brokers, args.consumers):
+                feed = feeds.new(broker, shape.name)
+                run = drain_once(args, dbs, shape, size, feed=feed, consumers=consumers)
+                runs.append(run | {"description": shape.description})
         if shape.name.startswith("backfill"):
             files.append(file_path_once(args, dbs, shape))
     for file_run in files:
@@ -973,11 +967,10 @@ def published_rate(publisher: Cli) -> tuple[int, float]:
 
 
 def step_live(args: argparse.Namespace, dbs: Databases, feeds: Feeds) -> dict[str, Any]:
-    runs = []
-    for broker in args.brokers:
-        # Two consumers are a group's (Kafka's); JetStream's durable is taken by one.
-        for consumers in args.live_consumers if broker == "kafka" else [1]:
-            runs.append(live_once(args, dbs, feeds.new(broker, "live"), consumers))
+    runs = [
+        live_once(args, dbs, feeds.new(broker, "live"), consumers)
+        for broker, consumers in broker_runs(args.brokers, args.live_consumers)
+    ]
     return {"runs": runs}
 
 
@@ -1011,7 +1004,7 @@ def live_once(args: argparse.Namespace, dbs: Databases, feed: Feed, consumers: i
         try:
             while publisher.process.poll() is None:
                 time.sleep(args.sample_every)
-                published, pending = feed.stream_state()
+                published, pending = feed_state(feed.settings)
                 with conn.cursor() as cur:
                     cur.execute(lag_sql(feed))
                     taken, newest = cur.fetchone()
@@ -1175,9 +1168,9 @@ def freshness_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict
         time.sleep(5.0)  # the background feed flows and the consumer has caught up with it
         cpu = feed_cpu_meter(publisher, [consumer], feed, db)
         cpu.start()
-        first, _ = feed.stream_state()
+        first, _ = feed_state(feed.settings)
         run = asyncio.run(_probe(args, feed, db, symbols, trade_date))
-        last, _ = feed.stream_state()
+        last, _ = feed_state(feed.settings)
         cpu_use = cpu.result()
         for cli in (publisher, consumer):
             if cli.process.poll() not in (None, 0):
