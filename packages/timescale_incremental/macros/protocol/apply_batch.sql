@@ -62,16 +62,21 @@ where source_rows.{{ time_column }} >= batch_from_period  -- noqa: RF02
     the commit, so a scoped call (`scoped`, a boolean expression) does not wait for another's:
     it plans with the statistics last committed instead of running after it. Which call may
     ANALYZE is settled by an advisory lock of the same lifetime, tried first, not by a lock
-    timeout: TimescaleDB 2.19's utility hook rewrites an ANALYZE's statement in place and
-    restores it only when the ANALYZE succeeds, so one stopped half-way leaves a routine's
-    cached plan a statement that crashes the server the next time. The statement is dynamic
-    (parsed at each call) for the same reason. -#}
+    timeout: an ANALYZE stopped half-way is unsafe in a routine (analyze_in_routine). -#}
 {% macro analyze_batch(batch, scoped='false') -%}
 {%- set lock_key = timescale_incremental.relation_lock_key(batch) -%}
 if not {{ scoped }} then
     perform pg_catalog.pg_advisory_xact_lock({{ lock_key }});
-    execute 'analyze {{ batch }}';
+    {{ timescale_incremental.analyze_in_routine(batch) }}
 elsif pg_catalog.pg_try_advisory_xact_lock({{ lock_key }}) then
-    execute 'analyze {{ batch }}';
+    {{ timescale_incremental.analyze_in_routine(batch) }}
 end if;
+{%- endmacro %}
+
+{#- PL/pgSQL: ANALYZE a table in a routine, as dynamic SQL (parsed at each call, never a cached
+    plan): TimescaleDB 2.19's utility hook rewrites an ANALYZE's statement in place and restores
+    it only when the ANALYZE succeeds, so a cached one stopped half-way (cancelled, timed out)
+    crashes the server at the routine's next call in that session. -#}
+{% macro analyze_in_routine(relation) -%}
+execute 'analyze {{ relation }}';
 {%- endmacro %}
