@@ -28,6 +28,7 @@ from stream.messages import Bar, encode_bar
 REAL_UNIVERSE = PROJECT_DIR.parent / "shared" / "data" / "real_universe_2023"
 SESSIONS = [line.strip() for line in (PROJECT_DIR / "seeds" / "nyse_trading_sessions.csv").open()][1:]
 HELD = "staging.stg_market_data__held_prices"
+CALENDAR = "pg_temp.price_guard_calendar"
 
 
 def price_files(root: Path) -> list[Path]:
@@ -298,3 +299,30 @@ def test_a_run_is_judged_against_the_bars_before_it_whatever_the_batching(fresh_
         "where symbol = 'BAC' and not vouched"
     )
     assert runs >= 12
+
+
+@pytest.mark.one_pass
+def test_the_sessions_calendar_is_kept_by_a_session_until_the_seed_changes(own_sample_db: Database):
+    """A live feed's session builds the guard's calendar once, not at every step; a changed seed
+    (dbt seed in another session) is seen at the next call."""
+    db = own_sample_db
+    # the copy's routine names the template's database: created again for this one
+    assert db.dbt("run", "-s", "stg_market_data__daily_prices").returncode == 0
+    conn = db.connect("transformer")
+    apply = incremental.staging_routine(conn)
+    with conn.cursor() as cur:
+        cur.execute(f"select * from {apply}()")
+        cur.execute(f"select max(day)::text, max(sessions_through) from {CALENDAR}")
+        last_day, sessions = cur.fetchone()
+        assert (last_day, sessions) == (SESSIONS[-1], len(SESSIONS))
+        # a mark the next call keeps: the calendar is not built again
+        cur.execute(f"update {CALENDAR} set sessions_before = -1 where day = %s", (last_day,))
+        cur.execute(f"select * from {apply}()")
+        cur.execute(f"select sessions_before from {CALENDAR} where day = %s", (last_day,))
+        assert cur.fetchone() == (-1,)
+
+        db.query("delete from seeds.nyse_trading_sessions where session_date = %s", (SESSIONS[-2],))
+        cur.execute(f"select * from {apply}()")
+        cur.execute(f"select sessions_before, sessions_through from {CALENDAR} where day = %s", (last_day,))
+        assert cur.fetchone() == (len(SESSIONS) - 2, len(SESSIONS) - 1)
+    conn.close()

@@ -9,6 +9,9 @@ The release before the price guard (PREVIOUS_RELEASE) builds a database; the cur
 not recorded; the price guard's accepted history is computed from every stored bar) and the
 models fed by it follow. The result equals a --full-refresh, and the next daily refresh is
 judged by the guard as usual.
+
+The release before the guard's baseline kept dates (UNDATED_BASELINE_RELEASE) builds a
+database; the next `dbt build` gives each symbol's baseline its stored range.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ pytestmark = pytest.mark.editions
 PREVIOUS_RELEASE = "1b9fb380d0888389eec80bbb2e818685567a5de0"
 # The last release before the incremental engine became the package timescale_incremental.
 LAST_RELEASE = "6369cbc85267472ad57ffb7fd3ffc2a160dac90a"
+# The last release whose price guard kept no dates in its accepted history.
+UNDATED_BASELINE_RELEASE = "3dd5fe220a7ebdd80113d76cbe172244e94f5e27"
 SYMBOLS = ("stocks/BAC.csv", "stocks/ABNB.csv", "etfs/ARKK.csv", "stocks/AMD.csv")
 
 
@@ -51,15 +56,17 @@ def release_project(target: Path, release: str = PREVIOUS_RELEASE) -> Path:
 
 
 def build_release(db: Database, project: Path) -> subprocess.CompletedProcess[str]:
-    """`dbt build` of a release's project (as the transformer), on the test's database."""
+    """`dbt build` of a release's project (as the transformer), on the test's database; its
+    local packages installed first when it has any."""
+    env = {**db.role_env("transformer"), "DBT_PROFILES_DIR": str(project)}
+    if (project / "packages.yml").exists():
+        deps = subprocess.run(
+            [str(DBT), "deps"], cwd=project, env=env, capture_output=True, text=True, check=False
+        )
+        if deps.returncode != 0:
+            return deps
     return subprocess.run(
-        [str(DBT), "build"],
-        cwd=project,
-        env={**db.role_env("transformer"), "DBT_PROFILES_DIR": str(project)},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+        [str(DBT), "build"], cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
     )
 
 
@@ -137,3 +144,41 @@ def test_a_warehouse_of_the_previous_release_upgrades_with_dbt_build(fresh_db: D
     assert db.run_loader(data).returncode == 0
     assert db.dbt("build").returncode != 0
     assert db.query("select distinct symbol from staging.stg_market_data__held_prices") == [("BAC",)]
+
+
+def test_a_baseline_of_the_release_before_its_dates_takes_each_symbols_stored_range(
+    fresh_db: Database, tmp_path: Path
+):
+    """The guard looks for the stored bars around a pass's new ones within the dates its
+    baseline spans: an older baseline gains them from staging at the next build, and the
+    build's new day is judged and applied as usual."""
+    db = fresh_db
+    data = copy_symbols(tmp_path / "data")
+    amd = data / "stocks" / "AMD.csv"
+    lines = amd.read_text().splitlines()
+    amd.write_text("\n".join(lines[:-1]) + "\n")
+    assert db.run_loader(data).returncode == 0
+    built = build_release(db, release_project(tmp_path / "undated", UNDATED_BASELINE_RELEASE))
+    assert built.returncode == 0, built.stdout[-3000:]
+    dated = (
+        "select count(*) from information_schema.columns"
+        " where table_name = 'stg_market_data__quality_baseline' and column_name = 'first_date'"
+    )
+    assert db.scalar(dated) == 0
+    amd.write_text("\n".join(lines) + "\n")
+    assert db.run_loader(data).returncode == 0
+
+    upgrade = db.dbt("build")
+    assert upgrade.returncode == 0, upgrade.stdout[-3000:]
+    assert "symbols_recomputed 0" in upgrade.stdout  # the new day applied, nothing rebuilt
+    spans = db.query(
+        "select symbol, min(first_date), max(last_date) from staging.stg_market_data__quality_baseline"
+        " group by symbol order by symbol"
+    )
+    stored = db.query(
+        "select symbol, min(trade_date), max(trade_date) from staging.stg_market_data__daily_prices"
+        " group by symbol order by symbol"
+    )
+    assert spans == stored and len(stored) == len(SYMBOLS)
+    assert {symbol: str(last) for symbol, _, last in stored}["AMD"] == lines[-1].split(",")[0]
+    assert db.scalar("select count(*) from staging.stg_market_data__held_prices") == 0

@@ -17,7 +17,7 @@ recompute boolean not null
     );
     create index if not exists stg_market_data__applied_loads_symbol_idx
         on {{ stock_analytics.applied_loads_relation() }} (symbol);
-    {{ stock_analytics.create_price_guard_tables() }}
+    {{ stock_analytics.create_price_guard_tables(relation) }}
 {%- endmacro %}
 
 {% macro raw_loads__apply_call_sql(relation, full_refresh) -%}
@@ -259,7 +259,7 @@ begin
         select * from (
 {{ sql }}
         ) as batch_rows;
-        analyze pg_temp.price_guard_batch_rows;
+        {{ timescale_incremental.analyze_in_routine('pg_temp.price_guard_batch_rows') }}
         select min(trade_date), max(trade_date) into v_first_day, v_last_day
         from pg_temp.price_guard_batch_rows;
         execute format(
@@ -299,7 +299,7 @@ begin
             select from {{ held }} as holding
             where holding.symbol = staged.symbol and {{ stock_analytics.is_open_hold('holding') }}
         );
-        analyze pg_temp.price_guard_staged;
+        {{ timescale_incremental.analyze_in_routine('pg_temp.price_guard_staged') }}
 
         {{ stock_analytics.price_guard_judge(relation, stock_analytics.price_guard_threshold()) | indent(8) }}
 

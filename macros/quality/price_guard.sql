@@ -48,7 +48,7 @@
       finding (each (symbol, session) counted once, as first accepted);
     - held_prices: the (load, symbol) pairs held back, with the finding and the reason;
       accepted_at when a person accepted them, applied_at once a build applied them. -#}
-{% macro create_price_guard_tables() -%}
+{% macro create_price_guard_tables(relation) -%}
     create table if not exists {{ stock_analytics.price_guard_relation('quality_baseline') }} (
         symbol text not null,
         load_id bigint not null,
@@ -62,8 +62,12 @@
         {{ finding.name }}_runs bigint not null,
         {{ finding.name }}_longest_run integer not null,
         {%- endfor %}
+        -- the dates of those bars: a symbol's loads together span every date it has stored
+        first_date date not null,
+        last_date date not null,
         primary key (symbol, load_id)
     );
+    {{ stock_analytics.add_baseline_date_range(relation) }}
     create table if not exists {{ stock_analytics.price_guard_relation('quality_sessions') }} (
         trade_date date primary key,
         symbols bigint not null,
@@ -85,6 +89,37 @@
     );
     create index if not exists stg_market_data__held_prices_symbol_idx
         on {{ stock_analytics.price_guard_relation('held_prices') }} (symbol) where applied_at is null;
+{%- endmacro %}
+
+{#- A baseline kept by a release before it had the dates: each of a symbol's rows takes the
+    symbol's range stored in `relation` (an empty one when nothing is stored), once. The columns are looked
+    up in the catalog first: an ALTER at every build would lock the table against the live
+    feed's steps. -#}
+{% macro add_baseline_date_range(relation) -%}
+    {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
+    do $upgrade$
+    begin
+        if not exists (
+            select from pg_catalog.pg_attribute
+            where attrelid = '{{ baseline }}'::regclass and attname = 'first_date' and not attisdropped
+        ) then
+            alter table {{ baseline }} add column first_date date, add column last_date date;
+            update {{ baseline }} as baseline
+            set first_date = coalesce(stored.first_date, 'infinity'), last_date = coalesce(stored.last_date, '-infinity')
+            from (
+                select symbols.symbol, ranges.first_date, ranges.last_date
+                from (select distinct symbol from {{ baseline }}) as symbols
+                cross join lateral (
+                    select min(trade_date) as first_date, max(trade_date) as last_date
+                    from {{ relation }} as stored
+                    where stored.symbol = symbols.symbol
+                ) as ranges
+            ) as stored
+            where baseline.symbol = stored.symbol;
+            alter table {{ baseline }} alter column first_date set not null, alter column last_date set not null;
+        end if;
+    end
+    $upgrade$;
 {%- endmacro %}
 
 {#- A hold still in force: nobody accepted it and its load is live (a corrected file loaded
@@ -121,30 +156,44 @@
 {%- endmacro %}
 
 {#- Per calendar day, the NYSE sessions before it and up to it (seed nyse_trading_sessions),
-    so the sessions missed between two bars are one subtraction. A temporary table of the
-    apply call (about 24,000 days). -#}
+    so the sessions missed between two bars are one subtraction: pg_temp.price_guard_calendar,
+    a temporary table of the session (about 24,000 days). It is built again only when the
+    seed's content is not what it was built from (a hash of its dates, a few ms): a live
+    feed's steps no longer build it every time (about 0.1 s each). -#}
 {% macro create_session_ordinals(sessions) -%}
+    {%- set seed_hash -%}
+        select md5(array_agg(sessions.session_date order by sessions.session_date)::text) from {{ sessions }} as sessions
+    {%- endset -%}
     if to_regclass('{{ sessions.include(database=false) }}') is null then
         raise exception 'the NYSE calendar seed {{ sessions.include(database=false) }} is missing: run dbt seed (dbt build seeds first)';
     end if;
-    create temporary table if not exists pg_temp.price_guard_calendar (
-        day date primary key,
-        sessions_before integer not null,
-        sessions_through integer not null
-    ) on commit drop;
-    truncate pg_temp.price_guard_calendar;
-    insert into pg_temp.price_guard_calendar (day, sessions_before, sessions_through)
-    select
-        days.day,
-        count(sessions.session_date) over (order by days.day) - (sessions.session_date is not null)::integer,
-        count(sessions.session_date) over (order by days.day)
-    from generate_series(
-        (select min(session_date) from {{ sessions }}),
-        (select max(session_date) from {{ sessions }}),
-        interval '1 day'
-    ) as days (day)
-    left join {{ sessions }} as sessions on sessions.session_date = days.day;
-    analyze pg_temp.price_guard_calendar;
+    if to_regclass('pg_temp.price_guard_calendar') is null then
+        create temporary table pg_temp.price_guard_calendar (
+            day date primary key,
+            sessions_before integer not null,
+            sessions_through integer not null
+        );
+        create temporary table pg_temp.price_guard_calendar_source (seed_hash text not null);
+    end if;
+    if not exists (
+        select from pg_temp.price_guard_calendar_source as source
+        where source.seed_hash = ({{ seed_hash }})
+    ) then
+        truncate pg_temp.price_guard_calendar, pg_temp.price_guard_calendar_source;
+        insert into pg_temp.price_guard_calendar (day, sessions_before, sessions_through)
+        select
+            days.day,
+            count(sessions.session_date) over (order by days.day) - (sessions.session_date is not null)::integer,
+            count(sessions.session_date) over (order by days.day)
+        from generate_series(
+            (select min(session_date) from {{ sessions }}),
+            (select max(session_date) from {{ sessions }}),
+            interval '1 day'
+        ) as days (day)
+        left join {{ sessions }} as sessions on sessions.session_date = days.day;
+        insert into pg_temp.price_guard_calendar_source (seed_hash) {{ seed_hash }};
+        {{ timescale_incremental.analyze_in_routine('pg_temp.price_guard_calendar') }}
+    end if;
 {%- endmacro %}
 
 {#- Each bar of `bars` (symbol, trade_date, close, volume and any other columns) with its
@@ -242,7 +291,9 @@ finding_runs as (
             count(*) + sum(missed_session) as sessions,
             count(*) filter (where zero_volume) as zero_volume_count,
             count(*) filter (where repeated_close) as repeated_close_count,
-            sum(missed_session) as missed_session_count
+            sum(missed_session) as missed_session_count,
+            min(trade_date) as first_date,
+            max(trade_date) as last_date
         from {{ finding_runs }}
         {%- if with_new %}
         where is_new
@@ -276,8 +327,10 @@ finding_runs as (
         {%- for finding in stock_analytics.price_guard_findings() %}
         counted.{{ finding.name }}_count,
         coalesce(run_stats.{{ finding.name }}_runs, 0) as {{ finding.name }}_runs,
-        coalesce(run_stats.{{ finding.name }}_longest_run, 0) as {{ finding.name }}_longest_run{{ ',' if not loop.last }}
+        coalesce(run_stats.{{ finding.name }}_longest_run, 0) as {{ finding.name }}_longest_run,
         {%- endfor %}
+        counted.first_date,
+        counted.last_date
     from counted
     left join run_stats
         on counted.symbol = run_stats.symbol and counted.load_id = run_stats.load_id
@@ -330,14 +383,18 @@ finding_runs as (
         {%- for finding in findings %}
         sum(baseline.{{ finding.name }}_count) as {{ finding.name }}_count,
         sum(baseline.{{ finding.name }}_runs) as {{ finding.name }}_runs,
-        max(baseline.{{ finding.name }}_longest_run) as {{ finding.name }}_longest_run{{ ',' if not loop.last }}
+        max(baseline.{{ finding.name }}_longest_run) as {{ finding.name }}_longest_run,
         {%- endfor %}
+        min(baseline.first_date) as first_date,
+        max(baseline.last_date) as last_date
     from {{ baseline }} as baseline
     where baseline.symbol in (select distinct symbol from pg_temp.price_guard_staged)
     group by baseline.symbol;
 
     -- The pass's bars with the stored bars around them: no accepted run is longer than the
-    -- symbol's longest, so that many bars on each side hold every run the new bars reach.
+    -- symbol's longest, so that many bars on each side hold every run the new bars reach. They
+    -- are looked for within the symbol's stored dates (its baseline's, none for a new symbol):
+    -- a short history no longer sends each probe through every chunk of staging.
     create temporary table pg_temp.price_guard_bars on commit drop as
     with
 
@@ -351,11 +408,13 @@ finding_runs as (
                 {%- for finding in findings if finding.name != 'missed_session' %}
                 history.{{ finding.name }}_longest_run{{ ',' if not loop.last }}
                 {%- endfor %}
-            ), 0) as context_bars
+            ), 0) as context_bars,
+            coalesce(history.first_date, 'infinity') as stored_from,
+            coalesce(history.last_date, '-infinity') as stored_through
         from pg_temp.price_guard_staged as staged
         left join pg_temp.price_guard_history as history on staged.symbol = history.symbol
         where not (staged.symbol = any(v_recomputed))
-        group by staged.symbol, history.symbol,
+        group by staged.symbol, history.symbol, history.first_date, history.last_date,
             {%- for finding in findings if finding.name != 'missed_session' %}
             history.{{ finding.name }}_longest_run{{ ',' if not loop.last }}
             {%- endfor %}
@@ -370,7 +429,8 @@ finding_runs as (
             (
                 select stored.symbol, stored.trade_date, stored.close, stored.volume, stored.load_id
                 from {{ relation }} as stored
-                where stored.symbol = changed.symbol and stored.trade_date < changed.first_date
+                where stored.symbol = changed.symbol
+                    and stored.trade_date >= changed.stored_from and stored.trade_date < changed.first_date
                 order by stored.trade_date desc
                 limit changed.context_bars
             )
@@ -380,12 +440,14 @@ finding_runs as (
                 from {{ relation }} as stored
                 where stored.symbol = changed.symbol
                     and stored.trade_date between changed.first_date and changed.last_date
+                    and stored.trade_date between changed.stored_from and changed.stored_through
             )
             union all
             (
                 select stored.symbol, stored.trade_date, stored.close, stored.volume, stored.load_id
                 from {{ relation }} as stored
-                where stored.symbol = changed.symbol and stored.trade_date > changed.last_date
+                where stored.symbol = changed.symbol
+                    and stored.trade_date > changed.last_date and stored.trade_date <= changed.stored_through
                 order by stored.trade_date
                 limit changed.context_bars
             )
@@ -698,8 +760,10 @@ finding_runs as (
         {%- for finding in findings %}
         {{ finding.name }}_count = kept.{{ finding.name }}_count + excluded.{{ finding.name }}_count,
         {{ finding.name }}_runs = kept.{{ finding.name }}_runs + excluded.{{ finding.name }}_runs,
-        {{ finding.name }}_longest_run = greatest(kept.{{ finding.name }}_longest_run, excluded.{{ finding.name }}_longest_run){{ ',' if not loop.last }}
-        {%- endfor %};
+        {{ finding.name }}_longest_run = greatest(kept.{{ finding.name }}_longest_run, excluded.{{ finding.name }}_longest_run),
+        {%- endfor %}
+        first_date = least(kept.first_date, excluded.first_date),
+        last_date = greatest(kept.last_date, excluded.last_date);
     insert into {{ sessions }} as kept
     select
         trade_date,
