@@ -174,10 +174,16 @@ begin
                     perform set_config('enable_hashjoin', 'off', true);
                     perform set_config('enable_mergejoin', 'off', true);
                 end if;
-                -- dynamic, so it is planned with the settings of this call
-                execute 'delete from {{ relation }} as stored using {{ batch }} as changed
+                -- dynamic, so it is planned with the settings of this call, and with their
+                -- earliest stored date (counted above) as a constant: the chunks before it are
+                -- excluded when it is planned
+                execute format(
+                    'delete from {{ relation }} as stored using {{ batch }} as changed
                     where stored.symbol = changed.symbol
-                        and changed.from_date is null';
+                        and changed.from_date is null
+                        and stored.{{ time_column }} >= %L',
+                    (select coalesce(min(first_date), 'infinity') from unnest(v_deleted_firsts) as firsts (first_date))
+                );
                 if v_hashjoin is not null then
                     perform set_config('enable_hashjoin', v_hashjoin, true);
                     perform set_config('enable_mergejoin', v_mergejoin, true);
