@@ -362,10 +362,16 @@ begin
         ),
 
         logged as (
+            -- from the first changed date; the whole symbol (null) when recomputed, new, or
+            -- changed from its first stored date on: the models fed by it then do not look for
+            -- stored rows before that date (a probe that finds none visits every chunk)
             insert into {{ changes }} (symbol, from_date)
-            select coalesce(touched.symbol, recomputed.symbol), case when recomputed.symbol is null then touched.from_date end
+            select
+                coalesce(touched.symbol, recomputed.symbol),
+                case when recomputed.symbol is null and touched.from_date > history.first_date then touched.from_date end
             from touched
             full outer join recomputed on touched.symbol = recomputed.symbol
+            left join pg_temp.price_guard_history as history on touched.symbol = history.symbol
             returning 1
         )
 

@@ -393,8 +393,9 @@ finding_runs as (
 
     -- The pass's bars with the stored bars around them: no accepted run is longer than the
     -- symbol's longest, so that many bars on each side hold every run the new bars reach. They
-    -- are looked for within the symbol's stored dates (its baseline's, none for a new symbol):
-    -- a short history no longer sends each probe through every chunk of staging.
+    -- are looked for within the symbol's stored dates (its baseline's, none for a new symbol),
+    -- and a probe whose dates can hold none is not run (a condition on the outer row alone
+    -- gates it): a short history no longer sends each probe through every chunk of staging.
     create temporary table pg_temp.price_guard_bars on commit drop as
     with
 
@@ -431,6 +432,8 @@ finding_runs as (
                 from {{ relation }} as stored
                 where stored.symbol = changed.symbol
                     and stored.trade_date >= changed.stored_from and stored.trade_date < changed.first_date
+                    -- of the outer row only: the probe is not run when nothing is stored before
+                    and changed.stored_from < changed.first_date
                 order by stored.trade_date desc
                 limit changed.context_bars
             )
@@ -441,6 +444,8 @@ finding_runs as (
                 where stored.symbol = changed.symbol
                     and stored.trade_date between changed.first_date and changed.last_date
                     and stored.trade_date between changed.stored_from and changed.stored_through
+                    -- a one-day pass's stored bar of that day is the one it replaces
+                    and changed.first_date < changed.last_date
             )
             union all
             (
@@ -448,6 +453,7 @@ finding_runs as (
                 from {{ relation }} as stored
                 where stored.symbol = changed.symbol
                     and stored.trade_date > changed.last_date and stored.trade_date <= changed.stored_through
+                    and changed.last_date < changed.stored_through
                 order by stored.trade_date
                 limit changed.context_bars
             )
