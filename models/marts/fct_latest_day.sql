@@ -5,8 +5,8 @@
 -- adj_close are the SMAs of the close on a split-consistent series, and the RSI flags read
 -- rsi_adjusted_14 (docs/indicators.md).
 -- A hypertable kept by the package from the trading days' change log: each changed symbol's
--- row is read again from its last two stored days (today and the day before, with the adjusted
--- SMAs the trading days store); resume_when false, as no row is a state to go on from.
+-- row is read again from its last stored day and the day before it (with the adjusted SMAs the
+-- trading days store); resume_when false, as no row is a state to go on from.
 {{
     config(
         materialized='incremental_hypertable',
@@ -32,30 +32,42 @@ trading_days as (
 
 ),
 
-last_two_days as (
+last_day as (
 
-    select last_two.*
+    select last_day.*
     from changed_symbols
     cross join lateral (
         select trading_days.*
         from trading_days
         where trading_days.symbol = changed_symbols.symbol
         order by trading_days.trade_date desc
-        limit 2
-    ) as last_two
+        limit 1
+    ) as last_day
 
 ),
 
+-- Looked for only when the symbol has one: a probe for a day that does not exist would walk
+-- every chunk of the trading days to find none.
 with_day_before as (
 
     select
-        *,
-        lag(adj_close) over by_date as previous_adj_close,
-        lag(sma_adjusted_50) over by_date as previous_sma_adjusted_50,
-        lag(sma_adjusted_200) over by_date as previous_sma_adjusted_200,
-        row_number() over (partition by symbol order by trade_date desc) as days_back
-    from last_two_days
-    window by_date as (partition by symbol order by trade_date)
+        last_day.*,
+        day_before.adj_close as previous_adj_close,
+        day_before.sma_adjusted_50 as previous_sma_adjusted_50,
+        day_before.sma_adjusted_200 as previous_sma_adjusted_200
+    from last_day
+    left join lateral (
+        select
+            trading_days.adj_close,
+            trading_days.sma_adjusted_50,
+            trading_days.sma_adjusted_200
+        from trading_days
+        where last_day.trading_day_number > 1
+            and trading_days.symbol = last_day.symbol
+            and trading_days.trade_date < last_day.trade_date
+        order by trading_days.trade_date desc
+        limit 1
+    ) as day_before on true
 
 ),
 
@@ -94,7 +106,6 @@ final as (
         rsi_adjusted_14 > 70 as rsi_above_70,
         rsi_adjusted_14 < 30 as rsi_below_30
     from with_day_before
-    where days_back = 1
 
 )
 
