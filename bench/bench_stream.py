@@ -259,6 +259,8 @@ def start_consumer(
         str(batch_size),
         "--max-wait",
         str(args.max_wait),
+        "--linger",
+        str(args.linger),
     ]
     command += ["-v"] + (["--exit-when-idle", str(idle)] if idle is not None else [])
     return start_cli("consumer", command, env or broker_env(db, url), log_path)
@@ -523,7 +525,7 @@ class Feeds:
 
 
 def start_feed_consumer(args: argparse.Namespace, db: Database, feed: Feed, log_name: str) -> Cli:
-    """A consumer of `feed` that runs until stopped (--batch-size, --max-wait)."""
+    """A consumer of `feed` that runs until stopped (--batch-size, --max-wait, --linger)."""
     return start_consumer(
         args, db, "", args.batch_size, WORK_DIR / log_name, idle=None, env=feed.consumer_env(db)
     )
@@ -1196,6 +1198,7 @@ def freshness_once(args: argparse.Namespace, dbs: Databases, feed: Feed) -> dict
         "meets_target": meets,
         "batch_size": args.batch_size,
         "max_wait": args.max_wait,
+        "linger": args.linger,
         "cpu": cpu_use,
     }
 
@@ -1338,6 +1341,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-wait", type=float, default=0.25, help="the consumer's --max-wait (default 0.25)"
     )
+    parser.add_argument("--linger", type=float, default=0.02, help="the consumer's --linger (default 0.02)")
     parser.add_argument(
         "--backfill", type=Path, default=SAMPLE_DIR, help="drain: the folder replayed (the sample)"
     )

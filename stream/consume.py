@@ -10,13 +10,13 @@ STOCK_ANALYTICS_BROKER=nats) NATS JetStream at STOCK_ANALYTICS_NATS_URL.
 
 On Kafka the consumer joins group `warehouse`: start several, and each takes the partitions the
 group gives it, starting at the offsets the warehouse stored (raw.feed_offsets). Each
-micro-batch (--batch-size messages or --max-wait seconds, whichever comes first) is one
-transaction per partition in the raw layer (stream/warehouse.py), which moves the partition's
-stored offset behind a fence (a consumer that lost the partition writes nothing); on JetStream
-it is one transaction, acknowledged after its commit. Then the incremental step runs for the
-symbols it touched (stream/incremental.py). When the database is unavailable the consumer waits
-and retries the same batch; when a broker restarts it reconnects and goes on. A bad message is
-kept with its reason and never stops it.
+micro-batch (--batch-size messages, --linger seconds after its first or --max-wait seconds in all,
+whichever comes first) is one transaction per partition in the raw layer (stream/warehouse.py),
+which moves the partition's stored offset behind a fence (a consumer that lost the partition
+writes nothing); on JetStream it is one transaction, acknowledged after its commit. Then the
+incremental step runs for the symbols it touched (stream/incremental.py). When the database is
+unavailable the consumer waits and retries the same batch; when a broker restarts it reconnects
+and goes on. A bad message is kept with its reason and never stops it.
 
 Exit codes: 0 stopped, every message taken; 2 stopped, and some messages were rejected (see
 raw.load_rejects); 1 could not run (no broker, no feed tables, models not built, stored offsets
@@ -234,14 +234,22 @@ class Consumer:
         )
 
     async def collect(self) -> list[Delivery]:
-        """Up to --batch-size messages, waiting at most --max-wait seconds for them."""
+        """Up to --batch-size messages, waiting at most --max-wait seconds in all and at most
+        --linger seconds once the first is in: what queued during the last step is applied at
+        once, not after the whole wait (which only a quiet stream then pays)."""
         deadline = time.monotonic() + self.options.max_wait
         batch: list[Delivery] = []
         while not self.stopping and len(batch) < self.options.batch_size:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            batch += await self.broker.fetch(self.options.batch_size - len(batch), timeout_s=remaining)
+            # In slices of --linger: a fetch returns early only when full.
+            fetched = await self.broker.fetch(
+                self.options.batch_size - len(batch), timeout_s=min(remaining, self.options.linger)
+            )
+            if fetched and not batch:
+                deadline = min(deadline, time.monotonic() + self.options.linger)
+            batch += fetched
         return batch
 
     async def with_database(self, what: str, work: Callable[..., T], *args: object) -> T:
@@ -372,6 +380,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-wait", type=float, default=0.25, help="seconds a micro-batch waits to fill up at most (0.25)"
     )
     parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.02,
+        metavar="SECONDS",
+        help="seconds a micro-batch waits for more once its first message is in, at most (0.02)",
+    )
+    parser.add_argument(
         "--apply-every",
         type=float,
         default=1.0,
@@ -388,8 +403,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every batch's incremental step")
     options = parser.parse_args(argv)
-    if options.batch_size < 1 or options.max_wait <= 0:
-        parser.error("--batch-size must be at least 1 and --max-wait above 0")
+    if options.batch_size < 1 or options.max_wait <= 0 or options.linger <= 0:
+        parser.error("--batch-size must be at least 1, --max-wait and --linger above 0")
     return options
 
 
