@@ -123,12 +123,19 @@ class Consumer:
                 await self.with_database("catching up on the partitions taken over", self._catch_up)
             if batch:
                 last_message = time.monotonic()
-                for unit in self._units(batch):
+                units = self._units(batch)
+                for unit in units:
                     result = await self.with_database("writing a batch", self._write, unit)
                     self._count(result)
                     partition = unit[0].partition if self.kafka is not None else None
                     self.touched.setdefault(partition, set()).update(result.symbols)
                     self.step_pending = self.step_pending or result.load_id is not None
+                log.debug(
+                    "wrote %d messages in %d transactions in %.0f ms",
+                    len(batch),
+                    len(units),
+                    (time.monotonic() - last_message) * 1000,
+                )
                 # Only now: what is acknowledged is committed (a crash before this line gets the
                 # batch again, and the ledger skips what the commit already holds).
                 await self.broker.ack(batch)
@@ -281,6 +288,7 @@ class Consumer:
     def _apply(self, conn: psycopg2.extensions.connection) -> None:
         # Kafka partitions this step applied, and those whose previous owner's step still runs
         # (their touched symbols wait for the next step).
+        started = time.monotonic()
         partitions: list[int] = []
         waiting: list[int] = []
         if self.kafka is None:
@@ -303,11 +311,12 @@ class Consumer:
                     # their previous owner (stalled, or finishing a step) still holds them
                     log.info("partitions %s: the previous owner's step still runs; applied after it", waiting)
         log.debug(
-            "incremental step: %d loads, %d staging rows, %d symbols, %d trading-day rows",
+            "incremental step: %d loads, %d staging rows, %d symbols, %d trading-day rows in %.0f ms",
             step.loads_applied,
             step.staging_rows,
             step.symbols_changed,
             step.trading_day_rows,
+            (time.monotonic() - started) * 1000,
         )
         if waiting:
             for number in partitions:

@@ -26,7 +26,8 @@ changed_symbols as (
 
 ),
 
-trading_days as (
+-- Not materialized: the two lateral lookups below are index probes into the hypertable.
+trading_days as not materialized (
 
     select * from {{ ref('int_daily_prices__trading_days') }}
 
