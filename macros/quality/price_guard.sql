@@ -92,9 +92,9 @@
 {%- endmacro %}
 
 {#- A baseline kept by a release before it had the dates: each of a symbol's rows takes the
-    symbol's range stored in `relation` (an empty one when nothing is stored), once. The columns are looked
-    up in the catalog first: an ALTER at every build would lock the table against the live
-    feed's steps. -#}
+    symbol's range stored in `relation` (an empty one when nothing is stored), once. The
+    columns are looked up in the catalog first: an ALTER at every build would lock the table
+    against the live feed's steps. -#}
 {% macro add_baseline_date_range(relation) -%}
     {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
     do $upgrade$
@@ -105,7 +105,8 @@
         ) then
             alter table {{ baseline }} add column first_date date, add column last_date date;
             update {{ baseline }} as baseline
-            set first_date = coalesce(stored.first_date, 'infinity'), last_date = coalesce(stored.last_date, '-infinity')
+            set first_date = coalesce(stored.first_date, 'infinity'),
+                last_date = coalesce(stored.last_date, '-infinity')
             from (
                 select symbols.symbol, ranges.first_date, ranges.last_date
                 from (select distinct symbol from {{ baseline }}) as symbols
@@ -161,9 +162,6 @@
     seed's content is not what it was built from (a hash of its dates, a few ms): a live
     feed's steps no longer build it every time (about 0.1 s each). -#}
 {% macro create_session_ordinals(sessions) -%}
-    {%- set seed_hash -%}
-        select md5(array_agg(sessions.session_date order by sessions.session_date)::text) from {{ sessions }} as sessions
-    {%- endset -%}
     if to_regclass('{{ sessions.include(database=false) }}') is null then
         raise exception 'the NYSE calendar seed {{ sessions.include(database=false) }} is missing: run dbt seed (dbt build seeds first)';
     end if;
@@ -175,25 +173,32 @@
         );
         create temporary table pg_temp.price_guard_calendar_source (seed_hash text not null);
     end if;
-    if not exists (
-        select from pg_temp.price_guard_calendar_source as source
-        where source.seed_hash = ({{ seed_hash }})
-    ) then
-        truncate pg_temp.price_guard_calendar, pg_temp.price_guard_calendar_source;
-        insert into pg_temp.price_guard_calendar (day, sessions_before, sessions_through)
-        select
-            days.day,
-            count(sessions.session_date) over (order by days.day) - (sessions.session_date is not null)::integer,
-            count(sessions.session_date) over (order by days.day)
-        from generate_series(
-            (select min(session_date) from {{ sessions }}),
-            (select max(session_date) from {{ sessions }}),
-            interval '1 day'
-        ) as days (day)
-        left join {{ sessions }} as sessions on sessions.session_date = days.day;
-        insert into pg_temp.price_guard_calendar_source (seed_hash) {{ seed_hash }};
-        {{ timescale_incremental.analyze_in_routine('pg_temp.price_guard_calendar') }}
-    end if;
+    declare
+        v_seed_hash text := (
+            select md5(array_agg(sessions.session_date order by sessions.session_date)::text)
+            from {{ sessions }} as sessions
+        );
+    begin
+        if not exists (
+            select from pg_temp.price_guard_calendar_source as source
+            where source.seed_hash = v_seed_hash
+        ) then
+            truncate pg_temp.price_guard_calendar, pg_temp.price_guard_calendar_source;
+            insert into pg_temp.price_guard_calendar (day, sessions_before, sessions_through)
+            select
+                days.day,
+                count(sessions.session_date) over (order by days.day) - (sessions.session_date is not null)::integer,
+                count(sessions.session_date) over (order by days.day)
+            from generate_series(
+                (select min(session_date) from {{ sessions }}),
+                (select max(session_date) from {{ sessions }}),
+                interval '1 day'
+            ) as days (day)
+            left join {{ sessions }} as sessions on sessions.session_date = days.day;
+            insert into pg_temp.price_guard_calendar_source (seed_hash) values (v_seed_hash);
+            {{ timescale_incremental.analyze_in_routine('pg_temp.price_guard_calendar') }}
+        end if;
+    end;
 {%- endmacro %}
 
 {#- Each bar of `bars` (symbol, trade_date, close, volume and any other columns) with its
