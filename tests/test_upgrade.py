@@ -77,19 +77,25 @@ def copy_symbols(target: Path) -> Path:
     return target
 
 
-def test_a_warehouse_of_the_last_release_upgrades_with_dbt_build(fresh_db: Database, tmp_path: Path):
-    db = fresh_db
+def built_by_release_then_grown(db: Database, tmp_path: Path, release: str, held_back: int) -> list[str]:
+    """The sample's symbols loaded with AMD's last `held_back` lines held back and built by
+    `release`; then AMD's held-back days loaded, for the current code's build. AMD's lines."""
     data = copy_symbols(tmp_path / "data")
     amd = data / "stocks" / "AMD.csv"
     lines = amd.read_text().splitlines()
-    held_back = lines[-5:]  # the day more the warehouse loads after its build
-    amd.write_text("\n".join(lines[:-5]) + "\n")
+    amd.write_text("\n".join(lines[:-held_back]) + "\n")
     assert db.run_loader(data).returncode == 0
-    built = build_release(db, release_project(tmp_path / "last", LAST_RELEASE))
+    built = build_release(db, release_project(tmp_path / release[:7], release))
     assert built.returncode == 0, built.stdout[-3000:]
-    assert db.scalar("select to_regclass('staging.incremental_routines')") is None
-    amd.write_text("\n".join(lines[:-5] + held_back) + "\n")
+    amd.write_text("\n".join(lines) + "\n")
     assert db.run_loader(data).returncode == 0
+    return lines
+
+
+def test_a_warehouse_of_the_last_release_upgrades_with_dbt_build(fresh_db: Database, tmp_path: Path):
+    db = fresh_db
+    lines = built_by_release_then_grown(db, tmp_path, LAST_RELEASE, held_back=5)
+    assert db.scalar("select to_regclass('staging.incremental_routines')") is None
 
     upgrade = db.dbt("build")
     assert upgrade.returncode == 0, upgrade.stdout[-3000:]
@@ -102,7 +108,7 @@ def test_a_warehouse_of_the_last_release_upgrades_with_dbt_build(fresh_db: Datab
     strategies = {strategy for (strategy,) in db.query("select strategy from staging.incremental_routines")}
     assert {"raw_loads", "upstream_changes"} <= strategies
     latest = db.scalar("select max(trade_date)::text from marts.fct_daily_prices where symbol = 'AMD'")
-    assert latest == held_back[-1].split(",")[0]
+    assert latest == lines[-1].split(",")[0]
     upgraded = snapshot(db)
 
     assert db.dbt("build", "--full-refresh").returncode == 0
@@ -153,20 +159,12 @@ def test_a_baseline_of_the_release_before_its_dates_takes_each_symbols_stored_ra
     baseline spans: an older baseline gains them from staging at the next build, and the
     build's new day is judged and applied as usual."""
     db = fresh_db
-    data = copy_symbols(tmp_path / "data")
-    amd = data / "stocks" / "AMD.csv"
-    lines = amd.read_text().splitlines()
-    amd.write_text("\n".join(lines[:-1]) + "\n")
-    assert db.run_loader(data).returncode == 0
-    built = build_release(db, release_project(tmp_path / "undated", UNDATED_BASELINE_RELEASE))
-    assert built.returncode == 0, built.stdout[-3000:]
+    lines = built_by_release_then_grown(db, tmp_path, UNDATED_BASELINE_RELEASE, held_back=1)
     dated = (
         "select count(*) from information_schema.columns"
         " where table_name = 'stg_market_data__quality_baseline' and column_name = 'first_date'"
     )
     assert db.scalar(dated) == 0
-    amd.write_text("\n".join(lines) + "\n")
-    assert db.run_loader(data).returncode == 0
 
     upgrade = db.dbt("build")
     assert upgrade.returncode == 0, upgrade.stdout[-3000:]
