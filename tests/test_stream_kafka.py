@@ -489,9 +489,9 @@ def test_a_consumer_added_then_one_stopped_mid_stream_miss_nothing(
 def test_a_consumer_stalled_past_its_session_commits_nothing_after_it_wakes(
     kafka: KafkaCluster, feed_db: Database, tmp_path: Path
 ) -> None:
-    """A zombie: consumer A holds a batch (a long --max-wait and --linger) when SIGSTOPped; B takes its
-    partitions after the session timeout and writes everything; A, woken, writes nothing of
-    its batch, says why, and goes on in the group."""
+    """A zombie: consumer A holds a batch (a long --max-wait and --linger) when SIGSTOPped; B
+    takes its partitions after the session timeout and writes everything; A, woken, writes
+    nothing of its batch, says why, and goes on in the group."""
     topic = "bars_zombie"
     bars = random_bars([f"ZMB{n}" for n in range(12)], days=5, revisions=1, seed=3)
     assert publish(kafka, topic, bars) == len(bars)
