@@ -20,52 +20,17 @@
 # sets the cluster's `timescaledb.license` (a community build acts as the Apache edition with
 # 'apache'); unset, the cluster keeps what it has (a new one: the installed build's default).
 # Port and license are written into postgresql.conf on every `up`, and a running cluster whose
-# port or license differs is restarted, so an existing cluster follows.
+# port or license differs is restarted, so an existing cluster follows. So is WAL archiving
+# (STOCK_ANALYTICS_WAL_ARCHIVE, default .local/wal-archive; `off` for none: a cluster made
+# before it is restarted once to turn it on) and the WAL a replica's slot may hold
+# (STOCK_ANALYTICS_MAX_SLOT_WAL_KEEP_SIZE, default 4GB). replica.sh and pitr.sh build on it.
 set -euo pipefail
 
-PROJECT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PG_MAJOR=15
-PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
-STATE_DIR="${STOCK_ANALYTICS_STATE_DIR:-${PROJECT_DIR}/.local}"
-DATA_DIR="${STATE_DIR}/pgdata"
-SOCKET_DIR="${STATE_DIR}/run"
-LOG_FILE="${STATE_DIR}/postgres.log"
-PASSWORD_FILE="${STATE_DIR}/pgpassword"
-LOCAL_PORT="${STOCK_ANALYTICS_PG_PORT:-55432}"
-LOCAL_USER="stock_analytics"
-LOCAL_DB="stock_analytics"
+# shellcheck source=scripts/cluster_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster_lib.sh"
 LICENSE="${STOCK_ANALYTICS_TIMESCALEDB_LICENSE:-}"
 # One login role per component (scripts/sql/grant_roles.sql says what each may do).
 COMPONENT_ROLES=(loader transformer reader streamer)
-
-say() { printf '[db] %s\n' "$*" >&2; }
-die() { printf '[db] ERROR: %s\n' "$*" >&2; exit 1; }
-
-is_local_mode() {
-  case "${PGHOST:-localhost}" in
-    localhost | 127.0.0.1 | "${SOCKET_DIR}") ;;
-    *) return 1 ;;
-  esac
-  [ "${PGPORT:-${LOCAL_PORT}}" = "${LOCAL_PORT}" ]
-}
-
-# The server refuses to run as root, so the cluster belongs to the `postgres` system user
-# when we are root, and to the caller otherwise.
-as_cluster_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
-cluster_owner() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
-
-# A generated password, kept in the state folder (git-ignored); $1: the file.
-generated_password() {
-  if [ ! -s "$1" ]; then
-    mkdir -p "${STATE_DIR}"
-    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$1")
-  fi
-  cat "$1"
-}
-local_password() { generated_password "${PASSWORD_FILE}"; }
-role_password() { generated_password "${PASSWORD_FILE}-$1"; }
 
 is_component_role() {
   local role
@@ -96,15 +61,6 @@ EOF
     printf 'export PGUSER=%s\nexport PGPASSWORD=%s\n' "${role}" "$(role_password "${role}")"
   fi
   printf 'export DBT_PROFILES_DIR=%q\n' "${PROJECT_DIR}"
-}
-
-cluster_running() {
-  [ -f "${DATA_DIR}/PG_VERSION" ] && as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" status >/dev/null 2>&1
-}
-
-port_in_use() {
-  # A TCP connect that succeeds means something (PostgreSQL or not) listens there.
-  (exec 3<>"/dev/tcp/127.0.0.1/${LOCAL_PORT}") 2>/dev/null
 }
 
 init_cluster() {
@@ -161,16 +117,8 @@ check_license_choice() {
   esac
 }
 
-conf_value() { sed -n "s/^${1//./\\.} = //p" "${DATA_DIR}/postgresql.conf" | tail -n 1; }
 
-# Write `$1 = $2` into postgresql.conf (as the cluster owner, replacing an earlier line);
-# false when it already says so.
-set_conf() {
-  local conf="${DATA_DIR}/postgresql.conf"
-  [ "$(conf_value "$1")" = "$2" ] && return 1
-  as_cluster_owner sed -i "/^${1//./\\.} = /d" "${conf}"
-  printf '%s = %s\n' "$1" "$2" | as_cluster_owner tee -a "${conf}" >/dev/null
-}
+set_conf() { set_conf_in "${DATA_DIR}/postgresql.conf" "$@"; }
 
 # The settings the environment decides; prints what changed (nothing when nothing did).
 configure_cluster() {
@@ -178,15 +126,45 @@ configure_cluster() {
   if [ -n "${LICENSE}" ] && set_conf timescaledb.license "'${LICENSE}'"; then
     echo "timescaledb.license ${LICENSE}"
   fi
+  configure_archiving
+  # A replica stopped or gone keeps its slot; past this much WAL the slot is released rather
+  # than the primary's disk filled (the replica must then be made again: replica.sh says so).
+  set_conf max_slot_wal_keep_size "${STOCK_ANALYTICS_MAX_SLOT_WAL_KEEP_SIZE:-4GB}" \
+    && echo "max_slot_wal_keep_size ${STOCK_ANALYTICS_MAX_SLOT_WAL_KEEP_SIZE:-4GB}"
+  return 0
+}
+
+# WAL archiving into wal_archive_dir (docs/operations.md): what point-in-time restore replays.
+configure_archiving() {
+  local archive
+  archive="$(wal_archive_dir)"
+  if [ "${archive}" = off ]; then
+    set_conf archive_mode off && echo "archive_mode off"
+    return 0
+  fi
+  mkdir -p "${archive}"
+  chown "$(cluster_owner)" "${archive}" 2>/dev/null \
+    || as_cluster_owner test -w "${archive}" \
+    || die "the cluster's owner ($(cluster_owner)) cannot write the WAL archive ${archive}."
+  set_conf archive_mode on && echo "archive_mode on"
+  set_conf archive_command "'\"${PROJECT_DIR}/scripts/archive_wal.sh\" \"%p\" \"%f\" \"${archive}\"'" \
+    && echo "archive_command into ${archive}"
+  # A quiet minute's changes still reach the archive within a minute (the most a lost disk loses).
+  set_conf archive_timeout 60 && echo "archive_timeout 60"
   return 0
 }
 
 # Why the running server must restart to follow postgresql.conf (empty: it need not).
 restart_reason() {
-  local running_port running_license
+  local running_port running_license running_archive_mode
   running_port="$(sed -n 4p "${DATA_DIR}/postmaster.pid" 2>/dev/null || true)"
   if [ "${running_port}" != "${LOCAL_PORT}" ]; then
     echo "it runs on port ${running_port:-?}, the configuration says ${LOCAL_PORT}"
+    return
+  fi
+  running_archive_mode="$(superuser_value 'show archive_mode' 2>/dev/null || true)"
+  if [ "${running_archive_mode}" != "$(conf_value_in "${DATA_DIR}/postgresql.conf" archive_mode)" ]; then
+    echo "WAL archiving is '${running_archive_mode:-?}', the configuration says '$(conf_value_in "${DATA_DIR}/postgresql.conf" archive_mode)' (a restart is how PostgreSQL turns it on; no data is lost)"
     return
   fi
   [ -n "${LICENSE}" ] || return 0
@@ -203,10 +181,6 @@ restart_cluster() {
   start_cluster
 }
 
-superuser_psql() {
-  as_cluster_owner psql -X -q -v ON_ERROR_STOP=1 -h "${SOCKET_DIR}" -p "${LOCAL_PORT}" -U postgres "$@"
-}
-
 bootstrap_database() {
   local password
   password="$(local_password)"
@@ -220,6 +194,12 @@ SQL
   superuser_psql -d "${LOCAL_DB}" -c "set client_min_messages = warning" -c "create extension if not exists timescaledb"
   role_psql=(superuser_psql -d postgres)
   setup_roles "${LOCAL_USER}"
+  # Replicas and base backups (replica.sh, pitr.sh): replication and nothing else.
+  superuser_psql -d postgres -v role="${REPLICATION_ROLE}" -v pw="$(role_password "${REPLICATION_ROLE}")" <<'SQL'
+select format('create role %I login replication', :'role')
+ where not exists (select from pg_roles where rolname = :'role') \gexec
+alter role :"role" password :'pw';
+SQL
   # As the superuser here: it alone can re-own the hypertables of a database built before the
   # roles existed (the owner, on a server of your own, makes dbt rebuild them instead).
   superuser_psql -d "${LOCAL_DB}" -f "${PROJECT_DIR}/scripts/sql/grant_roles.sql"
@@ -272,7 +252,11 @@ cmd_up() {
     start_cluster
   else
     reason="$(restart_reason)"
-    [ -z "${reason}" ] || restart_cluster "${reason}"
+    if [ -n "${reason}" ]; then
+      restart_cluster "${reason}"
+    elif [ -n "${changed}" ]; then
+      superuser_value 'select pg_reload_conf()' >/dev/null
+    fi
   fi
   bootstrap_database
   say "Database ready: localhost:${LOCAL_PORT}/${LOCAL_DB} (user ${LOCAL_USER}). Shell setup: eval \"\$(make -s env)\""

@@ -3,70 +3,27 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from devtools.ports import free_port
 from devtools.project import PROJECT_DIR
+from tests.cluster_support import Cluster
 from warehouse_connection import PG_VARS
 
 DB_SCRIPT = PROJECT_DIR / "scripts" / "db.sh"
 
 
-class Cluster:
-    def __init__(self, state_dir: Path, port: int) -> None:
-        # The test's own cluster: none of the caller's server or license choice.
-        skip = {*PG_VARS, "STOCK_ANALYTICS_TIMESCALEDB_LICENSE"}
-        self.env = {k: v for k, v in os.environ.items() if k not in skip}
-        self.env |= {"STOCK_ANALYTICS_STATE_DIR": str(state_dir), "STOCK_ANALYTICS_PG_PORT": str(port)}
-
-    def run(self, command: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["bash", str(DB_SCRIPT), command],
-            env=self.env | env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-
-    def connect(self) -> psycopg2.extensions.connection:
-        env = dict(line.removeprefix("export ").split("=", 1) for line in self.run("env").stdout.splitlines())
-        conn = psycopg2.connect(
-            host=env["PGHOST"],
-            port=env["PGPORT"],
-            user=env["PGUSER"],
-            password=env["PGPASSWORD"],
-            dbname=env["PGDATABASE"],
-        )
-        conn.autocommit = True
-        return conn
-
-    def setting(self, name: str) -> str:
-        with self.connect() as conn, conn.cursor() as cur:
-            cur.execute("select current_setting(%s)", (name,))
-            value = cur.fetchone()[0]
-        conn.close()
-        return value
-
-
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    # Under the project, not /tmp/pytest-of-root (mode 700): the postgres user must reach it.
-    state_dir = PROJECT_DIR / ".local" / "test-clusters" / uuid.uuid4().hex[:8]
-    state_dir.parent.mkdir(parents=True, exist_ok=True)
-    made = Cluster(state_dir, free_port())
+    made = Cluster.new()
     yield made
-    made.run("down")
-    shutil.rmtree(state_dir, ignore_errors=True)
+    made.destroy()
 
 
 def test_up_down_up_keeps_the_data_and_a_second_up_is_quick(cluster: Cluster):
@@ -158,3 +115,50 @@ def test_an_existing_cluster_follows_a_new_port(cluster: Cluster):
     assert moved.returncode == 0, moved.stderr
     assert "the configuration says " + str(new_port) in moved.stderr
     assert cluster.setting("port") == str(new_port)
+
+
+def test_a_new_cluster_archives_its_wal_and_bounds_what_a_slot_holds(cluster: Cluster):
+    assert cluster.run("up").returncode == 0
+    assert cluster.setting("archive_mode") == "on"
+    assert cluster.setting("max_slot_wal_keep_size") == "4GB"
+    assert wal_is_archived(cluster)
+
+
+def test_an_existing_cluster_without_archiving_turns_it_on_and_keeps_its_data(cluster: Cluster):
+    assert cluster.run("up", STOCK_ANALYTICS_WAL_ARCHIVE="off").returncode == 0
+    assert cluster.setting("archive_mode") == "off"
+    with cluster.connect() as conn, conn.cursor() as cur:
+        cur.execute("create table kept (n int); insert into kept values (42)")
+    conn.close()
+
+    upgraded = cluster.run("up")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "WAL archiving is 'off', the configuration says 'on'" in upgraded.stderr
+    assert "no data is lost" in upgraded.stderr
+    assert cluster.setting("archive_mode") == "on"
+    with cluster.connect() as conn, conn.cursor() as cur:
+        cur.execute("select n from kept")
+        assert cur.fetchall() == [(42,)]
+    conn.close()
+    assert wal_is_archived(cluster)
+
+
+def wal_is_archived(cluster: Cluster) -> bool:
+    """A switch to the next WAL file, then that file in the archive, whole, within 30 s."""
+    conn = cluster.superuser()
+    with conn.cursor() as cur:
+        cur.execute("select pg_walfile_name(pg_switch_wal())")
+        (segment,) = cur.fetchone()
+    archived = cluster.state_dir / "wal-archive" / segment
+    deadline = time.monotonic() + 30
+    try:
+        while not archived.exists():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        with conn.cursor() as cur:
+            cur.execute("select failed_count from pg_stat_archiver")
+            assert cur.fetchone()[0] == 0
+        return archived.stat().st_size == 16 * 1024 * 1024
+    finally:
+        conn.close()
