@@ -19,6 +19,10 @@ AS_STREAMER := eval "$$(bash scripts/db.sh env streamer)" &&
 WITH_STREAM_ENV := eval "$$(bash scripts/stream.sh env)" &&
 LOADER := $(AS_LOADER) $(BIN)/python loader/copy_csv.py
 ROLE ?=
+# REPLICA=<n>: make psql and make report read from that replica (make replica-up) instead.
+REPLICA ?=
+DB_ENV_AS := $(if $(REPLICA),bash scripts/replica.sh env $(REPLICA),bash scripts/db.sh env)
+DB_ENV = $(DB_ENV_AS) $(ROLE)
 # make test: extra pytest arguments for both passes (e.g. PYTEST_ARGS="-k hypertable -x").
 PYTEST_ARGS ?=
 # The apache-licensed cluster `make test` runs the edition-specific tests on, next to the
@@ -30,7 +34,8 @@ AS_APACHE_CLUSTER := unset PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE && \
 PYTHON_DIRS := loader tests scripts bench api report stream devtools warehouse_connection
 
 .PHONY: help venv db-up db-down db-status env psql load build refresh demo test test-apache db-down-apache lint docs \
-	docs-generate bench bench-incremental clean backup restore maintenance api bench-api report \
+	docs-generate bench bench-incremental clean backup restore dump pitr pitr-down maintenance api bench-api report \
+	replica-up replica-down replica-status \
 	stream-up stream-down stream-status consume publish bench-stream bench-stream-kills
 
 help: ## list the targets
@@ -65,8 +70,8 @@ db-status: ## say where the database is and whether it answers
 env: ## print export lines for your shell: eval "$(make -s env)"; a role's: make -s env ROLE=reader
 	@bash scripts/db.sh env $(ROLE)
 
-psql: ## open psql on the project database
-	@$(WITH_DB_ENV) exec psql
+psql: ## open psql on the project database (ROLE=reader: as that role; REPLICA=<n>: on that replica)
+	@eval "$$($(DB_ENV))" && exec psql
 
 load: venv db-up ## load the bundled sample with the loader
 	@$(LOADER) $(SAMPLE) --summary-json target/load_summary.json || [ $$? -eq 2 ]
@@ -134,18 +139,36 @@ docs-generate: venv db-up
 docs: docs-generate ## build the dbt docs and serve them on http://localhost:8080
 	@$(DBT) docs serve --port 8080
 
-backup: venv db-up ## back up the project database into backups/ (pg_dump -Fc, one snapshot)
+backup: db-up ## base backup of the cluster into backups/base/ (PITR from it); the WAL archive pruned to the backups kept
+	@bash scripts/pitr.sh backup
+
+pitr: ## recover a new cluster to TIME='2026-12-03 15:00:00+00' (or LSN=...; ROLE=reader); prints its export lines, for eval
+	@ROLE="$(ROLE)" bash scripts/pitr.sh restore "$(if $(LSN),$(LSN),$(TIME))"
+
+pitr-down: ## stop the clusters make pitr restored (their folders under .local/ stay)
+	@bash scripts/pitr.sh down
+
+dump: venv db-up ## logical backup of the project database into backups/ (pg_dump -Fc, one snapshot)
 	@$(WITH_DB_ENV) $(BIN)/python scripts/backup.py backup $(if $(DIR),--dir "$(DIR)")
 
-restore: venv db-up ## restore FILE=backups/<file>.dump into an empty database (DB=<name>; default the project's)
+restore: venv db-up ## restore FILE=backups/<file>.dump (make dump) into an empty database (DB=<name>; default the project's)
 	@test -n "$(FILE)" || { echo "usage: make restore FILE=backups/<file>.dump [DB=<database>]" >&2; exit 1; }
 	@$(WITH_DB_ENV) $(BIN)/python scripts/backup.py restore "$(FILE)" $(if $(DB),--dbname "$(DB)")
+
+replica-up: db-up ## start streaming replica REPLICA (default 1); the first time, pg_basebackup and a slot
+	@bash scripts/replica.sh up $(REPLICA)
+
+replica-down: ## stop replica REPLICA (default 1), keeping it; REMOVE=1 also drops its slot and folder
+	@bash scripts/replica.sh $(if $(REMOVE),remove,down) $(REPLICA)
+
+replica-status: ## one line per replica: port, state, lag (bytes, seconds), WAL its slot holds
+	@bash scripts/replica.sh status
 
 maintenance: venv db-up ## sizes, unused indexes, dead rows, chunks; VACUUM (ANALYZE) where it pays
 	@$(WITH_DB_ENV) $(BIN)/python scripts/maintenance.py --vacuum
 
-report: venv db-up ## HTML report into target/report (ARGS="--symbols AAPL AMD --start 2015-01-01")
-	@$(AS_READER) $(BIN)/python report/make_report.py $(ARGS)
+report: venv db-up ## HTML report into target/report (ARGS="--symbols AAPL AMD --start 2015-01-01"; REPLICA=<n>: from it)
+	@eval "$$($(DB_ENV_AS) reader)" && $(BIN)/python report/make_report.py $(ARGS)
 
 api: venv db-up ## serve the HTTP API on API_PORT (default 8000) as the read-only reader role
 	@$(AS_READER) $(BIN)/python -m api $(API_ARGS)

@@ -1,6 +1,6 @@
-"""Back up the project database, and restore a backup into an empty database, the TimescaleDB way.
+"""A logical dump of the project database, and its restore into an empty database, the TimescaleDB way.
 
-    python scripts/backup.py backup [--dir backups]            (make backup)
+    python scripts/backup.py backup [--dir backups]            (make dump)
     python scripts/backup.py restore FILE [--dbname NAME]      (make restore FILE=... [DB=...])
 
 Both connect with the libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE).
