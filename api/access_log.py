@@ -1,5 +1,6 @@
-"""Access log with latency, and a Server-Timing header splitting each request's time into SQL
-and the rest (the API's own overhead). Plain ASGI middleware: cheaper than BaseHTTPMiddleware."""
+"""Access log with latency, a Server-Timing header splitting each request's time into SQL and
+the rest (the API's own overhead), and X-Database-Server naming the server that answered.
+Plain ASGI middleware: cheaper than BaseHTTPMiddleware."""
 
 from __future__ import annotations
 
@@ -40,7 +41,10 @@ class AccessLog:
                     f"db;dur={timing.db_seconds * 1000:.3f}, wait;dur={timing.wait_seconds * 1000:.3f}, "
                     f"app;dur={app_ms:.3f}"
                 ).encode()
-                message["headers"] = [*message.get("headers", []), (b"server-timing", header)]
+                extra = [(b"server-timing", header)]
+                if timing.server is not None:
+                    extra.append((b"x-database-server", timing.server.encode()))
+                message["headers"] = [*message.get("headers", []), *extra]
             elif message["type"] == "http.response.body":
                 size += len(message.get("body", b""))
             await send(message)
@@ -67,7 +71,7 @@ class AccessLog:
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
             log.info(
-                '%s "%s %s" %d %dB %.1fms db=%.1fms/%d wait=%.1fms',
+                '%s "%s %s" %d %dB %.1fms db=%.1fms/%d wait=%.1fms on %s',
                 _client(scope),
                 scope["method"],
                 _target(scope),
@@ -77,6 +81,7 @@ class AccessLog:
                 timing.db_seconds * 1000,
                 timing.queries,
                 timing.wait_seconds * 1000,
+                timing.server or "-",
             )
 
 

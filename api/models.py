@@ -127,12 +127,59 @@ AMD_LATEST_DAY = {
 }
 
 
-class Health(BaseModel):
-    model_config = _example({"status": "ok", "symbols": 2642, "latest_trade_date": "2021-01-27"})
+class ServerHealth(BaseModel):
+    name: str = Field(description="`primary`, or `replica host:port`.")
+    role: str = Field(
+        description="`primary` (the libpq server, the last resort) or `replica` (API_READ_SERVERS)."
+    )
+    host: str | None = Field(default=None, description="Its host (null: libpq's default).")
+    port: int | None = Field(default=None, description="Its port (null: libpq's default).")
+    state: str = Field(
+        description="`up` (reads go to it), `lagging` (a replica further behind than API_MAX_REPLICA_LAG), "
+        "`down` (it did not answer the last check), `not-a-replica` (a read server out of recovery), "
+        "`unknown` (not checked yet)."
+    )
+    lag_s: float | None = Field(
+        default=None,
+        description="A replica's staleness at the last check: seconds since the primary wrote the oldest "
+        "change it has not replayed (0: it has replayed everything). Null for the primary.",
+    )
+    lag_bytes: int | None = Field(
+        default=None, description="WAL the replica has still to replay, in bytes. Null for the primary."
+    )
+    detail: str | None = Field(default=None, description="Why a server is down or not used.")
 
-    status: str = Field(description="`ok` when the database answered.")
+
+HEALTH_EXAMPLE = {
+    "status": "ok",
+    "symbols": 2642,
+    "latest_trade_date": "2021-01-27",
+    "served_by": "replica localhost:55532",
+    "servers": [
+        {
+            "name": "replica localhost:55532",
+            "role": "replica",
+            "host": "localhost",
+            "port": 55532,
+            "state": "up",
+            "lag_s": 0.0,
+            "lag_bytes": 0,
+        },
+        {"name": "primary", "role": "primary", "host": "db.example.internal", "port": 5432, "state": "up"},
+    ],
+}
+
+
+class Health(BaseModel):
+    model_config = _example(HEALTH_EXAMPLE)
+
+    status: str = Field(description="`ok` when a database server answered.")
     symbols: int = Field(description="Rows in `dim_symbols`.")
     latest_trade_date: date | None = Field(description="The freshest trade date loaded (any symbol).")
+    served_by: str = Field(description="The server that answered this request (as X-Database-Server).")
+    servers: list[ServerHealth] = Field(
+        description="Every server reads can go to, replicas first, with its state and lag at the last check."
+    )
 
 
 class Symbol(BaseModel):

@@ -35,6 +35,13 @@ SERVER_TIMING = {
     "schema": {"type": "string", "pattern": SERVER_TIMING_PATTERN},
     "example": "db;dur=1.204, wait;dur=0.012, app;dur=2.371",
 }
+DATABASE_SERVER = {
+    "description": "The server that answered the request's SQL: `primary`, or `replica host:port` "
+    "(API_READ_SERVERS). Absent when the request ran no SQL.",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^(primary|replica .+:[0-9]+)$"},
+    "example": "replica localhost:55532",
+}
 RETRY_AFTER = {
     "description": "Seconds to wait before retrying.",
     "required": True,
@@ -180,6 +187,7 @@ def tidy(document: dict[str, Any]) -> dict[str, Any]:
                     content[PROBLEM_JSON] = content.pop("application/json")
                 headers = response.setdefault("headers", {})
                 headers["Server-Timing"] = SERVER_TIMING
+                headers["X-Database-Server"] = DATABASE_SERVER
                 if status == "503":
                     headers["Retry-After"] = RETRY_AFTER
     return document

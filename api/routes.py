@@ -29,6 +29,7 @@ from api.models import (
 )
 from api.openapi import error_responses
 from api.queries import Period
+from api.timing import current_server
 
 router = APIRouter()
 
@@ -226,13 +227,13 @@ async def _require_symbol(db: Database, symbol: str) -> None:
     "/health",
     response_model=Health,
     tags=["service"],
-    summary="The database answers, and the freshest trade date loaded",
+    summary="The database answers, the freshest trade date loaded, and every read server's state and lag",
     operation_id="getHealth",
     responses=error_responses(500, 503),
 )
 async def health(db: Db) -> dict[str, Any]:
     row = (await db.fetch(queries.HEALTH))[0]
-    return {"status": "ok", **row}
+    return {"status": "ok", **row, "served_by": current_server(), "servers": db.describe_servers()}
 
 
 @router.get(

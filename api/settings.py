@@ -1,5 +1,6 @@
 """The API's settings, all from the environment: the libpq variables say where the database
-is and as whom to connect (run it as the read-only `reader` role); API_* tune the service."""
+is and as whom to connect (run it as the read-only `reader` role); API_READ_SERVERS lists
+replicas to read from (the libpq server is the last resort); API_* tune the service."""
 
 from __future__ import annotations
 
@@ -30,6 +31,13 @@ class Settings:
     connect_timeout: int = 3
     statement_timeout_ms: int = 10_000
     max_range_days: int = 36_525  # a stated start..end may span at most a century
+    # Streaming replicas to read from, (host, port) each: same database, role and password.
+    read_servers: tuple[tuple[str, int], ...] = ()
+    # A replica further behind the primary than this (seconds of staleness) gets no reads.
+    max_replica_lag: float = 5.0
+    # How often each server's state and lag are checked; a replica that fails is dropped at
+    # once, one that recovers is taken back at the next check.
+    replica_check_interval: float = 0.25
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -48,6 +56,11 @@ class Settings:
                 env, "API_STATEMENT_TIMEOUT_MS", int, cls.statement_timeout_ms, minimum=100
             ),
             max_range_days=_number(env, "API_MAX_RANGE_DAYS", int, cls.max_range_days, minimum=1),
+            read_servers=_servers(env, "API_READ_SERVERS"),
+            max_replica_lag=_number(env, "API_MAX_REPLICA_LAG", float, cls.max_replica_lag, minimum=0.1),
+            replica_check_interval=_number(
+                env, "API_REPLICA_CHECK_INTERVAL", float, cls.replica_check_interval, minimum=0.05
+            ),
         )
 
     def __post_init__(self) -> None:
@@ -59,10 +72,14 @@ class Settings:
     def describe(self) -> str:
         """Where the API connects, for the start-up log line (never the password)."""
         c = self.connection
-        return (
+        described = (
             f"{c.get('user', '(libpq default user)')}@{c.get('host', '(default host)')}:"
             f"{c.get('port', '(default port)')}/{c.get('dbname', '(default database)')}"
         )
+        if self.read_servers:
+            replicas = ", ".join(f"{host}:{port}" for host, port in self.read_servers)
+            described += f", reading from {replicas} while within {self.max_replica_lag:g} s"
+        return described
 
 
 def _number(env: Mapping[str, str], name: str, kind: type, default: float, minimum: float) -> float:
@@ -76,3 +93,19 @@ def _number(env: Mapping[str, str], name: str, kind: type, default: float, minim
     if value < minimum:
         raise SettingsError(f"{name}={raw!r}: must be at least {minimum}")
     return value
+
+
+def _servers(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` (an IPv6 address in brackets: `[::1]:5432`)."""
+    servers = []
+    for item in (part.strip() for part in env.get(name, "").split(",")):
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{name}: {item!r} is not host:port")
+        servers.append((host, int(port)))
+    if len(set(servers)) < len(servers):
+        raise SettingsError(f"{name} names a server twice")
+    return tuple(servers)

@@ -129,13 +129,17 @@ def client(sample_db: Database) -> Iterator[TestClient]:
 def test_health_gives_the_freshest_trade_date(client, sample_db):
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    assert {key: body[key] for key in ("status", "symbols", "latest_trade_date")} == {
         "status": "ok",
         "symbols": sample_db.scalar("select count(*) from marts.dim_symbols"),
         "latest_trade_date": sample_db.scalar(
             "select max(trade_date) from marts.fct_daily_prices"
         ).isoformat(),
     }
+    # No API_READ_SERVERS: the primary alone, and it answered.
+    assert body["served_by"] == response.headers["x-database-server"] == "primary"
+    assert [(s["role"], s["state"]) for s in body["servers"]] == [("primary", "up")]
     timing = response.headers["server-timing"]
     assert re.fullmatch(r"db;dur=[\d.]+, wait;dur=[\d.]+, app;dur=[\d.]+", timing), timing
 
