@@ -37,6 +37,7 @@ from typing import Any
 import httpx2
 import psycopg
 
+from api.settings import Settings
 from devtools import api_server
 from devtools.databases import Database, create_database, drop_database
 from devtools.sample import load_and_build_sample
@@ -179,12 +180,17 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
 
 
 def api_backend_pids(env: dict[str, str]) -> list[int]:
-    """PostgreSQL backends of the API's pools (same machine: their CPU is in /proc)."""
-    with psycopg.connect(autocommit=True, **connection_params(env)) as conn:
-        rows = conn.execute(
-            "select pid from pg_stat_activity where application_name = 'stock_analytics_api'"
-        ).fetchall()
-    return [row[0] for row in rows]
+    """PostgreSQL backends of the API's pools, on the primary and on every read server
+    (API_READ_SERVERS) of the environment (same machine: their CPU is in /proc)."""
+    servers = [{}, *({"host": host, "port": port} for host, port in Settings.from_env(env).read_servers)]
+    pids = []
+    for where in servers:
+        with psycopg.connect(autocommit=True, **connection_params(env) | where) as conn:
+            rows = conn.execute(
+                "select pid from pg_stat_activity where application_name = 'stock_analytics_api'"
+            ).fetchall()
+        pids += [row[0] for row in rows]
+    return pids
 
 
 def main() -> int:
