@@ -61,8 +61,13 @@ REPLICA_FAILURES = (
 class Database:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        host, port = settings.connection.get("host"), settings.connection.get("port", "")
-        primary = Server("primary", "primary", host, int(port) if port.isdigit() else None)
+        primary_port = settings.connection.get("port", "")
+        primary = Server(
+            "primary",
+            "primary",
+            settings.connection.get("host"),
+            int(primary_port) if primary_port.isdigit() else None,
+        )
         replicas = [
             Server(f"replica {host}:{port}", "replica", host, port) for host, port in settings.read_servers
         ]
@@ -120,9 +125,8 @@ class Database:
 
     def describe_servers(self) -> list[dict[str, Any]]:
         """Every read server's state and lag at the last check (the primary: up once it answered)."""
-        primary = self.servers.primary
-        if not self.servers.replicas and primary.state == "unknown":
-            primary.state = "up"  # no checker runs without replicas; this request just reached it
+        if not self.servers.replicas:  # no checker runs: the request asking has just reached it
+            return [{**self.servers.primary.describe(), "state": "up"}]
         return [server.describe() for server in self.servers.servers]
 
     async def fetch(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:

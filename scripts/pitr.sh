@@ -51,7 +51,10 @@ cmd_backup() {
   local name partial end_lsn finished
   name="$(date -u +%Y%m%dT%H%M%SZ)"
   partial="${BACKUP_DIR}/${name}.partial"
+  [ ! -e "${BACKUP_DIR}/${name}" ] || die "base backup ${name} exists already; wait a second and try again."
   mkdir -p "${BACKUP_DIR}"
+  # What an interrupted backup left: never a backup (only a finished one is renamed).
+  rm -rf "${BACKUP_DIR}"/*.partial "${BACKUP_DIR}"/*.partial.log
   say "Base backup of the project cluster into ${BACKUP_DIR}/${name} ..."
   # Over the socket as the replication role; -X stream puts the WAL the copy needs inside it, so
   # a backup restores even without the archive. Written under .partial, renamed when whole.

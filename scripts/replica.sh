@@ -160,11 +160,11 @@ cmd_status() {
   # The lag rule (docs/operations.md): 0 once the replica reports having replayed everything the
   # primary wrote; else PostgreSQL's replay_lag as of the replica's last report, plus the time
   # since that report.
-  state_rows="$(superuser_psql -d postgres -At -F ' ' <<'SQL'
+  state_rows="$(superuser_psql -d postgres -At -F '|' <<'SQL'
 select s.slot_name,
        coalesce(r.state, 'disconnected'),
        coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(r.replay_lsn, s.restart_lsn)), 0)::bigint,
-       case when r.pid is null then '-'
+       case when r.replay_lsn is null or r.reply_time is null then '-'  -- no report from it yet
             when r.replay_lsn >= pg_current_wal_lsn() then '0.000'
             else to_char(extract(epoch from coalesce(r.replay_lag, interval '0') + (clock_timestamp() - r.reply_time)),
                          'FM999999990.000') end,
@@ -175,13 +175,14 @@ select s.slot_name,
  where s.slot_name like 'replica\_%'
 SQL
 )"
+  [ -n "$(replica_numbers)" ] || say "No replicas: make replica-up"
   for n in $(replica_numbers); do
     local row state lag_bytes lag_s slot_bytes wal_status
-    row="$(awk -v slot="$(slot_name "$n")" '$1 == slot' <<<"${state_rows}")"
+    row="$(awk -F '|' -v slot="$(slot_name "$n")" '$1 == slot' <<<"${state_rows}")"
     if [ -z "${row}" ]; then
       state=no-slot lag_bytes=- lag_s=- slot_bytes=0 wal_status=-
     else
-      read -r _ state lag_bytes lag_s slot_bytes wal_status <<<"${row}"
+      IFS='|' read -r _ state lag_bytes lag_s slot_bytes wal_status <<<"${row}"
       cluster_running "$(replica_dir "$n")/pgdata" || { state=down lag_s=-; }
       [ "${wal_status}" = lost ] && state=lost
     fi
