@@ -3,7 +3,7 @@ refresh, the API with and without a replica in one run, and what archiving costs
 
     eval "$(make -s env)"                        # the project cluster (replicas are of it)
     python bench/bench_replicas.py --data bench/data/8000x25000000              # every step
-    python bench/bench_replicas.py --data bench/data/300x2000000 --steps lag,api --keep
+    python bench/bench_replicas.py --data bench/data/300x2000000 --steps lag,api --keep   # then --database
 
 Steps (--steps picks any of them):
   lag      in a new database on the project cluster, with replica --replica running (made if
@@ -45,7 +45,7 @@ from typing import Any
 from devtools.ports import free_port
 from devtools.project import PROJECT_DIR
 from devtools.stats import percentile
-from warehouse_connection import db_script_env
+from warehouse_connection import db_script_env, parse_exports
 
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 SCRIPTS = PROJECT_DIR / "scripts"
@@ -74,13 +74,7 @@ class LagSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            done = subprocess.run(
-                ["bash", str(SCRIPTS / "replica.sh"), "status"],
-                env=self.env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            done = project_script("replica", "status", env=self.env)
             for line in done.stdout.splitlines():
                 m = STATUS_LINE.match(line)
                 if m and int(m["n"]) == self.replica:
@@ -141,27 +135,24 @@ def step_seconds(result: dict[str, Any], step: str) -> float:
     return float(result["steps"][step]["seconds"])
 
 
-def ensure_replica(n: int, env: dict[str, str]) -> None:
-    done = subprocess.run(
-        ["bash", str(SCRIPTS / "replica.sh"), "up", str(n)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+def project_script(name: str, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """scripts/<name>.sh ARGS, its output captured."""
+    return subprocess.run(
+        ["bash", str(SCRIPTS / f"{name}.sh"), *args], env=env, capture_output=True, text=True, check=False
     )
+
+
+def ensure_replica(n: int, env: dict[str, str]) -> None:
+    done = project_script("replica", "up", str(n), env=env)
     if done.returncode != 0:
         raise StepFailed(f"replica {n} would not start: {done.stderr.strip()}")
 
 
 def _replica_env(n: int, env: dict[str, str]) -> dict[str, str]:
-    done = subprocess.run(
-        ["bash", str(SCRIPTS / "replica.sh"), "env", str(n)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return dict(line.removeprefix("export ").split("=", 1) for line in done.stdout.splitlines())
+    done = project_script("replica", "env", str(n), env=env)
+    if done.returncode != 0:
+        raise StepFailed(f"no replica {n}: {done.stderr.strip()}")
+    return parse_exports(done.stdout)
 
 
 def step_lag(args: argparse.Namespace, env: dict[str, str], out: dict[str, Any]) -> None:
@@ -229,13 +220,7 @@ def step_archive(args: argparse.Namespace, out: dict[str, Any]) -> None:
         if archiving == "off":
             cluster["STOCK_ANALYTICS_WAL_ARCHIVE"] = "off"
         try:
-            up = subprocess.run(
-                ["bash", str(SCRIPTS / "db.sh"), "up"],
-                env=cluster,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            up = project_script("db", "up", env=cluster)
             if up.returncode != 0:
                 raise StepFailed(f"the archiving-{archiving} cluster would not start: {up.stderr.strip()}")
             env = {**cluster, **db_script_env("env", env=cluster)}
@@ -267,9 +252,7 @@ def step_archive(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 ),
             }
         finally:
-            subprocess.run(
-                ["bash", str(SCRIPTS / "db.sh"), "down"], env=cluster, capture_output=True, check=False
-            )
+            project_script("db", "down", env=cluster)
             if not args.keep:
                 shutil.rmtree(state_dir, ignore_errors=True)
     figures["first build, on / off"] = (
@@ -329,7 +312,9 @@ def main() -> int:
     parser.add_argument(
         "--dbt-build-args", default="", help="passed to bench_incremental.py (e.g. --exclude ...)"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the archive step's clusters")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the lag step's database and the archive step's clusters"
+    )
     args = parser.parse_args()
     steps = [s.strip() for s in args.steps.split(",") if s.strip()]
     if unknown := set(steps) - set(STEPS):
@@ -353,6 +338,18 @@ def main() -> int:
         log.error("%s", exc)
         out["failed"] = str(exc)
         status = 1
+    if "lag" in steps and out.get("database") and not args.keep:
+        drop = subprocess.run(
+            ["psql", "-X", "-q", "-d", "postgres", "-c", f'drop database "{out["database"]}" with (force)'],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if drop.returncode == 0:
+            log.info("dropped database %s (--keep keeps it)", out["database"])
+        else:
+            log.warning("could not drop database %s: %s", out["database"], drop.stderr.strip())
     out["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"replicas-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"

@@ -15,6 +15,8 @@ COMPONENT_ROLES = ("loader", "transformer", "reader", "streamer")
 MARTS = (
     "fct_daily_prices",
     "fct_daily_moving_averages",
+    "fct_daily_indicators",
+    "fct_latest_day",
     "fct_price_averages_weekly",
     "fct_price_averages_monthly",
     "fct_price_averages_quarterly",

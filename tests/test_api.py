@@ -33,18 +33,10 @@ from api.routes import json_page
 from api.settings import Settings, SettingsError
 from devtools import api_server
 from devtools.databases import Database
-from devtools.project import PROJECT_DIR
+from devtools.project import MARTS, PROJECT_DIR
 from tests import support
 
 PERIODS = ("weekly", "monthly", "quarterly", "yearly")
-MARTS = (
-    "dim_symbols",
-    "fct_daily_prices",
-    "fct_daily_moving_averages",
-    "fct_daily_indicators",
-    "fct_latest_day",
-    *(f"fct_price_averages_{p}" for p in PERIODS),
-)
 PRICE_COLUMNS = "symbol, trade_date, open, high, low, close, adj_close, volume"
 AVERAGE_COLUMNS = (
     "symbol, period_start, trading_days, avg_high, avg_low, avg_volume, avg_close, "

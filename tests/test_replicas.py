@@ -22,23 +22,12 @@ import pytest
 
 from devtools import api_server
 from devtools.databases import Database, database_env
-from devtools.project import SAMPLE_DIR
+from devtools.project import MARTS, SAMPLE_DIR
 from tests.cluster_support import Cluster
 from warehouse_connection import connection_params, parse_exports
 
 pytestmark = pytest.mark.one_pass  # physical replication does not depend on the edition
 
-MARTS = (
-    "dim_symbols",
-    "fct_daily_prices",
-    "fct_daily_moving_averages",
-    "fct_daily_indicators",
-    "fct_latest_day",
-    "fct_price_averages_weekly",
-    "fct_price_averages_monthly",
-    "fct_price_averages_quarterly",
-    "fct_price_averages_yearly",
-)
 SYMBOLS = ("stocks/AAPL.csv", "stocks/AMD.csv", "etfs/EWJ.csv")
 HELD_BACK = 5  # AMD's last lines, loaded by the daily refresh
 MAX_LAG = 2.0  # the API's bound in these tests, seconds
