@@ -90,6 +90,12 @@ set_conf_in() {
   printf '%s = %s\n' "$2" "$3" | as_cluster_owner tee -a "$1" >/dev/null
 }
 
+# An LSN 'X/Y' as one number, for comparing and subtracting.
+lsn_number() {
+  local hi="${1%/*}" lo="${1#*/}"
+  echo $(((16#${hi} << 32) | 16#${lo}))
+}
+
 # The WAL archive: STOCK_ANALYTICS_WAL_ARCHIVE (default .local/wal-archive), or `off`.
 wal_archive_dir() {
   local dir="${STOCK_ANALYTICS_WAL_ARCHIVE:-${STATE_DIR}/wal-archive}"

@@ -30,12 +30,6 @@ need_local_cluster() {
   [ "${ARCHIVE}" != off ] || die "WAL archiving is off (STOCK_ANALYTICS_WAL_ARCHIVE=off): no point-in-time restore."
 }
 
-# An LSN 'X/Y' as one number, for comparing.
-lsn_number() {
-  local hi="${1%/*}" lo="${1#*/}"
-  echo $(((16#${hi} << 32) | 16#${lo}))
-}
-
 # The finished backups, oldest first: "<name> <finished epoch> <end LSN>".
 backups() {
   local dir

@@ -156,14 +156,14 @@ replica_numbers() {
 cmd_status() {
   local n state_rows
   need_primary
-  # One row per slot of ours, from the primary: what the walsender last heard from the replica.
-  # The lag rule (docs/operations.md): 0 once the replica reports having replayed everything the
-  # primary wrote; else PostgreSQL's replay_lag as of the replica's last report, plus the time
-  # since that report.
+  # From the primary, one row per slot of ours: its WAL position now, and what the walsender
+  # last heard from the replica: PostgreSQL's replay_lag as of the replica's last report (at
+  # most a second old), plus the time since that report.
   state_rows="$(superuser_psql -d postgres -At -F '|' <<'SQL'
 select s.slot_name,
        coalesce(r.state, 'disconnected'),
-       coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), coalesce(r.replay_lsn, s.restart_lsn)), 0)::bigint,
+       pg_current_wal_lsn(),
+       coalesce(r.replay_lsn, s.restart_lsn),
        case when r.replay_lsn is null or r.reply_time is null then '-'  -- no report from it yet
             when r.replay_lsn >= pg_current_wal_lsn() then '0.000'
             else to_char(extract(epoch from coalesce(r.replay_lag, interval '0') + (clock_timestamp() - r.reply_time)),
@@ -177,13 +177,24 @@ SQL
 )"
   [ -n "$(replica_numbers)" ] || say "No replicas: make replica-up"
   for n in $(replica_numbers); do
-    local row state lag_bytes lag_s slot_bytes wal_status
+    local row state written replayed lag_bytes lag_s slot_bytes wal_status dir
+    dir="$(replica_dir "$n")"
     row="$(awk -F '|' -v slot="$(slot_name "$n")" '$1 == slot' <<<"${state_rows}")"
     if [ -z "${row}" ]; then
       state=no-slot lag_bytes=- lag_s=- slot_bytes=0 wal_status=-
     else
-      IFS='|' read -r _ state lag_bytes lag_s slot_bytes wal_status <<<"${row}"
-      cluster_running "$(replica_dir "$n")/pgdata" || { state=down lag_s=-; }
+      IFS='|' read -r _ state written replayed lag_s slot_bytes wal_status <<<"${row}"
+      if cluster_running "${dir}/pgdata"; then
+        # The replica's own replay position, read after the primary's: when it has reached what
+        # the primary had written, it is caught up, whatever its last report said.
+        replayed="$(superuser_psql_at "${dir}/run" "$(replica_port "$n")" -d postgres -At \
+          -c 'select pg_last_wal_replay_lsn()' 2>/dev/null || echo "${replayed}")"
+        [ "$(lsn_number "${replayed:-0/0}")" -ge "$(lsn_number "${written}")" ] && lag_s=0.000
+      else
+        state=down lag_s=-
+      fi
+      lag_bytes=$(($(lsn_number "${written}") - $(lsn_number "${replayed:-${written}}")))
+      [ "${lag_bytes}" -ge 0 ] || lag_bytes=0
       [ "${wal_status}" = lost ] && state=lost
     fi
     echo "replica ${n} port $(replica_port "$n") state ${state} lag_bytes ${lag_bytes} lag_s ${lag_s} slot_wal_bytes ${slot_bytes}"
