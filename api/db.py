@@ -14,7 +14,7 @@ import psycopg.errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
-from api.servers import ReadServers, Server
+from api.servers import ReadServers, Server, first_line
 from api.settings import Settings
 from api.timing import add_db_time
 
@@ -146,7 +146,7 @@ class Database:
         try:
             return await self._run(server, sql, params)
         except REPLICA_FAILURES as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
             if isinstance(exc, psycopg.errors.TransactionRollback):
                 log.warning("%s cancelled a read (%s); the next server answers it", server.name, reason)
             else:

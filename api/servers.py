@@ -26,6 +26,13 @@ from psycopg.rows import dict_row
 
 log = logging.getLogger(__name__)
 
+
+def first_line(exc: BaseException) -> str:
+    """What a failure says, in one line for a log or /health (its type when it says nothing)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 PRIMARY_POSITION = """
 select pg_is_in_recovery() as in_recovery,
        pg_wal_lsn_diff(case when pg_is_in_recovery() then pg_last_wal_replay_lsn()
@@ -231,7 +238,5 @@ class ReadServers:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
-            self.mark_down(
-                server, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            )
+            self.mark_down(server, first_line(exc))
             return None

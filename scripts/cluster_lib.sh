@@ -60,6 +60,21 @@ port_in_use() {
   (exec 3<>"/dev/tcp/127.0.0.1/${1:-${LOCAL_PORT}}") 2>/dev/null
 }
 
+# Start the cluster in the data folder $1, logging to $2, waiting at most $3 seconds for it.
+pg_ctl_start() {
+  touch "$2" && chown "$(cluster_owner)" "$2"
+  as_cluster_owner "${PG_BIN}/pg_ctl" -D "$1" -l "$2" -w -t "$3" start >/dev/null
+}
+
+# Stop the cluster in the data folder $1 (fast: sessions ended, nothing lost), and wait for it.
+pg_ctl_stop() { as_cluster_owner "${PG_BIN}/pg_ctl" -D "$1" -w -m fast stop >/dev/null; }
+
+# The project cluster's `export PG...` lines (a component role's with $2) for the copy of it on
+# port $1, a replica or a restored cluster: the roles and passwords are the same there.
+env_on_port() {
+  bash "${PROJECT_DIR}/scripts/db.sh" env ${2:+"$2"} | sed "s/^export PGPORT=.*/export PGPORT=$1/"
+}
+
 # A port nothing listens on, from $1 upwards (a replica's or a restored cluster's).
 free_port_from() {
   local port="$1"

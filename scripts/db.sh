@@ -97,8 +97,7 @@ start_cluster() {
   Stop it, or pick another port for the project cluster: export STOCK_ANALYTICS_PG_PORT=55433"
   fi
   say "Starting the project cluster ..."
-  touch "${LOG_FILE}" && chown "$(cluster_owner)" "${LOG_FILE}"
-  as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" -l "${LOG_FILE}" -w -t 60 start >/dev/null \
+  pg_ctl_start "${DATA_DIR}" "${LOG_FILE}" 60 \
     || { tail -n 20 "${LOG_FILE}" >&2; die "the server did not start; see ${LOG_FILE}."; }
 }
 
@@ -116,7 +115,6 @@ check_license_choice() {
     *) die "STOCK_ANALYTICS_TIMESCALEDB_LICENSE=${LICENSE}: use 'apache' or 'timescale'." ;;
   esac
 }
-
 
 set_conf() { set_conf_in "${DATA_DIR}/postgresql.conf" "$@"; }
 
@@ -176,7 +174,7 @@ restart_reason() {
 
 restart_cluster() {
   say "Restarting the cluster in ${DATA_DIR}: $1 ..."
-  as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" -m fast stop -w >/dev/null \
+  pg_ctl_stop "${DATA_DIR}" \
     || die "could not stop the cluster in ${DATA_DIR}; see ${LOG_FILE}."
   start_cluster
 }
@@ -265,7 +263,7 @@ cmd_up() {
 cmd_down() {
   if ! is_local_mode; then say "PGHOST/PGPORT point at your own server; nothing to stop."; return; fi
   if cluster_running; then
-    as_cluster_owner "${PG_BIN}/pg_ctl" -D "${DATA_DIR}" -w -m fast stop >/dev/null
+    pg_ctl_stop "${DATA_DIR}"
     say "Project cluster stopped; its data stays in ${DATA_DIR}."
   else
     say "Project cluster is not running."

@@ -165,16 +165,14 @@ restore_from() {
   set_conf_in "${conf}" recovery_target_action "'promote'" || true
   as_cluster_owner touch "${dir}/pgdata/recovery.signal"
   echo "${port}" >"${dir}/port"
-  touch "${dir}/postgres.log" && chown "$(cluster_owner)" "${dir}/postgres.log"
-  if ! as_cluster_owner "${PG_BIN}/pg_ctl" -D "${dir}/pgdata" -l "${dir}/postgres.log" -w -t 3600 start >/dev/null \
-    || ! wait_promoted "${dir}" "${port}"; then
+  if ! pg_ctl_start "${dir}/pgdata" "${dir}/postgres.log" 3600 || ! wait_promoted "${dir}" "${port}"; then
     tail -n 15 "${dir}/postgres.log" >&2
     as_cluster_owner "${PG_BIN}/pg_ctl" -D "${dir}/pgdata" -m immediate stop >/dev/null 2>&1 || true
     rm -rf "${dir}"
     die "the restore failed (the server's log above); its folder was removed."
   fi
   say "Restored to ${target}: localhost:${port} (${dir}); stop it with make pitr-down, delete the folder when done."
-  bash "${PROJECT_DIR}/scripts/db.sh" env ${ROLE:+"${ROLE}"} | sed "s/^export PGPORT=.*/export PGPORT=${port}/"
+  env_on_port "${port}" "${ROLE:-}"
 }
 
 # Recovery ends with a promotion once the target is reached; false if the server stops first.
@@ -193,7 +191,7 @@ cmd_down() {
   for dir in "${STATE_DIR}"/pitr-*/; do
     [ -f "${dir}pgdata/PG_VERSION" ] || continue
     if cluster_running "${dir}pgdata"; then
-      as_cluster_owner "${PG_BIN}/pg_ctl" -D "${dir}pgdata" -w -m fast stop >/dev/null
+      pg_ctl_stop "${dir}pgdata"
       say "Stopped the restored cluster in ${dir} (its folder stays)."
       stopped=$((stopped + 1))
     fi

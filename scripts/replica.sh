@@ -95,8 +95,7 @@ start_replica() {
     echo "${port}" >"${dir}/port"
     set_conf_in "${dir}/pgdata/postgresql.conf" port "${port}" || true
   fi
-  touch "${dir}/postgres.log" && chown "$(cluster_owner)" "${dir}/postgres.log"
-  as_cluster_owner "${PG_BIN}/pg_ctl" -D "${dir}/pgdata" -l "${dir}/postgres.log" -w -t 120 start >/dev/null \
+  pg_ctl_start "${dir}/pgdata" "${dir}/postgres.log" 120 \
     || { tail -n 20 "${dir}/postgres.log" >&2; die "replica ${n} did not start; see ${dir}/postgres.log."; }
   say "Replica ${n} running on localhost:${port}; make -s replica-status shows its lag."
 }
@@ -126,7 +125,7 @@ cmd_down() {
   check_number "$n"
   dir="$(replica_dir "$n")"
   if cluster_running "${dir}/pgdata"; then
-    as_cluster_owner "${PG_BIN}/pg_ctl" -D "${dir}/pgdata" -w -m fast stop >/dev/null
+    pg_ctl_stop "${dir}/pgdata"
     say "Replica ${n} stopped; its data and slot stay (the slot holds at most max_slot_wal_keep_size of WAL)."
   else
     say "Replica ${n} is not running."
@@ -137,7 +136,7 @@ cmd_remove() {
   local n="$1" dir
   check_number "$n"
   dir="$(replica_dir "$n")"
-  cluster_running "${dir}/pgdata" && as_cluster_owner "${PG_BIN}/pg_ctl" -D "${dir}/pgdata" -w -m fast stop >/dev/null
+  cluster_running "${dir}/pgdata" && pg_ctl_stop "${dir}/pgdata"
   if cluster_running; then
     superuser_value "select pg_drop_replication_slot(slot_name) from pg_replication_slots
                       where slot_name = '$(slot_name "$n")'" >/dev/null
@@ -205,9 +204,7 @@ cmd_env() {
   local n="$1" role="${2:-}"
   check_number "$n"
   [ -f "$(replica_dir "$n")/port" ] || die "there is no replica ${n}: make replica-up REPLICA=${n}"
-  # The primary's variables (roles and passwords are the same on the copy), on the replica's port.
-  bash "${PROJECT_DIR}/scripts/db.sh" env ${role:+"${role}"} \
-    | sed "s/^export PGPORT=.*/export PGPORT=$(replica_port "$n")/"
+  env_on_port "$(replica_port "$n")" "${role}"
 }
 
 cmd_servers() {
