@@ -7,7 +7,15 @@ corrected history, and the queries readers run, on one server, in a database of 
     python bench/bench_incremental.py --database NAME --steps 4,5,6     # again on a kept database
 
 Steps (--steps picks any of them; a kept database carries the state from one run to the next):
-  1  first load (the loader) + full `dbt build`, with the build's slowest nodes
+  1  first load (the loader) + full `dbt build`, with the build's slowest nodes; then, in the
+     same database (--no-floors leaves them out), what the hardware must do at least, one after
+     the other: a `psql \\copy` of the raw rows into an unindexed text table (the loader's floor),
+     one INSERT ... SELECT casting raw.daily_prices into an empty copy of staging's hypertable
+     with its unique index (staging's floor: plain casts of the rows the clean-row check passes,
+     a duplicate date skipped), and one ordered pass of price_series.trading_days over that copy
+     into an empty copy of the trading days' hypertable (theirs); each reported beside what it
+     is the floor of (a model's node time includes compressing its old chunks where the edition
+     compresses)
   2  daily refresh: DATA-plus-one-day (every file one line longer) loaded (append) + `dbt build`;
      the ratio step 1 / step 2
   3  one symbol's corrected history: its full file with a few old bars changed, loaded as a
@@ -59,7 +67,7 @@ import psycopg2.extensions
 import yaml
 from tqdm import tqdm
 
-from bench.bench_loader import grow_by_one_line
+from bench.bench_loader import grow_by_one_line, psql_copy
 from devtools.databases import Database, create_database, database_env, drop_database
 from devtools.project import DBT, LOADER
 from devtools.stats import percentile
@@ -261,6 +269,9 @@ def node_breakdown(run_results: dict[str, Any], top: int) -> dict[str, Any]:
         "nodes": len(nodes),
         "statuses": statuses,
         "seconds_by_type": by_type,
+        "model_seconds": {
+            n["node"].removeprefix("model "): n["seconds"] for n in nodes if n["node"].startswith("model ")
+        },
         "top_nodes": ranked[:top],
         "failed": [n["node"] for n in nodes if n["status"] in ("error", "fail", "runtime error")],
     }
@@ -375,13 +386,205 @@ def step_first_build(ctx: Context) -> dict[str, Any]:
     symbols = ctx.scalar("select count(*) from marts.dim_symbols where has_prices")
     if not rows or not symbols:
         raise StepFailed(f"after the first build the marts hold {rows} daily rows of {symbols} symbols")
-    return {
+    result = {
         "load": load,
         "build": build,
         "seconds": load["seconds"] + build["seconds"],
         "mart_rows": rows,
         "symbols": symbols,
         "database_bytes": ctx.scalar("select pg_database_size(current_database())", role="transformer"),
+    }
+    if ctx.args.floors:
+        result["floors"] = measure_floors(ctx)
+    return result
+
+
+# --- step 1's floors: what the hardware must do at least, measured beside the build ------------------
+
+FLOOR_SCHEMA = "bench_floors"
+PRICE_COLUMNS = ("open", "high", "low", "close", "adj_close")
+FLOOR_MODELS = {
+    "staging": "stg_market_data__daily_prices",
+    "trading days": "int_daily_prices__trading_days",
+}
+
+
+def model_relation(ctx: Context, name: str) -> str:
+    """The schema-qualified table dbt built for a model."""
+    schemas = [
+        schema
+        for (schema,) in ctx.query(
+            "select schemaname from pg_tables where tablename = %s and schemaname <> %s",
+            (name, FLOOR_SCHEMA),
+            role="transformer",
+        )
+    ]
+    if len(schemas) != 1:
+        raise StepFailed(f"expected one table {name}, found it in {schemas or 'no schema'}")
+    return f"{schemas[0]}.{name}"
+
+
+def compiled_clean_row_check() -> str:
+    """The project's clean-row check (macro clean_price_row) on raw.daily_prices' columns, as
+    dbt compiles it: the rows whose texts plain casts read without error."""
+    prices = ", ".join(f"'prices.{column}'" for column in PRICE_COLUMNS)
+    inline = f"{{{{ clean_price_row('prices.date', [{prices}], 'prices.volume') }}}}"
+    done = subprocess.run(
+        [str(DBT), "compile", "--quiet", "--inline", inline],
+        cwd=PROJECT_DIR,
+        env={**os.environ, "DBT_USE_COLORS": "false"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    check = done.stdout.strip()
+    if done.returncode != 0 or "prices.volume" not in check:
+        raise StepFailed(f"dbt could not compile the clean-row check:\n{done.stdout}{done.stderr}")
+    return check
+
+
+def like_hypertable(ctx: Context, source: str, target: str, index: str) -> None:
+    """An empty hypertable with a model's columns, chunk interval and unique index."""
+    schema, name = source.split(".")
+    interval = ctx.scalar(
+        "select time_interval from timescaledb_information.dimensions "
+        "where hypertable_schema = %s and hypertable_name = %s",
+        (schema, name),
+        role="transformer",
+    )
+    if interval is None:
+        raise StepFailed(f"{source} is not a hypertable")
+    ctx.query(
+        f"create table {target} (like {source}); "
+        f"select create_hypertable('{target}', by_range('trade_date', %s), create_default_indexes => false); "
+        f"create unique index on {target} ({index})",
+        (interval,),
+        role="transformer",
+    )
+
+
+def table_columns(ctx: Context, relation: str) -> list[str]:
+    return [
+        column
+        for (column,) in ctx.query(
+            "select column_name from information_schema.columns "
+            "where table_schema = %s and table_name = %s order by ordinal_position",
+            tuple(relation.split(".")),
+            role="transformer",
+        )
+    ]
+
+
+def timed_statement(ctx: Context, sql: str) -> tuple[float, int]:
+    """Wall seconds of one statement as the transformer, and the rows it wrote."""
+    with ctx.conn("transformer").cursor() as cur:
+        started = time.perf_counter()
+        cur.execute(sql)
+        return time.perf_counter() - started, cur.rowcount
+
+
+def trading_days_select(ctx: Context, target_columns: list[str], staging_columns: set[str]) -> str:
+    """Each column of the trading days' table from the staging copy's row or from the one ordered
+    pass of price_series.trading_days (its result's fields by name)."""
+    fields = {
+        name
+        for (name,) in ctx.query(
+            "select attribute_name from information_schema.attributes where udt_name = ("
+            "select t.typname from pg_proc p join pg_type t on t.oid = p.prorettype "
+            "join pg_namespace n on n.oid = p.pronamespace "
+            "where n.nspname = 'price_series' and p.proname = 'trading_days')",
+            role="transformer",
+        )
+    }
+    if not fields:
+        raise StepFailed("price_series.trading_days and its result type were not found")
+    derived = {"macd_histogram": "(day_values).macd - (day_values).macd_signal"}
+    expressions = []
+    for column in target_columns:
+        if column in derived:
+            expressions.append(f"{derived[column]} as {column}")
+        elif column in staging_columns:
+            expressions.append(column)
+        elif column in fields:
+            expressions.append(f"(day_values).{column} as {column}")
+        else:
+            raise StepFailed(f"the trading days' column {column}: neither staging's nor the pass's")
+    return ", ".join(expressions)
+
+
+def measure_floors(ctx: Context) -> dict[str, Any]:
+    """The three floors of the first build, one after the other in this database (after the
+    build, so on the same rows and the same cache): a `\\copy` of the raw rows into an unindexed
+    text table (the loader's), one INSERT ... SELECT casting raw.daily_prices into a copy of
+    staging's hypertable with its unique index (staging's), one ordered pass of the
+    trading days' window function over that copy into a copy of their hypertable (theirs)."""
+    log.info("step 1: the floors: \\copy of the raw rows ...")
+    copy = psql_copy(ctx.db, ctx.args.data)
+    raw_rows = ctx.scalar("select count(*) from raw.daily_prices", role="loader")
+    if copy.rows != raw_rows:
+        raise StepFailed(f"the \\copy floor read {copy.rows:,} rows, the loader wrote {raw_rows:,}")
+    staging = model_relation(ctx, FLOOR_MODELS["staging"])
+    trading_days = model_relation(ctx, FLOOR_MODELS["trading days"])
+    check = compiled_clean_row_check()
+    floor_staging, floor_trading_days = f"{FLOOR_SCHEMA}.daily_prices", f"{FLOOR_SCHEMA}.trading_days"
+    ctx.query(
+        f"set client_min_messages = warning; drop schema if exists {FLOOR_SCHEMA} cascade; "
+        f"create schema {FLOOR_SCHEMA}",
+        role="transformer",
+    )
+    try:
+        like_hypertable(ctx, staging, floor_staging, "symbol, trade_date")
+        like_hypertable(ctx, trading_days, floor_trading_days, "symbol, trade_date desc")
+        casts = ", ".join(f"cast(prices.{column} as double precision)" for column in PRICE_COLUMNS)
+        log.info("step 1: the floors: raw text cast into a hypertable ...")
+        staging_seconds, staging_rows = timed_statement(
+            ctx,
+            f"insert into {floor_staging} (symbol, trade_date, asset_type, {', '.join(PRICE_COLUMNS)}, "
+            "volume, source_row_count, load_id, line_number, loaded_at) "
+            f"select load_log.symbol, cast(prices.date as date), load_log.asset_type, {casts}, "
+            "cast(prices.volume as bigint), 1, prices.load_id, prices.line_number, load_log.finished_at "
+            "from raw.daily_prices as prices "
+            "inner join raw.load_log as load_log on prices.load_id = load_log.load_id "
+            f"where {check} "
+            "on conflict (symbol, trade_date) do nothing",
+        )
+        columns = table_columns(ctx, trading_days)
+        log.info("step 1: the floors: one ordered pass into the trading days' hypertable ...")
+        pass_seconds, pass_rows = timed_statement(
+            ctx,
+            f"insert into {floor_trading_days} ({', '.join(columns)}) "
+            f"select {trading_days_select(ctx, columns, set(table_columns(ctx, staging)))} from ("
+            "select *, price_series.trading_days("
+            "cast(null as bigint), close, high, low, adj_close, cast(null as double precision[])"
+            ") over (partition by symbol order by trade_date rows unbounded preceding) as day_values "
+            f"from {floor_staging} where close is not null) as passed",
+        )
+        model_rows = {
+            "staging": ctx.scalar(f"select count(*) from {staging}", role="transformer"),
+            "trading days": ctx.scalar(f"select count(*) from {trading_days}", role="transformer"),
+        }
+    finally:
+        ctx.query(f"drop schema if exists {FLOOR_SCHEMA} cascade", role="transformer")
+    return {
+        "loader": {
+            "seconds": copy.seconds,
+            "rows": copy.rows,
+            "what": "psql \\copy, 1 stream, unindexed text table",
+        },
+        "staging": {
+            "seconds": staging_seconds,
+            "rows": staging_rows,
+            "model_rows": model_rows["staging"],
+            "what": "insert ... select: raw text cast (rows the clean-row check passes) into a hypertable "
+            "with the unique (symbol, trade_date) index",
+        },
+        "trading days": {
+            "seconds": pass_seconds,
+            "rows": pass_rows,
+            "model_rows": model_rows["trading days"],
+            "what": "insert ... select: one ordered pass of price_series.trading_days over the staging "
+            "copy into a hypertable with the unique (symbol, trade_date desc) index",
+        },
     }
 
 
@@ -792,6 +995,8 @@ def report_rows(ctx: Context) -> list[Row]:
                 at_most(r["seconds"], 300, "s"),
             )
         )
+        if floors := r.get("floors"):
+            rows += floor_rows(r, floors)
     if r := s.get("2"):
         rows.append(
             Row(
@@ -902,6 +1107,50 @@ def report_rows(ctx: Context) -> list[Row]:
                     f"{q['p95_ms']:.1f} ms (p50 {q['p50_ms']:.1f})",
                     "<= 20 ms",
                     at_most(q["p95_ms"], 20, "ms"),
+                )
+            )
+    return rows
+
+
+def floor_rows(r: dict[str, Any], floors: dict[str, Any]) -> list[Row]:
+    """Step 1 against its floors: the loader, each model beside its own, the whole against their sum."""
+    total = sum(f["seconds"] for f in floors.values())
+    rows = [
+        Row(
+            1,
+            "the floors, one after the other after the build: \\copy "
+            f"{seconds(floors['loader']['seconds'])} + cast into staging's hypertable "
+            f"{seconds(floors['staging']['seconds'])} + the ordered pass into the trading days' "
+            f"{seconds(floors['trading days']['seconds'])}",
+            seconds(total),
+            "aspiration: 300 s",
+        ),
+        Row(
+            1,
+            "first load + full build / the sum of the floors",
+            f"{r['seconds'] / total:.2f}x",
+            "<= 1.5x",
+            at_most(r["seconds"] / total, 1.5, "x", 2),
+        ),
+        Row(
+            1,
+            "the loader / its floor (one `\\copy` of the same rows)",
+            f"{r['load']['seconds'] / floors['loader']['seconds']:.2f}x",
+            "<= 1.0x",
+            at_most(r["load"]["seconds"] / floors["loader"]["seconds"], 1.0, "x", 2),
+        ),
+    ]
+    model_seconds = r["build"].get("model_seconds", {})
+    for key, model in FLOOR_MODELS.items():
+        if model in model_seconds:
+            ratio = model_seconds[model] / floors[key]["seconds"]
+            rows.append(
+                Row(
+                    1,
+                    f"`{model}` ({seconds(model_seconds[model])}) / its floor",
+                    f"{ratio:.2f}x",
+                    "<= 2x",
+                    at_most(ratio, 2, "x", 2),
                 )
             )
     return rows
@@ -1102,6 +1351,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--plan-lines", type=int, default=40, help="EXPLAIN lines in the markdown (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--floors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="step 1: measure the build's floors after it (default: on)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every line of the loader and dbt")
     args = parser.parse_args()

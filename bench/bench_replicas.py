@@ -159,7 +159,7 @@ def step_lag(args: argparse.Namespace, env: dict[str, str], out: dict[str, Any])
     ensure_replica(args.replica, env)
     with LagSampler(args.replica, args.sample_interval, env) as sampler:
         sampler.phase = "first load + build"
-        first = incremental(env, args, "first build", "--steps", "1", "--keep")
+        first = incremental(env, args, "first build", "--steps", "1", "--keep", "--no-floors")
         database = first["database"]
         sampler.phase = "daily refresh"
         daily = incremental(env, args, "daily refresh", "--steps", "2", "--database", database)
@@ -226,7 +226,9 @@ def step_archive(args: argparse.Namespace, out: dict[str, Any]) -> None:
             env = {**cluster, **db_script_env("env", env=cluster)}
             su = db_script_env("superuser-env", env=cluster)
             wal = [wal_position(su)]
-            first = incremental(env, args, f"first build, archiving {archiving}", "--steps", "1", "--keep")
+            first = incremental(
+                env, args, f"first build, archiving {archiving}", "--steps", "1", "--keep", "--no-floors"
+            )
             wal.append(wal_position(su))
             archive_after_first = archive_bytes(state_dir, su)
             wal.append(wal_position(su))  # past the switch: the daily refresh's WAL starts here
