@@ -20,6 +20,9 @@ Steps (--steps picks any of them; a kept database carries the state from one run
      the ratio step 1 / step 2
   3  one symbol's corrected history: its full file with a few old bars changed, loaded as a
      merge (the default mode) + `dbt build`; checks the marts carry the correction
+     After steps 2 and 3 (--no-full-refresh-check leaves it out): every mart, staging and the
+     trading days copied as the incremental builds left them, `dbt build --full-refresh`, and
+     each compared row by row with its copy (the same keys, numbers equal to 1e-12 relative)
   4  every row's moving averages: the sum of sma_20/30/50/200 from fct_daily_moving_averages
      against the same averages from avg(close) over a ROWS frame, float8 and numeric, on the
      same rows; the sums must agree to 1e-9 relative
@@ -217,10 +220,10 @@ def dbt_env(ctx: Context) -> dict[str, str]:
     return {**ctx.db.role_env("transformer"), "DBT_USE_COLORS": "false"}
 
 
-def run_dbt_build(ctx: Context, label: str) -> dict[str, Any]:
+def run_dbt_build(ctx: Context, label: str, *extra: str) -> dict[str, Any]:
     """`dbt build` as the transformer role; its time and per-node breakdown. A failed build
     (exit code not 0: an error or a failing test) fails the step."""
-    cmd = [str(DBT), "build", *dbt_args(ctx), *shlex.split(ctx.args.dbt_build_args)]
+    cmd = [str(DBT), "build", *dbt_args(ctx), *shlex.split(ctx.args.dbt_build_args), *extra]
     done = run_streaming(cmd, dbt_env(ctx), f"dbt ({label})", DBT_PROGRESS)
     results_path = ctx.db.work_dir / "target" / "run_results.json"
     breakdown = node_breakdown(json.loads(results_path.read_text()), ctx.args.top_nodes)
@@ -409,21 +412,6 @@ FLOOR_MODELS = {
 }
 
 
-def model_relation(ctx: Context, name: str) -> str:
-    """The schema-qualified table dbt built for a model."""
-    schemas = [
-        schema
-        for (schema,) in ctx.query(
-            "select schemaname from pg_tables where tablename = %s and schemaname <> %s",
-            (name, FLOOR_SCHEMA),
-            role="transformer",
-        )
-    ]
-    if len(schemas) != 1:
-        raise StepFailed(f"expected one table {name}, found it in {schemas or 'no schema'}")
-    return f"{schemas[0]}.{name}"
-
-
 def compiled_clean_row_check() -> str:
     """The project's clean-row check (macro clean_price_row) on raw.daily_prices' columns, as
     dbt compiles it: the rows whose texts plain casts read without error."""
@@ -523,8 +511,8 @@ def measure_floors(ctx: Context) -> dict[str, Any]:
     raw_rows = ctx.scalar("select count(*) from raw.daily_prices", role="loader")
     if copy.rows != raw_rows:
         raise StepFailed(f"the \\copy floor read {copy.rows:,} rows, the loader wrote {raw_rows:,}")
-    staging = model_relation(ctx, FLOOR_MODELS["staging"])
-    trading_days = model_relation(ctx, FLOOR_MODELS["trading days"])
+    staging = relation_of(ctx, FLOOR_MODELS["staging"])
+    trading_days = relation_of(ctx, FLOOR_MODELS["trading days"])
     check = compiled_clean_row_check()
     floor_staging, floor_trading_days = f"{FLOOR_SCHEMA}.daily_prices", f"{FLOOR_SCHEMA}.trading_days"
     ctx.query(
@@ -628,6 +616,8 @@ def step_daily_refresh(ctx: Context) -> dict[str, Any]:
     first = ctx.step_result(1)
     if first:
         result["speedup_vs_first_build"] = first["seconds"] / result["seconds"]
+    if ctx.args.full_refresh_check:
+        result["full_refresh_check"] = full_refresh_check(ctx, "after the daily refresh")
     return result
 
 
@@ -704,7 +694,7 @@ def step_correction(ctx: Context) -> dict[str, Any]:
         raise StepFailed(
             f"{symbol}: moving averages disagree with the corrected closes (rel diff {worst_sma})"
         )
-    return {
+    result = {
         "symbol": symbol,
         "bars": bars,
         "changed_dates": [day for day, _ in changed],
@@ -713,6 +703,134 @@ def step_correction(ctx: Context) -> dict[str, Any]:
         "seconds": load["seconds"] + build["seconds"],
         "max_rel_diff_close": worst_close,
         "max_rel_diff_sma": worst_sma,
+    }
+    if ctx.args.full_refresh_check:
+        result["full_refresh_check"] = full_refresh_check(ctx, "after the correction")
+    return result
+
+
+# --- steps 2 and 3: the incremental state against a full rebuild -----------------------------------------
+
+CHECK_SCHEMA = "bench_incremental_state"
+DAILY_KEY = ("symbol", "trade_date")
+PERIOD_KEY = ("symbol", "period_start")
+# Every mart, and the two tables they are built from (a difference there says where it began).
+CHECKED_RELATIONS: dict[str, tuple[str, ...]] = {
+    "stg_market_data__daily_prices": DAILY_KEY,
+    "int_daily_prices__trading_days": DAILY_KEY,
+    "fct_daily_prices": DAILY_KEY,
+    "fct_daily_moving_averages": DAILY_KEY,
+    "fct_daily_indicators": DAILY_KEY,
+    "fct_latest_day": ("symbol",),
+    "fct_price_averages_weekly": PERIOD_KEY,
+    "fct_price_averages_monthly": PERIOD_KEY,
+    "fct_price_averages_quarterly": PERIOD_KEY,
+    "fct_price_averages_yearly": PERIOD_KEY,
+    "dim_symbols": ("symbol",),
+}
+# When a load finished is the load log's, the same on both sides; it is left out as the tests
+# leave it out (tests/test_incremental.py). Numbers agree to this relative difference.
+IGNORED_COLUMNS = {"loaded_at"}
+FULL_REFRESH_TOLERANCE = 1e-12
+
+
+def relation_of(ctx: Context, name: str) -> str:
+    """The schema-qualified table or view dbt built for a model (not the check's copy)."""
+    schemas = [
+        schema
+        for (schema,) in ctx.query(
+            "select table_schema from information_schema.tables "
+            "where table_name = %s and table_schema not in %s",
+            (name, (CHECK_SCHEMA, FLOOR_SCHEMA)),
+            role="transformer",
+        )
+    ]
+    if len(schemas) != 1:
+        raise StepFailed(f"expected one relation {name}, found it in {schemas or 'no schema'}")
+    return f"{schemas[0]}.{name}"
+
+
+def comparison_sql(ctx: Context, name: str, rebuilt: str, key: tuple[str, ...]) -> str:
+    """Rows only on one side, rows whose values differ, and the largest relative difference of a
+    number, between a copy of the incremental state and the rebuilt relation."""
+    columns = ctx.query(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = %s and table_name = %s order by ordinal_position",
+        tuple(rebuilt.split(".")),
+        role="transformer",
+    )
+    if not columns:
+        raise StepFailed(f"{rebuilt} has no columns")
+    equal, differences = [], []
+    for column, data_type in columns:
+        if column in key or column in IGNORED_COLUMNS:
+            continue
+        a, b = f"kept.{column}", f"rebuilt.{column}"
+        if data_type in ("double precision", "numeric", "real"):
+            relative = f"abs({a} - {b}) / nullif(greatest(abs({a}), abs({b})), 0)"
+            equal.append(
+                f"({a} is not distinct from {b} or coalesce({relative} <= {FULL_REFRESH_TOLERANCE}, false))"
+            )
+            # The largest finite difference: a NaN or an infinity on one side counts as a
+            # differing row, not as the figure.
+            differences.append(f"case when {a} <> {b} and abs({a} - {b}) < 'Infinity' then {relative} end")
+        else:
+            equal.append(f"{a} is not distinct from {b}")
+    on = " and ".join(f"kept.{k} = rebuilt.{k}" for k in key)
+    both = f"kept.{key[0]} is not null and rebuilt.{key[0]} is not null"
+    return (
+        "select count(*) filter (where kept." + key[0] + " is null), "
+        "count(*) filter (where rebuilt." + key[0] + " is null), "
+        f"count(*) filter (where {both} and not ({' and '.join(equal) or 'true'})), "
+        f"max(greatest({', '.join(differences) or '0'})), count(*) "
+        f"from {CHECK_SCHEMA}.{name} as kept full join {rebuilt} as rebuilt on {on}"
+    )
+
+
+def full_refresh_check(ctx: Context, when: str) -> dict[str, Any]:
+    """Every mart (and staging and the trading days) as the incremental builds left it, copied,
+    then `dbt build --full-refresh`, then compared row by row: the same keys, every value equal
+    (numbers to FULL_REFRESH_TOLERANCE relative). A difference fails the step."""
+    relations = {name: relation_of(ctx, name) for name in CHECKED_RELATIONS}
+    log.info("full-refresh check %s: copying %d relations ...", when, len(relations))
+    ctx.query(
+        f"set client_min_messages = warning; drop schema if exists {CHECK_SCHEMA} cascade; "
+        f"create schema {CHECK_SCHEMA}",
+        role="transformer",
+    )
+    try:
+        for name, relation in relations.items():
+            ctx.query(f"create table {CHECK_SCHEMA}.{name} as select * from {relation}", role="transformer")
+        log.info("full-refresh check %s: dbt build --full-refresh ...", when)
+        rebuild = run_dbt_build(ctx, f"full refresh {when}", "--full-refresh")
+        log.info("full-refresh check %s: comparing ...", when)
+        compared: dict[str, Any] = {}
+        for name, relation in relations.items():
+            only_rebuilt, only_kept, differing, max_rel, rows = ctx.query(
+                comparison_sql(ctx, name, relation, CHECKED_RELATIONS[name]), role="transformer"
+            )[0]
+            compared[name] = {
+                "rows": rows,
+                "only_in_rebuilt": only_rebuilt,
+                "only_in_incremental": only_kept,
+                "differing": differing,
+                "max_rel_diff": float(max_rel or 0.0),
+            }
+    finally:
+        ctx.query(f"drop schema if exists {CHECK_SCHEMA} cascade", role="transformer")
+    wrong = {
+        name: c
+        for name, c in compared.items()
+        if c["only_in_rebuilt"] or c["only_in_incremental"] or c["differing"]
+    }
+    if wrong:
+        raise StepFailed(f"{when}, the incremental state differs from a --full-refresh: {wrong}")
+    return {
+        "when": when,
+        "rebuild_seconds": rebuild["seconds"],
+        "relations": compared,
+        "rows_compared": sum(c["rows"] for c in compared.values()),
+        "max_rel_diff": max(c["max_rel_diff"] for c in compared.values()),
     }
 
 
@@ -1017,6 +1135,8 @@ def report_rows(ctx: Context) -> list[Row]:
                     at_least(r["speedup_vs_first_build"], 20),
                 )
             )
+    if (r := s.get("2")) and (check := r.get("full_refresh_check")):
+        rows.append(full_refresh_row(2, check))
     if r := s.get("3"):
         apache = ctx.edition == "apache"
         rows.append(
@@ -1029,6 +1149,8 @@ def report_rows(ctx: Context) -> list[Row]:
                 at_most(r["seconds"], 30, "s") if apache else "-",
             )
         )
+        if check := r.get("full_refresh_check"):
+            rows.append(full_refresh_row(3, check))
     if r := s.get("4"):
         rows.append(
             Row(
@@ -1110,6 +1232,17 @@ def report_rows(ctx: Context) -> list[Row]:
                 )
             )
     return rows
+
+
+def full_refresh_row(step: int, check: dict[str, Any]) -> Row:
+    return Row(
+        step,
+        f"{check['when']}: {len(check['relations'])} relations (every mart, staging, the trading days; "
+        f"{check['rows_compared']:,} rows) against a `--full-refresh` ({seconds(check['rebuild_seconds'])})",
+        f"equal; max rel diff {check['max_rel_diff']:.1e}",
+        f"equal to {FULL_REFRESH_TOLERANCE:.0e}",
+        "met",
+    )
 
 
 def floor_rows(r: dict[str, Any], floors: dict[str, Any]) -> list[Row]:
@@ -1357,6 +1490,12 @@ def main() -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="step 1: measure the build's floors after it (default: on)",
+    )
+    parser.add_argument(
+        "--full-refresh-check",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="steps 2 and 3: compare every mart with a `dbt build --full-refresh` after them (default: on)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every line of the loader and dbt")
     args = parser.parse_args()

@@ -162,7 +162,9 @@ def step_lag(args: argparse.Namespace, env: dict[str, str], out: dict[str, Any])
         first = incremental(env, args, "first build", "--steps", "1", "--keep", "--no-floors")
         database = first["database"]
         sampler.phase = "daily refresh"
-        daily = incremental(env, args, "daily refresh", "--steps", "2", "--database", database)
+        daily = incremental(
+            env, args, "daily refresh", "--steps", "2", "--database", database, "--no-full-refresh-check"
+        )
         sampler.phase = "after"
         time.sleep(2 * args.sample_interval)
     out["database"] = database
@@ -240,6 +242,7 @@ def step_archive(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 "2",
                 "--database",
                 first["database"],
+                "--no-full-refresh-check",
             )
             wal.append(wal_position(su))
             archive_after_daily = archive_bytes(state_dir, su)
