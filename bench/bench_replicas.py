@@ -31,18 +31,16 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from devtools.ports import free_port
+from devtools.clusters import Cluster
 from devtools.project import PROJECT_DIR
 from devtools.stats import percentile
 from warehouse_connection import db_script_env, parse_exports
@@ -216,23 +214,21 @@ def step_api(args: argparse.Namespace, env: dict[str, str], out: dict[str, Any])
 def step_archive(args: argparse.Namespace, out: dict[str, Any]) -> None:
     figures = {}
     for archiving in ("off", "on"):
-        state_dir = PROJECT_DIR / ".local" / f"bench-archive-{archiving}-{uuid.uuid4().hex[:6]}"
-        cluster = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        cluster |= {"STOCK_ANALYTICS_STATE_DIR": str(state_dir), "STOCK_ANALYTICS_PG_PORT": str(free_port())}
-        if archiving == "off":
-            cluster["STOCK_ANALYTICS_WAL_ARCHIVE"] = "off"
+        cluster = Cluster.new(
+            "bench-clusters", **({"STOCK_ANALYTICS_WAL_ARCHIVE": "off"} if archiving == "off" else {})
+        )
         try:
-            up = project_script("db", "up", env=cluster)
+            up = cluster.run("up")
             if up.returncode != 0:
                 raise StepFailed(f"the archiving-{archiving} cluster would not start: {up.stderr.strip()}")
-            env = {**cluster, **db_script_env("env", env=cluster)}
-            su = db_script_env("superuser-env", env=cluster)
+            env = {**cluster.env, **cluster.role_env()}
+            su = db_script_env("superuser-env", env=cluster.env)
             wal = [wal_position(su)]
             first = incremental(
                 env, args, f"first build, archiving {archiving}", "--steps", "1", "--keep", "--no-floors"
             )
             wal.append(wal_position(su))
-            archive_after_first = archive_bytes(state_dir, su)
+            archive_after_first = archive_bytes(cluster.state_dir, su)
             wal.append(wal_position(su))  # past the switch: the daily refresh's WAL starts here
             daily = incremental(
                 env,
@@ -245,7 +241,7 @@ def step_archive(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 "--no-full-refresh-check",
             )
             wal.append(wal_position(su))
-            archive_after_daily = archive_bytes(state_dir, su)
+            archive_after_daily = archive_bytes(cluster.state_dir, su)
             figures[archiving] = {
                 "first load + build s": step_seconds(first, "1"),
                 "daily refresh s": step_seconds(daily, "2"),
@@ -257,9 +253,10 @@ def step_archive(args: argparse.Namespace, out: dict[str, Any]) -> None:
                 ),
             }
         finally:
-            project_script("db", "down", env=cluster)
-            if not args.keep:
-                shutil.rmtree(state_dir, ignore_errors=True)
+            if args.keep:
+                cluster.run("down")
+            else:
+                cluster.destroy()
     figures["first build, on / off"] = (
         figures["on"]["first load + build s"] / figures["off"]["first load + build s"]
     )

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.clusters import Cluster
 from devtools.ports import free_port
 from devtools.project import PROJECT_DIR
-from tests.cluster_support import Cluster
 from warehouse_connection import PG_VARS
 
 DB_SCRIPT = PROJECT_DIR / "scripts" / "db.sh"

@@ -21,9 +21,9 @@ import psycopg2
 import pytest
 
 from devtools import api_server
+from devtools.clusters import Cluster
 from devtools.databases import Database, database_env
 from devtools.project import MARTS, SAMPLE_DIR
-from tests.cluster_support import Cluster
 from warehouse_connection import connection_params, parse_exports
 
 pytestmark = pytest.mark.one_pass  # physical replication does not depend on the edition

@@ -1,5 +1,5 @@
-"""A PostgreSQL cluster of a test's own, made and run by the project's scripts (db.sh, replica.sh,
-pitr.sh) as a user would: its own state folder under .local/test-clusters and a free port."""
+"""A PostgreSQL cluster of a test's or a benchmark's own, made and run by the project's scripts
+(db.sh, replica.sh, pitr.sh) as a user would: its own state folder under .local/ and a free port."""
 
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ class Cluster:
         self.env |= settings
 
     @classmethod
-    def new(cls, **settings: str) -> Cluster:
+    def new(cls, folder: str = "test-clusters", **settings: str) -> Cluster:
+        """A cluster to be made under .local/FOLDER/<random name>, with db.sh's settings
+        (STOCK_ANALYTICS_* variables) given."""
         # Under the project, not /tmp/pytest-of-root (mode 700): the postgres user must reach it.
-        state_dir = PROJECT_DIR / ".local" / "test-clusters" / uuid.uuid4().hex[:8]
+        state_dir = PROJECT_DIR / ".local" / folder / uuid.uuid4().hex[:8]
         state_dir.parent.mkdir(parents=True, exist_ok=True)
         settings.setdefault("STOCK_ANALYTICS_BACKUP_DIR", str(state_dir / "backups"))
         return cls(state_dir, free_port(), **settings)
@@ -58,7 +60,8 @@ class Cluster:
         """The libpq variables of the owner or a component role, on the primary or replica N."""
         which = [] if replica is None else [str(replica)]
         done = self.script("db" if replica is None else "replica", "env", *which, *([role] if role else []))
-        assert done.returncode == 0, done.stderr
+        if done.returncode != 0:
+            raise RuntimeError(f"no connection variables for {role or 'the owner'}: {done.stderr.strip()}")
         return parse_exports(done.stdout)
 
     def connect(
