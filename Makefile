@@ -179,7 +179,7 @@ bench-api: venv db-up ## API load benchmark on a throwaway copy of the sample (d
 bench: venv db-up ## loader benchmark (see docs/benchmarks.md)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_loader.py
 
-bench-incremental: venv db-up ## Kaggle-scale first build, daily refresh, correction, queries (~30 min; ARGS=...)
+bench-incremental: venv db-up ## Kaggle-scale first build against its floors, daily refresh, correction, queries, API (~1.5 h; ARGS=...)
 	@$(WITH_DB_ENV) $(BIN)/python bench/bench_incremental.py $(ARGS)
 
 stream-up: ## start the feed's broker: Kafka (STREAM_BROKERS=3: a cluster; .local/kafka), or STOCK_ANALYTICS_BROKER=nats
