@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api.settings import Settings
 from devtools.clusters import Cluster
 from devtools.project import PROJECT_DIR
 from devtools.stats import percentile
@@ -48,6 +49,7 @@ from warehouse_connection import db_script_env, parse_exports
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 SCRIPTS = PROJECT_DIR / "scripts"
 STEPS = ("lag", "api", "archive")
+API_LAG_BOUND = Settings.max_replica_lag  # the API's default API_MAX_REPLICA_LAG
 STATUS_LINE = re.compile(
     r"^replica (?P<n>\d+) port \d+ state (?P<state>\S+) lag_bytes (?P<lag_bytes>\S+) lag_s (?P<lag_s>\S+)"
 )
@@ -97,9 +99,19 @@ class LagSampler:
             "lag_s_p50": percentile(seconds, 50),
             "lag_s_p95": percentile(seconds, 95),
             "lag_s_max": max(seconds, default=None),
+            # How much of the phase the API would have read from the primary instead.
+            f"readings_over_{API_LAG_BOUND:g}_s": sum(1 for lag in seconds if lag > API_LAG_BOUND),
             "lag_bytes_p50": percentile(sizes, 50),
             "lag_bytes_max": max(sizes, default=None),
         }
+
+    def readings(self) -> list[dict[str, Any]]:
+        """Every reading, seconds from the first: the lag over time, for a look at its bursts."""
+        start = self.samples[0][0] if self.samples else 0.0
+        return [
+            {"t": round(t - start, 2), "phase": phase, "lag_s": lag_s, "lag_bytes": lag_bytes}
+            for t, phase, lag_s, lag_bytes in self.samples
+        ]
 
 
 def run_logged(cmd: list[str], env: dict[str, str], label: str) -> list[str]:
@@ -171,6 +183,7 @@ def step_lag(args: argparse.Namespace, env: dict[str, str], out: dict[str, Any])
         "sample_interval_s": args.sample_interval,
         "first load + build": {"seconds": step_seconds(first, "1"), **sampler.summary("first load + build")},
         "daily refresh": {"seconds": step_seconds(daily, "2"), **sampler.summary("daily refresh")},
+        "readings": sampler.readings(),
     }
 
 
@@ -356,7 +369,10 @@ def main() -> int:
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"replicas-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(out, indent=2, default=str) + "\n")
-    print(json.dumps({k: v for k, v in out.items() if k in ("lag", "api", "archive", "failed")}, indent=2))
+    shown = {k: v for k, v in out.items() if k in ("lag", "api", "archive", "failed")}
+    if "lag" in shown:
+        shown["lag"] = {k: v for k, v in shown["lag"].items() if k != "readings"}  # in the file
+    print(json.dumps(shown, indent=2))
     print(f"results: {path.relative_to(PROJECT_DIR)}")
     return status
 
