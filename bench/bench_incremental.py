@@ -1562,6 +1562,7 @@ def run_editions(args: argparse.Namespace) -> int:
                 log.error("the %s edition's cluster would not start: %s", edition, up.stderr.strip())
                 status = 1
                 continue
+            started = time.time()
             child = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), *child_args],
                 env={**cluster.env, **cluster.role_env()},
@@ -1569,7 +1570,12 @@ def run_editions(args: argparse.Namespace) -> int:
                 check=False,
             )
             status = max(status, child.returncode)
-            tables.append((RESULTS_DIR / f"incremental-{edition}.md").read_text())
+            table = RESULTS_DIR / f"incremental-{edition}.md"
+            if table.exists() and table.stat().st_mtime >= started:
+                tables.append(table.read_text())
+            else:  # an earlier run's table is not this one's
+                log.error("the %s edition's run wrote no table (exit %d)", edition, child.returncode)
+                status = max(status, 1)
         finally:
             cluster.destroy()
     combined = "\n".join(tables)
