@@ -7,6 +7,21 @@ symbol text,
 recompute boolean not null
 {%- endmacro %}
 
+{#- The columns that say what a row says: all but the key and the lineage (where it came from).
+    A row written again with these unchanged is logged as no change of value. -#}
+{% macro raw_loads__value_columns(columns, key_columns) -%}
+    {%- set lineage = ['source_row_count', 'load_id', 'line_number', 'loaded_at'] -%}
+    {%- for column in lineage if column not in columns -%}
+        {{ exceptions.raise_compiler_error(
+            "apply strategy raw_loads: the model has no lineage column " ~ column ~ " (columns: " ~ columns | join(', ') ~ ")") }}
+    {%- endfor -%}
+    {{ return(columns | reject('in', key_columns) | reject('in', lineage) | list) }}
+{%- endmacro %}
+
+{% macro raw_loads__columns_of(alias, columns) -%}
+    {%- for column in columns %}{{ alias }}.{{ column }}{{ ', ' if not loop.last }}{% endfor -%}
+{%- endmacro %}
+
 {#- staging's ledger of the raw loads it has applied, and the price guard's tables. -#}
 {% macro raw_loads__setup_sql(relation) -%}
     create table if not exists {{ stock_analytics.applied_loads_relation() }} (
@@ -72,6 +87,8 @@ select * from {{ timescale_incremental.routine_name(relation, 'apply') }}(
 {%- set held = stock_analytics.price_guard_relation('held_prices') -%}
 {%- set baseline = stock_analytics.price_guard_relation('quality_baseline') -%}
 {%- set column_list = columns | join(', ') -%}
+{%- set value_columns = stock_analytics.raw_loads__value_columns(columns, key_columns) -%}
+{%- set date_column = key_columns[-1] -%}
 {%- set function_name = timescale_incremental.routine_name(relation, 'apply') -%}
 drop function if exists {{ function_name }}(text[], boolean);
 drop function if exists {{ function_name }}(text[], boolean, text[]);
@@ -120,7 +137,7 @@ begin
     {{ stock_analytics.create_session_ordinals(sessions) | indent(4) }}
     -- the guard's work tables (dropped at commit; a second call in one transaction starts anew)
     drop table if exists pg_temp.price_guard_batch_rows, pg_temp.price_guard_staged, pg_temp.price_guard_history, pg_temp.price_guard_bars,
-        pg_temp.price_guard_runs, pg_temp.price_guard_verdicts;
+        pg_temp.price_guard_runs, pg_temp.price_guard_verdicts, pg_temp.recomputed_value_dates;
 
     -- Holds a person accepted: applied by this pass without judging.
     update {{ held }}
@@ -271,7 +288,12 @@ begin
                 stored.symbol is not null
                     and (batch_rows.close, batch_rows.volume) is not distinct from (stored.close, stored.volume)
                     as restated,
-                stored.load_id as stored_load_id
+                stored.load_id as stored_load_id,
+                -- every value as stored (only the lineage differs): no change to what it says
+                stored.symbol is not null
+                    and ({{ stock_analytics.raw_loads__columns_of('batch_rows', value_columns) }})
+                    is not distinct from ({{ stock_analytics.raw_loads__columns_of('stored', value_columns) }})
+                    as values_restated
             from pg_temp.price_guard_batch_rows as batch_rows
             left join {{ relation }} as stored
                 on batch_rows.symbol = stored.symbol and batch_rows.trade_date = stored.trade_date
@@ -337,6 +359,23 @@ begin
         );
 
         v_recomputed_count := cardinality(v_recomputed);
+        -- A recomputed symbol is written whole (its lineage moves to the live loads), but its
+        -- values change only where the new history differs from the stored one: those dates,
+        -- for the models that aggregate values (a corrected old bar is one period to them).
+        create temporary table pg_temp.recomputed_value_dates on commit drop as
+        select
+            coalesce(fresh.symbol, stored.symbol) as symbol,
+            coalesce(fresh.{{ date_column }}, stored.{{ date_column }}) as changed_date
+        from (
+            select * from pg_temp.price_guard_staged where symbol = any(v_recomputed)
+        ) as fresh
+        full outer join (
+            select * from {{ relation }} where symbol = any(v_recomputed)
+        ) as stored
+            on fresh.symbol = stored.symbol and fresh.{{ date_column }} = stored.{{ date_column }}
+        where fresh.symbol is null or stored.symbol is null
+            or ({{ stock_analytics.raw_loads__columns_of('fresh', value_columns) }})
+            is distinct from ({{ stock_analytics.raw_loads__columns_of('stored', value_columns) }});
         delete from {{ relation }} where symbol = any(v_recomputed);
         delete from {{ ledger }} where symbol = any(v_recomputed);
 
@@ -352,23 +391,45 @@ begin
         ),
 
         touched as (
-            select symbol, min(changed_date) as from_date, count(*) as row_count
+            select
+                written.symbol,
+                min(written.changed_date) as from_date,
+                count(*) as row_count,
+                -- the dates whose values changed (a restated bar's lineage only moved)
+                coalesce(
+                    range_agg(daterange(written.changed_date, written.changed_date, '[]'))
+                        filter (where not staged.values_restated),
+                    '{}'
+                ) as value_dates
             from written
-            group by symbol
+            inner join pg_temp.price_guard_staged as staged
+                on written.symbol = staged.symbol and written.changed_date = staged.{{ date_column }}
+            group by written.symbol
         ),
 
         recomputed as (
-            select symbol from unnest(v_recomputed) as recomputed (symbol)
+            select
+                recomputed.symbol,
+                coalesce(
+                    (
+                        select range_agg(daterange(changed.changed_date, changed.changed_date, '[]'))
+                        from pg_temp.recomputed_value_dates as changed
+                        where changed.symbol = recomputed.symbol
+                    ),
+                    '{}'
+                ) as value_dates
+            from unnest(v_recomputed) as recomputed (symbol)
         ),
 
         logged as (
             -- from the first changed date; the whole symbol (null) when recomputed, new, or
             -- changed from its first stored date on: the models fed by it then do not look for
             -- stored rows before that date (a probe that finds none visits every chunk)
-            insert into {{ changes }} (symbol, from_date)
+            insert into {{ changes }} (symbol, from_date, value_dates)
             select
                 coalesce(touched.symbol, recomputed.symbol),
-                case when recomputed.symbol is null and touched.from_date > history.first_date then touched.from_date end
+                case when recomputed.symbol is null and touched.from_date > history.first_date then touched.from_date end,
+                coalesce(recomputed.value_dates, touched.value_dates)
             from touched
             full outer join recomputed on touched.symbol = recomputed.symbol
             left join pg_temp.price_guard_history as history on touched.symbol = history.symbol

@@ -58,7 +58,7 @@ changed_trading_days as (
             select coalesce(min(earliest.from_date), 'infinity')
             from changed_symbols as earliest
         )
-        and daily_prices.close is not null
+        and {{ is_trading_day('daily_prices.close') }}
     union all
     -- A symbol computed whole (null from_date): all of its rows.
     select daily_prices.*
@@ -67,7 +67,7 @@ changed_trading_days as (
         on daily_prices.symbol = changed_symbols.symbol
     where
         changed_symbols.from_date is null
-        and daily_prices.close is not null
+        and {{ is_trading_day('daily_prices.close') }}
 
 ),
 

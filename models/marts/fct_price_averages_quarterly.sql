@@ -1,9 +1,11 @@
 -- Quarterly average high, low, volume and close per symbol, with the quarter candle, over the
--- trading days (calendar quarters). Kept current by the changes of its source, not rebuilt: see
--- the package's continuous_aggregate materialization (a continuous aggregate where the
--- license allows, else a table whose routine recomputes the periods its batch names).
+-- trading days (calendar quarters). It reads staging, not the trading days: a corrected old bar
+-- rewrites the trading days' moving averages and indicators to the end of the history, but in
+-- staging only that bar, so only its quarter is aggregated again. Kept current by staging's changes,
+-- not rebuilt: see the package's continuous_aggregate materialization (a continuous aggregate
+-- where the license allows, else a table whose routine recomputes the periods its batch names).
 {%- set bucket_width = '3 months' %}
-{%- set trading_days_model = ref('int_daily_prices__trading_days') %}
+{%- set daily_prices_model = ref('stg_market_data__daily_prices') %}
 {{
     config(
         materialized='continuous_aggregate',
@@ -17,7 +19,8 @@
 select
     symbol,
     {{ period_price_aggregates(bucket_width) | indent(4) }}
-from {{ trading_days_model }}
+from {{ daily_prices_model }}
+where {{ is_trading_day('close') }}
 group by symbol, period_start
 {%- else %}
 
@@ -25,17 +28,24 @@ with
 
 changed_periods as (
 
-    -- Per symbol, the first period this call recomputes: the batch its routine fills from the
-    -- trading days' change log (every symbol from the start on a full build), empty to everyone
+    -- Per symbol, the first period this call recomputes: the batch its routine fills from
+    -- staging's change log (every symbol from the start on a full build), empty to everyone
     -- else, so this model run on its own selects nothing.
     select * from {{ source('batches', 'fct_price_averages_quarterly__batch') }}
 
 ),
 
+daily_prices as (
+
+    -- the staged rows of those periods
+    {{ timescale_incremental.changed_period_rows(daily_prices_model, 'changed_periods', 'trade_date') | indent(4) }}
+
+),
+
 trading_days as (
 
-    -- the trading days of those periods
-    {{ timescale_incremental.changed_period_rows(trading_days_model, 'changed_periods', 'trade_date') | indent(4) }}
+    select * from daily_prices
+    where {{ is_trading_day('close') }}
 
 ),
 

@@ -20,10 +20,12 @@
 
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
 
-    {%- if existing_relation is none or not is_aggregate or should_full_refresh() -%}
+    {%- set reads_another_model = is_aggregate and timescale_incremental.watermark_counts_another_log(feed.consumer, feed.changes) -%}
+    {%- if existing_relation is none or not is_aggregate or should_full_refresh() or reads_another_model -%}
         {%- do log(this ~ ": creating the continuous aggregate ("
-                   ~ ('first build' if existing_relation is none else 'full refresh' if is_aggregate
-                      else 'it was built as a table') ~ ")", info=true) -%}
+                   ~ ('first build' if existing_relation is none else 'it was built as a table' if not is_aggregate
+                      else 'full refresh' if should_full_refresh() else 'it reads another model than when it was built')
+                   ~ ")", info=true) -%}
         {%- if existing_relation is not none -%}
             {%- do timescale_incremental.drop_period_relation(existing_relation) -%}
         {%- endif -%}
@@ -56,7 +58,8 @@
     {%- endcall -%}
     {%- set refreshed = load_result('main').table.rows[0] -%}
     {%- do log(this ~ ": " ~ refreshed['changes_applied'] ~ " changes of " ~ feed.source.identifier ~ " pending"
-               ~ ((", refreshed from " ~ (refreshed['refreshed_from'] or 'the start')) if refreshed['changes_applied'] else ""),
+               ~ ((", " ~ refreshed['windows_refreshed'] ~ " windows refreshed, from " ~ (refreshed['refreshed_from'] or 'the start'))
+                  if refreshed['changes_applied'] else ""),
                info=true) -%}
 
     {%- do apply_grants(target_relation, config.get('grants'), should_revoke=False) -%}
@@ -75,7 +78,8 @@
     select pg_advisory_xact_lock({{ lock_key }});
     create or replace procedure {{ refresh_procedure }}(
         inout changes_applied bigint default null,
-        inout refreshed_from date default null
+        inout refreshed_from date default null,
+        inout windows_refreshed bigint default null
     )
     language plpgsql
     as $refresh$
@@ -83,6 +87,8 @@
         v_watermark bigint;
         v_latest bigint;
         v_everything boolean;
+        v_starts date[];
+        v_ends date[];
     begin
         perform pg_catalog.pg_advisory_lock({{ lock_key }});
         -- waits for the change log's writers in flight (none commits below v_latest later)
@@ -93,18 +99,86 @@
         select
             max(c.change_id),
             count(*),
-            coalesce(bool_or(c.symbol is null or c.from_date is null), false),
-            {{ ts }}.time_bucket(interval {{ dbt.string_literal(feed.bucket_width) }}, min(c.from_date))
-        into v_latest, changes_applied, v_everything, refreshed_from
+            coalesce(bool_or(c.symbol is null or (c.from_date is null and c.value_dates is null)), false)
+        into v_latest, changes_applied, v_everything
         from {{ feed.changes }} as c
         where c.change_id > v_watermark;
+
+        -- The refresh windows: the buckets of the dates whose values changed (value_dates),
+        -- else from from_date on, merged where they overlap or touch. TimescaleDB logs a
+        -- write as the time range it spans whatever the symbol; a window re-aggregates the
+        -- buckets it covers for every symbol, so a corrected old bar costs its bucket, not
+        -- everything after it. Rows written again with the same values (value_dates empty)
+        -- leave their range logged and not refreshed: its buckets would come out the same.
         if v_everything then
-            refreshed_from := null;
+            v_starts := array[null::date];
+            v_ends := array[null::date];
+        else
+            with spans as (
+                select lower(value_range) as first_day, upper(value_range) - 1 as last_day
+                from {{ feed.changes }} as c
+                cross join lateral unnest(c.value_dates) as value_range
+                where c.change_id > v_watermark
+                union all
+                select c.from_date, null
+                from {{ feed.changes }} as c
+                where c.change_id > v_watermark and c.value_dates is null
+            ),
+
+            windows as (
+                select
+                    {{ ts }}.time_bucket(interval {{ dbt.string_literal(feed.bucket_width) }}, first_day) as window_start,
+                    coalesce(
+                        cast({{ ts }}.time_bucket(interval {{ dbt.string_literal(feed.bucket_width) }}, last_day)
+                             + interval {{ dbt.string_literal(feed.bucket_width) }} as date),
+                        'infinity'
+                    ) as window_end
+                from spans
+            ),
+
+            starts as (
+                select
+                    window_start,
+                    window_end,
+                    -- a window starts a group unless an earlier one reaches it
+                    coalesce(window_start > max(window_end) over (
+                        order by window_start, window_end
+                        rows between unbounded preceding and 1 preceding
+                    ), true) as starts_group
+                from windows
+            ),
+
+            grouped as (
+                select
+                    window_start,
+                    window_end,
+                    count(*) filter (where starts_group) over (order by window_start, window_end) as group_number
+                from starts
+            ),
+
+            merged as (
+                select min(window_start) as window_start, max(window_end) as window_end
+                from grouped
+                group by group_number
+            )
+
+            select
+                coalesce(array_agg(window_start order by window_start), '{}'),
+                coalesce(array_agg(nullif(window_end, 'infinity') order by window_start), '{}')
+            into v_starts, v_ends
+            from merged;
         end if;
+        refreshed_from := v_starts[1];
+        windows_refreshed := cardinality(v_starts);
 
         if v_latest is not null then
-            commit;
-            call {{ ts }}.refresh_continuous_aggregate({{ dbt.string_literal(target_relation.include(database=False) | string) }}, refreshed_from, null::date);
+            for window_number in 1 .. cardinality(v_starts) loop
+                commit;
+                call {{ ts }}.refresh_continuous_aggregate(
+                    {{ dbt.string_literal(target_relation.include(database=False) | string) }},
+                    v_starts[window_number], v_ends[window_number]
+                );
+            end loop;
             {{ timescale_incremental.watermark_advance(feed.consumer, 'v_latest') | indent(12) }}
             commit;
         end if;

@@ -22,6 +22,8 @@
         {%- set rebuild_reason = 'it was built as a continuous aggregate' -%}
     {%- elif timescale_incremental.period_columns_changed(existing_relation) -%}
         {%- set rebuild_reason = 'its columns changed' -%}
+    {%- elif timescale_incremental.watermark_counts_another_log(feed.consumer, feed.changes) -%}
+        {%- set rebuild_reason = 'it reads another model than when it was built' -%}
     {%- endif -%}
 
     {%- if rebuild_reason is not none -%}

@@ -33,6 +33,7 @@
         change_id bigint not null,
         updated_at timestamptz not null default now()
     );
+    {{ timescale_incremental.watermarks_add_changes_relation() }}
     create table if not exists {{ timescale_incremental.routines_relation() }} (
         relation_name text primary key,
         routine text not null,
@@ -58,6 +59,8 @@
     alter table {{ changes }} add column if not exists writer_xid xid8;
     alter table {{ changes }} alter column writer_xid set default pg_current_xact_id();
     create index if not exists {{ changes.identifier }}_writer_xid_idx on {{ changes }} (writer_xid);
+    -- the dates whose values changed (null: every date from from_date on; the package README)
+    alter table {{ changes }} add column if not exists value_dates datemultirange;
 {%- endmacro %}
 
 {#- Rows of change logs that a scoped call applied before its consumer's watermark passed them. -#}
@@ -116,13 +119,36 @@ where consumer = {{ dbt.string_literal(consumer) }};
     has applied everything before it). -#}
 {% macro watermark_reset_to_latest(consumer, changes) -%}
 select {{ timescale_incremental.change_log_lock(changes) }};
+{{ timescale_incremental.watermarks_add_changes_relation() }}
 delete from {{ timescale_incremental.taken_relation() }} where consumer = {{ dbt.string_literal(consumer) }};
 insert into {{ timescale_incremental.watermarks_relation().include(database=False) }} (consumer, change_id)
 values ({{ dbt.string_literal(consumer) }}, 0)
 on conflict (consumer) do nothing;
 update {{ timescale_incremental.watermarks_relation().include(database=False) }}
-set change_id = (select coalesce(max(change_id), 0) from {{ changes }}), updated_at = now()
+set
+    change_id = (select coalesce(max(change_id), 0) from {{ changes }}),
+    changes_relation = {{ dbt.string_literal(changes | string) }},
+    updated_at = now()
 where consumer = {{ dbt.string_literal(consumer) }};
+{%- endmacro %}
+
+{#- The change log a watermark counts in (null: set by a release before the column). Added
+    where a watermark is reset too: a period mart built on its own may come first. -#}
+{% macro watermarks_add_changes_relation() -%}
+alter table {{ timescale_incremental.watermarks_relation().include(database=False) }} add column if not exists changes_relation text;
+{%- endmacro %}
+
+{#- True when `consumer` has a watermark counted in another change log than `changes` (its model
+    now reads another one), or in one a release before the record did not name: its change ids
+    mean nothing in `changes`, so the consumer is built again. -#}
+{% macro watermark_counts_another_log(consumer, changes) -%}
+    {%- if not execute -%}{{ return(false) }}{%- endif -%}
+    {%- set found = run_query(
+        "select to_jsonb(watermark) ->> 'changes_relation' from "
+        ~ timescale_incremental.watermarks_relation().include(database=False) ~ " as watermark"
+        ~ " where consumer = " ~ dbt.string_literal(consumer)) -%}
+    {%- if found.rows | length == 0 -%}{{ return(false) }}{%- endif -%}
+    {{ return(found.rows[0][0] != (changes | string)) }}
 {%- endmacro %}
 
 {#- Statements recording the routine that keeps `relation` current (the live feed and other
