@@ -2,8 +2,9 @@
 appended day, a merged correction of an old date, a replaced history) a normal `dbt run`
 touches only the changed symbols' periods, and every period mart equals an aggregation of the
 trading days computed from scratch in pandas (1e-12 relative). On the apache path (tables kept
-by `<mart>__apply()`) on any server, and as continuous aggregates on the community edition.
-Two applies at once apply a change once."""
+by `<mart>__apply()`) on any server, and as continuous aggregates on the community edition,
+which refresh only the buckets of the days whose values changed. Two applies at once apply a
+change once."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ MODES = {
 APPLIED = re.compile(
     r"fct_price_averages_(\w+)\": applied (\d+) changes of \w+ \((\d+) periods deleted, (\d+) inserted\)"
 )
+REFRESHED = re.compile(
+    r"fct_price_averages_(\w+)\": (\d+) changes of \w+ pending, (\d+) windows refreshed(?:, from ([0-9-]+))?"
+)
+# the period marts' source, whose change log drives them
+SOURCE_CHANGES = "staging.stg_market_data__daily_prices__changes"
 
 
 def bucket(dates: pd.Series, width: str) -> pd.Series:
@@ -116,11 +122,7 @@ def watermark(db: Database, period: str) -> int:
 
 
 def pending_changes(db: Database, after: int) -> list[tuple[str | None, object]]:
-    return db.query(
-        "select symbol, from_date from intermediate.int_daily_prices__trading_days__changes "
-        "where change_id > %s",
-        (after,),
-    )
+    return db.query(f"select symbol, from_date from {SOURCE_CHANGES} where change_id > %s", (after,))
 
 
 def periods_to_recompute(db: Database, width: str, changes: list[tuple[str | None, object]]) -> int:
@@ -208,6 +210,7 @@ def test_an_incremental_change_reaches_every_period_mart(changing_db: Database, 
         with path.open("a") as f:
             f.write("2021-01-28,139.52,141.99,136.70,137.09,137.09,142621100\n")
         load(db, path)
+        changed_day = "2021-01-28"
     elif change == "merged_correction_of_an_old_date":  # one BAC day of 1990 corrected, and an open of 0
         path = db.files / "correction" / "BAC.csv"
         path.parent.mkdir(exist_ok=True)
@@ -217,21 +220,21 @@ def test_an_incremental_change_reaches_every_period_mart(changing_db: Database, 
         )
         path.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{day},0,9.5,8.25,9.125,4.5,123456\n")
         load(db, path)
+        changed_day = str(day)
     else:  # CAT's history replaced by its last 300 lines (the earlier years disappear)
         source = (db.files / "stocks" / "CAT.csv").read_text().splitlines(keepends=True)
         path = db.files / "replace" / "CAT.csv"
         path.parent.mkdir(exist_ok=True)
         path.write_text(source[0] + "".join(source[-300:]))
         load(db, "--replace", path)
+        changed_day = None
 
     before = {period: watermark(db, period) for period in PERIODS}
     stdout = run(db, db.mode)
 
     assert "building the table" not in stdout and "creating the continuous aggregate" not in stdout
-    producer_latest = db.scalar(
-        "select max(change_id) from intermediate.int_daily_prices__trading_days__changes"
-    )
-    assert producer_latest > max(before.values()), "the load changed the trading days"
+    producer_latest = db.scalar(f"select max(change_id) from {SOURCE_CHANGES}")
+    assert producer_latest > max(before.values()), "the load changed staging"
     for period in PERIODS:
         assert watermark(db, period) == producer_latest, period
     if db.mode == "tables":
@@ -244,17 +247,60 @@ def test_an_incremental_change_reaches_every_period_mart(changing_db: Database, 
             assert inserted == periods_to_recompute(db, width, changes), period
             # only the changed symbol's periods: far fewer than the mart holds
             assert inserted < db.scalar(f"select count(*) from marts.fct_price_averages_{period}") / 5
+    else:
+        refreshed = {m[0]: (int(m[1]), int(m[2]), m[3]) for m in REFRESHED.findall(stdout)}
+        assert set(refreshed) == set(PERIODS), stdout[-3000:]
+        for period, width in PERIODS.items():
+            changes_applied, windows, first = refreshed[period]
+            assert changes_applied == len(pending_changes(db, before[period])) >= 1
+            assert windows >= 1
+            if changed_day is not None:
+                # one day's values changed: its bucket alone is aggregated again (for every symbol)
+                want = bucket(pd.Series([pd.Timestamp(changed_day)]), width)[0]
+                assert (windows, first) == (1, str(want.date())), period
+    assert_marts_match_trading_days(db)
+
+
+@pytest.mark.community
+def test_a_merged_file_restating_stored_bars_refreshes_no_bucket(aggregate_db: Database):
+    """AAPL's file loaded again, the same values written differently (a close with one more
+    zero, so the loader merges it rather than taking it for the stored file grown): the new
+    load holds every row of the earlier ones, which turn superseded, so staging writes AAPL
+    again (its lineage moves to the new load); no value changed, so no continuous aggregate
+    re-aggregates anything."""
+    db = aggregate_db
+    lines = (db.files / "stocks" / "AAPL.csv").read_text().splitlines()
+    first = lines[1].split(",")
+    first[4] += "0" if "." in first[4] else ".0"
+    lines[1] = ",".join(first)
+    path = db.files / "restated" / "AAPL.csv"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    load(db, path)
+    new_load = db.scalar("select max(load_id) from raw.load_log where symbol = 'AAPL'")
+    assert db.scalar(
+        "select count(*) from raw.load_log where symbol = 'AAPL' and status = 'loaded'"
+    ) == 1, "the earlier AAPL loads are superseded"
+
+    stdout = run(db, db.mode)
+
+    refreshed = {m[0]: (int(m[2]), m[3]) for m in REFRESHED.findall(stdout)}
+    assert refreshed == {period: (0, "") for period in PERIODS}, stdout[-3000:]
+    assert stdout.count("windows refreshed (no value changed)") == len(PERIODS)
+    assert db.query(
+        "select distinct load_id from staging.stg_market_data__daily_prices where symbol = 'AAPL'"
+    ) == [(new_load,)]
+    assert db.query(
+        "select distinct load_id from intermediate.int_daily_prices__trading_days where symbol = 'AAPL'"
+    ) == [(new_load,)]
     assert_marts_match_trading_days(db)
 
 
 def test_two_applies_at_once_apply_a_change_once(table_db: Database):
     db = table_db
     apply = "select * from marts.fct_price_averages_monthly__apply()"
-    # A change to apply (what the trading days' build records when it rewrites AAPL from 2020 on).
-    db.query(
-        "insert into intermediate.int_daily_prices__trading_days__changes (symbol, from_date) "
-        "values ('AAPL', '2020-01-15')"
-    )
+    # A change to apply (what staging's build records when it rewrites AAPL from 2020 on).
+    db.query(f"insert into {SOURCE_CHANGES} (symbol, from_date) values ('AAPL', '2020-01-15')")
     first, second = db.connect("transformer"), db.connect("transformer")
     first.autocommit = False
     results: dict[str, tuple] = {}

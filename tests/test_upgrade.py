@@ -12,6 +12,10 @@ judged by the guard as usual.
 
 The release before the guard's baseline kept dates (UNDATED_BASELINE_RELEASE) builds a
 database; the next `dbt build` gives each symbol's baseline its stored range.
+
+The last release whose period marts read the trading days (TRADING_DAYS_PERIODS_RELEASE)
+builds a database; the next `dbt build` makes each period mart again once, from staging, equal
+to a --full-refresh, and a corrected old bar after it reaches the marts as usual.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ PREVIOUS_RELEASE = "1b9fb380d0888389eec80bbb2e818685567a5de0"
 LAST_RELEASE = "6369cbc85267472ad57ffb7fd3ffc2a160dac90a"
 # The last release whose price guard kept no dates in its accepted history.
 UNDATED_BASELINE_RELEASE = "3dd5fe220a7ebdd80113d76cbe172244e94f5e27"
+# The last release whose period marts read the trading days (and counted in their change log).
+TRADING_DAYS_PERIODS_RELEASE = "b3ca856440e39ac28662741ee4c3ba42bb6b3e3c"
 SYMBOLS = ("stocks/BAC.csv", "stocks/ABNB.csv", "etfs/ARKK.csv", "stocks/AMD.csv")
 
 
@@ -180,3 +186,41 @@ def test_a_baseline_of_the_release_before_its_dates_takes_each_symbols_stored_ra
     assert spans == stored and len(stored) == len(SYMBOLS)
     assert {symbol: str(last) for symbol, _, last in stored}["AMD"] == lines[-1].split(",")[0]
     assert db.scalar("select count(*) from staging.stg_market_data__held_prices") == 0
+
+
+def test_period_marts_of_the_trading_days_move_to_staging_with_dbt_build(fresh_db: Database, tmp_path: Path):
+    db = fresh_db
+    built_by_release_then_grown(db, tmp_path, TRADING_DAYS_PERIODS_RELEASE, held_back=1)
+
+    upgrade = db.dbt("build")
+    assert upgrade.returncode == 0, upgrade.stdout[-3000:]
+    # their watermarks counted in the trading days' change log: each mart is made again, once
+    assert upgrade.stdout.count("it reads another model than when it was built") == 4, upgrade.stdout[-3000:]
+    assert "symbols_recomputed 0" in upgrade.stdout  # the new day applied, staging not rebuilt
+    upgraded = snapshot(db)
+    assert db.dbt("build", "--full-refresh").returncode == 0
+    for relation, frame in snapshot(db).items():
+        assert_frames_equal(upgraded[relation], frame, relation)
+
+    # From then on staging's changes drive them: one BAC close of 1990 corrected
+    day = db.scalar(
+        "select min(trade_date) from staging.stg_market_data__daily_prices"
+        " where symbol = 'BAC' and trade_date >= '1990-06-01'"
+    )
+    correction = tmp_path / "correction" / "BAC.csv"
+    correction.parent.mkdir()
+    correction.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{day},9,9.5,8.25,9.125,4.5,123456\n")
+    assert db.run_loader(correction).returncode == 0
+    corrected = db.dbt("build")
+    assert corrected.returncode == 0, corrected.stdout[-3000:]
+    assert "it reads another model" not in corrected.stdout
+    assert db.scalar(
+        "select avg_close from marts.fct_price_averages_weekly"
+        " where symbol = 'BAC' and period_start = time_bucket('1 week', %s::date)",
+        (day,),
+    ) == db.scalar(
+        "select avg(close) from staging.stg_market_data__daily_prices"
+        " where symbol = 'BAC' and time_bucket('1 week', trade_date) = time_bucket('1 week', %s::date)",
+        (day,),
+    )
+
