@@ -58,7 +58,8 @@
     {%- endcall -%}
     {%- set refreshed = load_result('main').table.rows[0] -%}
     {%- do log(this ~ ": " ~ refreshed['changes_applied'] ~ " changes of " ~ feed.source.identifier ~ " pending"
-               ~ ((", " ~ refreshed['windows_refreshed'] ~ " windows refreshed, from " ~ (refreshed['refreshed_from'] or 'the start'))
+               ~ ((", " ~ refreshed['windows_refreshed'] ~ " windows refreshed"
+                   ~ ((", from " ~ (refreshed['refreshed_from'] or 'the start')) if refreshed['windows_refreshed'] else " (no value changed)"))
                   if refreshed['changes_applied'] else ""),
                info=true) -%}
 
