@@ -77,6 +77,8 @@
     {%- set ts = adapter.quote(feed.extension_schema) -%}
     -- two builds at once: replace the procedure one after the other
     select pg_advisory_xact_lock({{ lock_key }});
+    -- a release before windows_refreshed: its signature, or the name would be ambiguous
+    drop procedure if exists {{ refresh_procedure }}(bigint, date);
     create or replace procedure {{ refresh_procedure }}(
         inout changes_applied bigint default null,
         inout refreshed_from date default null,
