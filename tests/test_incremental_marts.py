@@ -278,9 +278,9 @@ def test_a_merged_file_restating_stored_bars_refreshes_no_bucket(aggregate_db: D
     path.write_text("\n".join(lines) + "\n")
     load(db, path)
     new_load = db.scalar("select max(load_id) from raw.load_log where symbol = 'AAPL'")
-    assert db.scalar(
-        "select count(*) from raw.load_log where symbol = 'AAPL' and status = 'loaded'"
-    ) == 1, "the earlier AAPL loads are superseded"
+    assert db.scalar("select count(*) from raw.load_log where symbol = 'AAPL' and status = 'loaded'") == 1, (
+        "the earlier AAPL loads are superseded"
+    )
 
     stdout = run(db, db.mode)
 

@@ -223,4 +223,3 @@ def test_period_marts_of_the_trading_days_move_to_staging_with_dbt_build(fresh_d
         " where symbol = 'BAC' and time_bucket('1 week', trade_date) = time_bucket('1 week', %s::date)",
         (day,),
     )
-
