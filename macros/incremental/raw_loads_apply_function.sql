@@ -137,7 +137,7 @@ begin
     {{ stock_analytics.create_session_ordinals(sessions) | indent(4) }}
     -- the guard's work tables (dropped at commit; a second call in one transaction starts anew)
     drop table if exists pg_temp.price_guard_batch_rows, pg_temp.price_guard_staged, pg_temp.price_guard_history, pg_temp.price_guard_bars,
-        pg_temp.price_guard_runs, pg_temp.price_guard_verdicts, pg_temp.recomputed_value_dates;
+        pg_temp.price_guard_runs, pg_temp.price_guard_verdicts, pg_temp.recomputed_vanished_dates;
 
     -- Holds a person accepted: applied by this pass without judging.
     update {{ held }}
@@ -360,22 +360,16 @@ begin
 
         v_recomputed_count := cardinality(v_recomputed);
         -- A recomputed symbol is written whole (its lineage moves to the live loads), but its
-        -- values change only where the new history differs from the stored one: those dates,
-        -- for the models that aggregate values (a corrected old bar is one period to them).
-        create temporary table pg_temp.recomputed_value_dates on commit drop as
-        select
-            coalesce(fresh.symbol, stored.symbol) as symbol,
-            coalesce(fresh.{{ date_column }}, stored.{{ date_column }}) as changed_date
-        from (
-            select * from pg_temp.price_guard_staged where symbol = any(v_recomputed)
-        ) as fresh
-        full outer join (
-            select * from {{ relation }} where symbol = any(v_recomputed)
-        ) as stored
-            on fresh.symbol = stored.symbol and fresh.{{ date_column }} = stored.{{ date_column }}
-        where fresh.symbol is null or stored.symbol is null
-            or ({{ stock_analytics.raw_loads__columns_of('fresh', value_columns) }})
-            is distinct from ({{ stock_analytics.raw_loads__columns_of('stored', value_columns) }});
+        -- values change only where the new history differs from the stored one: the staged
+        -- rows not restated (below) and the stored dates the new history no longer has.
+        create temporary table pg_temp.recomputed_vanished_dates on commit drop as
+        select stored.symbol, stored.{{ date_column }} as changed_date
+        from {{ relation }} as stored
+        where stored.symbol = any(v_recomputed)
+            and not exists (
+                select from pg_temp.price_guard_staged as fresh
+                where fresh.symbol = stored.symbol and fresh.{{ date_column }} = stored.{{ date_column }}
+            );
         delete from {{ relation }} where symbol = any(v_recomputed);
         delete from {{ ledger }} where symbol = any(v_recomputed);
 
@@ -410,14 +404,11 @@ begin
         recomputed as (
             select
                 recomputed.symbol,
-                coalesce(
-                    (
-                        select range_agg(daterange(changed.changed_date, changed.changed_date, '[]'))
-                        from pg_temp.recomputed_value_dates as changed
-                        where changed.symbol = recomputed.symbol
-                    ),
-                    '{}'
-                ) as value_dates
+                (
+                    select range_agg(daterange(vanished.changed_date, vanished.changed_date, '[]'))
+                    from pg_temp.recomputed_vanished_dates as vanished
+                    where vanished.symbol = recomputed.symbol
+                ) as vanished_dates
             from unnest(v_recomputed) as recomputed (symbol)
         ),
 
@@ -429,7 +420,7 @@ begin
             select
                 coalesce(touched.symbol, recomputed.symbol),
                 case when recomputed.symbol is null and touched.from_date > history.first_date then touched.from_date end,
-                coalesce(recomputed.value_dates, touched.value_dates)
+                coalesce(touched.value_dates, '{}') + coalesce(recomputed.vanished_dates, '{}')
             from touched
             full outer join recomputed on touched.symbol = recomputed.symbol
             left join pg_temp.price_guard_history as history on touched.symbol = history.symbol
