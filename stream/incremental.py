@@ -6,10 +6,11 @@ model its routine and apply strategy), so nothing here guesses a name. Staging's
 routine applies the pending loads (the feed's, and any file load of the touched symbols), the
 upstream_changes routines (the trading days) then recompute the changed symbols from their first
 changed date (the running sums and moving averages of marts.fct_daily_moving_averages). The
-period marts follow less often (`apply_period_marts`): as tables (the apache edition) their
-`period_table` routine may be run by the streamer; as continuous aggregates (the community
-edition) their refresh needs the owner, so `dbt build` (make refresh) refreshes them, and
-real-time aggregation shows the feed's newer buckets meanwhile.
+period marts follow less often (`apply_period_marts`): as tables (every one on the apache
+edition, the variable-width ones on the community edition) their `period_table` routine may be
+run by the streamer; as continuous aggregates (the community edition's weekly mart) their
+refresh needs the owner, so `dbt build` (make refresh) refreshes them, and real-time
+aggregation shows the feed's newer buckets meanwhile.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import pytest
 from devtools.databases import Database
 from devtools.project import DBT, MARTS, PROJECT_DIR, SAMPLE_DIR
 
-# On the community edition the period marts are continuous aggregates: views nobody may write
+# On the community edition the weekly mart is a continuous aggregate: a view nobody may write
 # to (ObjectNotInPrerequisiteState), before any privilege is checked.
 DENIED = (
     psycopg2.errors.InsufficientPrivilege,

@@ -348,8 +348,8 @@ def test_duplicates_late_resends_and_out_of_order_revisions_give_the_in_order_re
     out_of_order["symbol"] = out_of_order["symbol"].str.replace("SCR", "ORD")
     pd.testing.assert_frame_equal(out_of_order, ordered)
     moving_averages_match_pandas(broker_db, ["ORD1", "ORD2", "ORD3", "SCR1", "SCR2", "SCR3"])
-    # The period marts show the feed too: tables (apache) the consumer applied when idle,
-    # continuous aggregates (community) by real-time aggregation.
+    # The period marts show the feed too: tables the consumer applied when idle (the monthly
+    # mart on both editions), continuous aggregates (community, weekly) by real-time aggregation.
     monthly = broker_db.frame(
         "select symbol, period_start, trading_days, avg_close from marts.fct_price_averages_monthly "
         "where symbol in ('ORD1', 'ORD2', 'ORD3') order by symbol, period_start",
@@ -627,10 +627,11 @@ def test_the_feed_finds_its_routines_in_the_package_list_and_says_what_is_missin
             "marts.fct_latest_day__apply",
         ]
         incremental.check_functions(streamer)
-        # Period marts that are tables (the apache edition) the streamer applies; a continuous
-        # aggregate's refresh needs its owner, so dbt build refreshes those.
+        # Period marts that are tables (all on the apache edition; months, quarters and years on
+        # the community one) the streamer applies; a continuous aggregate's (the community
+        # edition's weeks) refresh needs its owner, so dbt build refreshes those.
         period_tables = found.of("period_table")
-        assert len(period_tables) == (0 if server_license == "timescale" else 4)
+        assert len(period_tables) == (3 if server_license == "timescale" else 4)
         assert incremental.apply_period_marts(streamer) == len(period_tables)
     finally:
         streamer.close()

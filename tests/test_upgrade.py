@@ -43,6 +43,10 @@ LAST_RELEASE = "6369cbc85267472ad57ffb7fd3ffc2a160dac90a"
 UNDATED_BASELINE_RELEASE = "3dd5fe220a7ebdd80113d76cbe172244e94f5e27"
 # The last release whose period marts read the trading days (and counted in their change log).
 TRADING_DAYS_PERIODS_RELEASE = "b3ca856440e39ac28662741ee4c3ba42bb6b3e3c"
+# The last release whose monthly, quarterly and yearly marts were continuous aggregates on the
+# community edition (and whose period tables' batches named no periods).
+VARIABLE_WIDTH_AGGREGATES_RELEASE = "431d601b6f63d5d3a5b5bf544578935ddd1f32a6"
+VARIABLE_WIDTH = ("monthly", "quarterly", "yearly")
 SYMBOLS = ("stocks/BAC.csv", "stocks/ABNB.csv", "etfs/ARKK.csv", "stocks/AMD.csv")
 
 
@@ -188,14 +192,21 @@ def test_a_baseline_of_the_release_before_its_dates_takes_each_symbols_stored_ra
     assert db.scalar("select count(*) from staging.stg_market_data__held_prices") == 0
 
 
-def test_period_marts_of_the_trading_days_move_to_staging_with_dbt_build(fresh_db: Database, tmp_path: Path):
+def test_period_marts_of_the_trading_days_move_to_staging_with_dbt_build(
+    fresh_db: Database, tmp_path: Path, server_license: str
+):
     db = fresh_db
     built_by_release_then_grown(db, tmp_path, TRADING_DAYS_PERIODS_RELEASE, held_back=1)
 
     upgrade = db.dbt("build")
     assert upgrade.returncode == 0, upgrade.stdout[-3000:]
     # their watermarks counted in the trading days' change log: each mart is made again, once
-    assert upgrade.stdout.count("it reads another model than when it was built") == 4, upgrade.stdout[-3000:]
+    # (on the community edition the variable-width ones as tables, from continuous aggregates)
+    remade_as_tables = len(VARIABLE_WIDTH) if server_license == "timescale" else 0
+    assert upgrade.stdout.count("it reads another model than when it was built") == 4 - remade_as_tables, (
+        upgrade.stdout[-3000:]
+    )
+    assert upgrade.stdout.count("(it was built as a continuous aggregate)") == remade_as_tables
     assert "symbols_recomputed 0" in upgrade.stdout  # the new day applied, staging not rebuilt
     upgraded = snapshot(db)
     assert db.dbt("build", "--full-refresh").returncode == 0
@@ -221,5 +232,63 @@ def test_period_marts_of_the_trading_days_move_to_staging_with_dbt_build(fresh_d
     ) == db.scalar(
         "select avg(close) from staging.stg_market_data__daily_prices"
         " where symbol = 'BAC' and time_bucket('1 week', trade_date) = time_bucket('1 week', %s::date)",
+        (day,),
+    )
+
+
+def test_variable_width_period_marts_become_tables_with_dbt_build(
+    fresh_db: Database, tmp_path: Path, server_license: str
+):
+    """A warehouse of the release whose monthly, quarterly and yearly marts were continuous
+    aggregates on the community edition: `dbt build` makes them tables (the weekly one stays),
+    the tables' batches gain their periods, and from then on a corrected old bar is aggregated
+    again in its month, quarter and year only."""
+    db = fresh_db
+    built_by_release_then_grown(db, tmp_path, VARIABLE_WIDTH_AGGREGATES_RELEASE, held_back=1)
+
+    upgrade = db.dbt("build")
+    assert upgrade.returncode == 0, upgrade.stdout[-3000:]
+    remade = len(VARIABLE_WIDTH) if server_license == "timescale" else 0
+    assert upgrade.stdout.count("(it was built as a continuous aggregate)") == remade, upgrade.stdout[-3000:]
+    assert "creating the continuous aggregate" not in upgrade.stdout
+    assert "symbols_recomputed 0" in upgrade.stdout  # the new day applied, staging not rebuilt
+    kinds = dict(
+        db.query(
+            "select table_name, table_type from information_schema.tables "
+            "where table_schema = 'marts' and table_name like 'fct_price_averages_%'"
+        )
+    )
+    assert kinds == {
+        "fct_price_averages_weekly": "VIEW" if server_license == "timescale" else "BASE TABLE",
+        **{f"fct_price_averages_{period}": "BASE TABLE" for period in VARIABLE_WIDTH},
+    }
+    upgraded = snapshot(db)
+    assert db.dbt("build", "--full-refresh").returncode == 0
+    for relation, frame in snapshot(db).items():
+        assert_frames_equal(upgraded[relation], frame, relation)
+
+    day = db.scalar(
+        "select min(trade_date) from staging.stg_market_data__daily_prices"
+        " where symbol = 'BAC' and trade_date >= '1990-06-01'"
+    )
+    correction = tmp_path / "correction" / "BAC.csv"
+    correction.parent.mkdir()
+    correction.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{day},9,9.5,8.25,9.125,4.5,123456\n")
+    assert db.run_loader(correction).returncode == 0
+    corrected = db.dbt("build")
+    assert corrected.returncode == 0, corrected.stdout[-3000:]
+    for period in VARIABLE_WIDTH:
+        assert (
+            f'fct_price_averages_{period}": applied 1 changes of stg_market_data__daily_prices'
+            " (1 periods deleted, 1 inserted)" in corrected.stdout
+        ), corrected.stdout[-3000:]
+    assert db.scalar(
+        "select avg_close from marts.fct_price_averages_monthly"
+        " where symbol = 'BAC' and period_start = time_bucket('1 month', %s::date)",
+        (day,),
+    ) == db.scalar(
+        "select avg(close) from staging.stg_market_data__daily_prices"
+        " where symbol = 'BAC' and close is not null"
+        " and time_bucket('1 month', trade_date) = time_bucket('1 month', %s::date)",
         (day,),
     )

@@ -2,8 +2,9 @@
 -- trading days (calendar months). It reads staging, not the trading days: a corrected old bar
 -- rewrites the trading days' moving averages and indicators to the end of the history, but in
 -- staging only that bar, so only its month is aggregated again. Kept current by staging's changes,
--- not rebuilt: see the package's continuous_aggregate materialization (a continuous aggregate
--- where the license allows, else a table whose routine recomputes the periods its batch names).
+-- not rebuilt: see the package's continuous_aggregate materialization (a table whose routine
+-- recomputes the periods its batch names: a continuous aggregate's refresh of a variable-width
+-- bucket reads every later chunk of staging, so the package builds one only for fixed widths).
 {%- set bucket_width = '1 month' %}
 {%- set daily_prices_model = ref('stg_market_data__daily_prices') %}
 {{

@@ -11,6 +11,8 @@
         comparison below too (a table built by a release before the batch had none). -#}
     {%- call statement('period_batch') -%}
         {{ timescale_incremental.create_apply_batch_table(this, timescale_incremental.period_batch_columns()) }}
+        -- a batch created by a release before the changed periods lacks them
+        alter table {{ timescale_incremental.apply_batch(this) }} add column if not exists periods datemultirange;
     {%- endcall -%}
 
     {%- set rebuild_reason = none -%}
@@ -149,26 +151,54 @@
             get diagnostics periods_deleted = row_count;
             {{ timescale_incremental.fill_period_batch_with_every_symbol(feed) | indent(12) }}
         else
-            -- Per changed symbol, the first period to recompute ('-infinity': all of them).
-            insert into {{ feed.batch }} (symbol, from_period)
+            -- Per changed symbol, the first period to recompute ('-infinity': all of them) and,
+            -- where every change says which dates' values changed, only their buckets: a symbol
+            -- whose changes only restated stored values is left out.
+            insert into {{ feed.batch }} (symbol, from_period, periods)
+            with pending as (
+                select c.symbol, c.from_date, c.value_dates
+                from {{ feed.changes }} as c
+                where c.change_id > v_watermark and c.change_id <= v_latest
+            ),
+            changed_buckets as (
+                select
+                    pending.symbol,
+                    range_agg(daterange(
+                        time_bucket(interval {{ width }}, lower(value_range)),
+                        cast(time_bucket(interval {{ width }}, upper(value_range) - 1) + interval {{ width }} as date)
+                    )) as periods
+                from pending
+                cross join lateral unnest(pending.value_dates) as value_range
+                group by pending.symbol
+            ),
+            per_symbol as (
+                select
+                    symbol,
+                    case
+                        when bool_or(from_date is null) then date '-infinity'
+                        else time_bucket(interval {{ width }}, min(from_date))
+                    end as from_period,
+                    bool_or(value_dates is null) as any_date_may_have_changed
+                from pending
+                group by symbol
+            )
             select
-                c.symbol,
-                case
-                    when bool_or(c.from_date is null) then date '-infinity'
-                    else time_bucket(interval {{ width }}, min(c.from_date))
-                end
-            from {{ feed.changes }} as c
-            where c.change_id > v_watermark and c.change_id <= v_latest
-            group by c.symbol;
+                per_symbol.symbol,
+                per_symbol.from_period,
+                case when not per_symbol.any_date_may_have_changed then changed_buckets.periods end
+            from per_symbol
+            left join changed_buckets on changed_buckets.symbol = per_symbol.symbol
+            where per_symbol.any_date_may_have_changed or changed_buckets.periods is not null;
 
             delete from {{ target_local }} as mart
             using {{ feed.batch }} as changed
             where mart.symbol = changed.symbol
-                and mart.period_start >= changed.from_period;
+                and mart.period_start >= changed.from_period
+                and (changed.periods is null or changed.periods @> mart.period_start);
             get diagnostics periods_deleted = row_count;
         end if;
         {{ timescale_incremental.analyze_batch(feed.batch) | indent(8) }}
-        batch_from_period := (select coalesce(min(from_period), 'infinity') from {{ feed.batch }});
+        batch_from_period := (select {{ timescale_incremental.period_batch_first_day() }} from {{ feed.batch }});
         insert into {{ target_local }} ({{ columns }})
         {{ sql }};
         get diagnostics periods_inserted = row_count;

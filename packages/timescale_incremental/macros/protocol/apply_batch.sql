@@ -21,10 +21,17 @@
     revoke all on {{ timescale_incremental.apply_batch(relation) }} from public;
 {%- endmacro %}
 
-{#- A period table's batch: per symbol, the first period its routine recomputes. -#}
+{#- A period table's batch: per symbol, the first period its routine recomputes, and of those
+    the periods whose values changed, as whole buckets (null: every one). -#}
 {% macro period_batch_columns() -%}
 symbol text not null,
-from_period date not null
+from_period date not null,
+periods datemultirange
+{%- endmacro %}
+
+{#- Aggregate over a period batch's rows: the first day any of them holds. -#}
+{% macro period_batch_first_day() -%}
+coalesce(min(greatest(from_period, coalesce(lower(periods), from_period))), 'infinity')
 {%- endmacro %}
 
 {% macro changed_period_rows(relation, batch, time_column, symbol_column='symbol') -%}
@@ -33,8 +40,9 @@ from {{ relation }} as source_rows
 inner join {{ batch }} as changed
     on source_rows.{{ symbol_column }} = changed.symbol
     and source_rows.{{ time_column }} >= changed.from_period
+    and (changed.periods is null or changed.periods @> source_rows.{{ time_column }})
 cross join (
-    select coalesce(min(from_period), 'infinity') as batch_from_period from {{ batch }}
+    select {{ timescale_incremental.period_batch_first_day() }} as batch_from_period from {{ batch }}
 ) as batch_bound
 -- One bound for every symbol at once; inside the routine batch_from_period is its variable,
 -- a constant to the planner, so the chunks before every change are left out of the plan
