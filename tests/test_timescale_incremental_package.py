@@ -32,7 +32,7 @@ ORDER = {
 }
 
 
-def build(db: Database, work_dir: Path, *args: str) -> dict[str, dict]:
+def build(db: Database, work_dir: Path, *args: str, succeeds: bool = True) -> dict[str, dict]:
     """dbt build of the integration project as the database's owner; the run's results by node."""
     env = {
         **db.env,
@@ -54,7 +54,7 @@ def build(db: Database, work_dir: Path, *args: str) -> dict[str, dict]:
                 timeout=600,
                 check=False,
             )
-            assert proc.returncode == 0, proc.stdout[-4000:]
+            assert (proc.returncode == 0) == (succeeds or command == ["deps"]), proc.stdout[-4000:]
     results = json.loads((work_dir / "target" / "run_results.json").read_text())["results"]
     # unique ids: model.<project>.<name>, test.<project>.<name>.<hash>
     return {result["unique_id"].split(".")[2]: result for result in results}
@@ -91,6 +91,10 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     first = build(db, tmp_path / "first")
     # The first build changed everything: the scoped test sees A's negative price (a warning).
     assert first["non_negative_series_rows_price"]["failures"] == 1
+    # A build with nothing new: the scoped tests read nothing they have seen pass (or warn).
+    nothing_new = build(db, tmp_path / "nothing_new")
+    assert nothing_new["non_negative_series_rows_price"]["failures"] == 0
+    assert "pg_visible_in_snapshot" in nothing_new["non_negative_series_rows_price"]["compiled_code"]
     assert db.scalar("select count(*) from tsi.series_sums") == 2 * 91
 
     # Only B grows: the scoped test reads B's new rows (and the rows before them), not A's.
@@ -149,3 +153,30 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     assert rebuilt["non_negative_series_rows_price"]["failures"] == 1
     for model, frame in snapshot(db).items():
         pd.testing.assert_frame_equal(incremental[model], frame, check_exact=False, rtol=1e-12, obj=model)
+
+    # A failing scoped test keeps failing on the next builds, new changes or none, until it
+    # passes (or warns): only then does it move on.
+    db.query("insert into tsi_source.prices (symbol, price_date, price) values ('B', '2020-04-12', -1)")
+    as_error = ("--vars", "{series_rows_test_severity: error}")
+    for attempt in ("failed", "failed_again"):
+        failed = build(db, tmp_path / attempt, *as_error, succeeds=False)
+        assert (
+            failed["non_negative_series_rows_price"]["status"],
+            failed["non_negative_series_rows_price"]["failures"],
+        ) == (
+            "fail",
+            1,
+        ), attempt
+    warned = build(db, tmp_path / "warned")
+    assert (
+        warned["non_negative_series_rows_price"]["status"],
+        warned["non_negative_series_rows_price"]["failures"],
+    ) == (
+        "warn",
+        1,
+    )
+    assert build(db, tmp_path / "passed", *as_error)["non_negative_series_rows_price"]["status"] == "pass"
+    recorded = db.scalar(
+        "select count(*) from tsi.incremental_tests_passed where test_id like 'test.%%non_negative%%'"
+    )
+    assert recorded == 2  # both scoped tests

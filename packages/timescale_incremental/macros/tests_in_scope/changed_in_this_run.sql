@@ -41,8 +41,11 @@ cross join lateral (
 ) as scoped
 {%- endmacro %}
 
-{#- "This invocation" falls back to var last_apply_started_at so that a lone `dbt test` tests
-    the last change rather than nothing. -#}
+{#- Which changes a test reads: those written by transactions its last passing run did not see
+    (the snapshot record_tests_passed kept); a test that never passed, the changes since this
+    invocation started, falling back to var last_apply_started_at so that a lone `dbt test`
+    tests the last change rather than nothing. The snapshot this run sees from is written into
+    the SQL, where record_tests_passed finds it. -#}
 {% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
     {%- set date_column = date_column or (timescale_incremental.time_column_of(relation) if execute else 'time_column') -%}
     {%- if rows_before is not number or rows_before < 0 -%}
@@ -53,14 +56,25 @@ with
 
 run_changes as materialized (
 
+    {%- set seen = timescale_incremental.snapshots_of_this_test() %}
+    {%- if seen.current %}
+    -- {{ timescale_incremental.tested_snapshot_marker() }} {{ seen.current }}
+    {%- endif %}
     select
         symbol,
         from_date
     from {{ timescale_incremental.changes_relation(relation) }}
+    {%- if seen.passed %}
+    -- what this test's last passing run did not see
+    where
+        writer_xid >= pg_snapshot_xmin(cast('{{ seen.passed }}' as pg_snapshot))
+        and not pg_visible_in_snapshot(writer_xid, cast('{{ seen.passed }}' as pg_snapshot))
+    {%- else %}
     where recorded_at >= least(
         cast('{{ run_started_at }}' as timestamptz),
         {{ var('last_apply_started_at', 'null') }}
     )
+    {%- endif %}
 
 ),
 
@@ -127,4 +141,61 @@ left join lateral (
     {%- endfor -%}
     {{ exceptions.raise_compiler_error(
         "the time column of " ~ relation ~ ": no model with a time_column config is built there") }}
+{%- endmacro %}
+
+{#- Per test, the transactions its last passing (or warning) run saw: a pg_snapshot. -#}
+{% macro tests_passed_relation() -%}
+    {{ return(api.Relation.create(database=target.database, schema=timescale_incremental.bookkeeping_schema(),
+                                  identifier='incremental_tests_passed', type='table')) }}
+{%- endmacro %}
+
+{% macro tested_snapshot_marker() -%}
+tests in scope from snapshot
+{%- endmacro %}
+
+{#- For the test being compiled: `current`, the snapshot it starts from now (taken before its
+    query runs, so its query sees at least that); `passed`, the one of its last passing run
+    (none if it never passed). Both none outside a test or while parsing. -#}
+{% macro snapshots_of_this_test() -%}
+    {%- if not execute or model is not mapping or model.get('resource_type') != 'test' -%}
+        {{ return({'current': none, 'passed': none}) }}
+    {%- endif -%}
+    {%- set passed_relation = timescale_incremental.tests_passed_relation() -%}
+    {%- set query -%}
+        select
+            pg_current_snapshot()::text as current_snapshot,
+            {%- if adapter.get_relation(passed_relation.database, passed_relation.schema, passed_relation.identifier) is not none %}
+            (select snapshot from {{ passed_relation }} where test_id = {{ dbt.string_literal(model.unique_id) }})
+            {%- else %}
+            cast(null as text)
+            {%- endif %} as passed_snapshot
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {{ return({'current': row['current_snapshot'], 'passed': row['passed_snapshot']}) }}
+{%- endmacro %}
+
+{#- on-run-end: each test that passed or warned and read changes in scope keeps the snapshot it
+    started from; a failing or erroring one keeps the earlier, so its changes are read again. -#}
+{% macro record_tests_passed(results) -%}
+    {%- if not execute -%}{{ return('') }}{%- endif -%}
+    {%- set marker = modules.re.escape(timescale_incremental.tested_snapshot_marker()) ~ ' ([0-9]+:[0-9]+:[0-9,]*)' -%}
+    {%- set passed = [] -%}
+    {%- for result in results
+          if result.node.resource_type == 'test' and result.status in ('pass', 'warn') -%}
+        {%- set found = modules.re.search(marker, result.node.compiled_code or '') -%}
+        {%- if found -%}
+            {%- do passed.append('(' ~ dbt.string_literal(result.node.unique_id) ~ ', '
+                                 ~ dbt.string_literal(found.group(1)) ~ ')') -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not passed -%}{{ return('') }}{%- endif -%}
+    {%- set relation = timescale_incremental.tests_passed_relation() -%}
+    create table if not exists {{ relation }} (
+        test_id text primary key,
+        snapshot text not null,
+        passed_at timestamptz not null default now()
+    );
+    insert into {{ relation }} (test_id, snapshot)
+    values {{ passed | join(', ') }}
+    on conflict (test_id) do update set snapshot = excluded.snapshot, passed_at = excluded.passed_at
 {%- endmacro %}
