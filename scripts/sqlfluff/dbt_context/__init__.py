@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import pass_context as _pass_context
 from jinja2.runtime import Context as _Context
+from sqlfluff.core.templaters.builtins.dbt import MacroReturn as _MacroReturn
 
 # The same values for every rendered file: a fixed run start keeps the lint output stable.
 execute = False
@@ -128,7 +129,12 @@ class _Project:
 
         @_pass_context
         def call(context: _Context, *args: Any, **kwargs: Any) -> Any:
-            return _macro(context, name)(*args, **kwargs)
+            # `{{ return(x) }}` raises; dbt's macro call gives x, so must this one, or the
+            # exception ends the caller's macro instead.
+            try:
+                return _macro(context, name)(*args, **kwargs)
+            except _MacroReturn as returned:
+                return returned.value
 
         return call
 
