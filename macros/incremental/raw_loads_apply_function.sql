@@ -129,6 +129,7 @@ declare
     batch_load_ids bigint[];
     v_first_day date;
     v_last_day date;
+    v_batch_symbols text[];
 begin
     {{ timescale_incremental.lock_change_log_for_writing(changes, 'v_scoped') | indent(4) }}
     perform {{ timescale_incremental.allow_dml_on_compressed_chunks() }};
@@ -268,16 +269,17 @@ begin
         {{ stock_analytics.price_guard_rebuild(relation) | indent(8) }}
     else
         -- What the pass would write: the new bars, and the stored ones they replace. The new
-        -- bars first, on their own, for their dates: the stored ones are looked for in the
-        -- chunks of those dates only (constants, so the others are excluded when the join is
-        -- planned), not in all of staging (a live step's one day hashed every stored bar:
-        -- seconds at Kaggle scale).
+        -- bars first, on their own, for their dates and symbols: the stored ones are looked for
+        -- in the chunks of those dates only and by the symbols' index entries (constants, so the
+        -- planner sees them), not in all of staging (a live step's one day, or one symbol's
+        -- corrected history of every year, hashed every stored bar: 10 s at Kaggle scale).
         create temporary table pg_temp.price_guard_batch_rows on commit drop as
         select * from (
 {{ sql }}
         ) as batch_rows;
         {{ timescale_incremental.analyze_in_routine('pg_temp.price_guard_batch_rows') }}
-        select min(trade_date), max(trade_date) into v_first_day, v_last_day
+        select min(trade_date), max(trade_date), array_agg(distinct symbol)
+        into v_first_day, v_last_day, v_batch_symbols
         from pg_temp.price_guard_batch_rows;
         execute format(
             'create temporary table pg_temp.price_guard_staged on commit drop as
@@ -298,10 +300,11 @@ begin
             left join {{ relation }} as stored
                 on batch_rows.symbol = stored.symbol and batch_rows.trade_date = stored.trade_date
                 and stored.trade_date between %L and %L
+                and stored.symbol = any(%L::text[])
             where stored.symbol is null
                 or batch_rows.symbol = any($1)
                 or {{ stock_analytics.is_newer_row('batch_rows', 'stored') }}',
-            v_first_day, v_last_day
+            v_first_day, v_last_day, v_batch_symbols
         ) using v_recomputed;
         drop table pg_temp.price_guard_batch_rows;
 
