@@ -343,8 +343,9 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
     """Tests scale with the change: after a build, each file one line longer. The second build
     tests the new day (with the stored day before it where a test compares days): an old
     OHLC break is not reported again, a jump from the stored close and a session missed
-    between the stored day and the new one are. A lone
-    `dbt test` tests the last load applied; `--vars '{full_tests: true}'` every row."""
+    between the stored day and the new one are. A test reads what it has not seen pass: a lone
+    `dbt test` right after reports nothing again, one after a `dbt run` tests that run's rows;
+    `--vars '{full_tests: true}'` every row."""
     next_day, day_after = [d for d in SESSIONS if d > LIFE[-1]][:2]
     symbols = ["CLEA", "CLEB", "HILO", "SKIP"]
     appended = {"CLEA": next_day, "CLEB": next_day, "HILO": next_day, "SKIP": day_after}
@@ -369,8 +370,26 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
             scale(new, 5.0)  # five times yesterday's close, the adj ratio unchanged
         return [*bars, new]
 
+    def clea_jumps_next(seed: int, symbol: str) -> list[Bar]:
+        bars = one_line_longer(seed, symbol)
+        if symbol != "CLEA":
+            return bars
+        last = bars[-1]
+        new = Bar(
+            day_after,
+            last.close,
+            last.close * 1.004,
+            last.close * 0.996,
+            last.close,
+            last.close * ADJ_RATIO,
+            20_000,
+        )
+        scale(new, 5.0)
+        return [*bars, new]
+
     write_dataset(tmp_path / "day1", symbols, unknown=set(), series=first_build)
     write_dataset(tmp_path / "day2", symbols, unknown=set(), series=one_line_longer)
+    write_dataset(tmp_path / "day3", symbols, unknown=set(), series=clea_jumps_next)
     db = create_database(tmp_path / "db")
     try:
         returncode, results = build_and_statuses(db, tmp_path / "day1")
@@ -393,9 +412,17 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
         [gap] = failing_rows(db, "stg_prices_no_missing_sessions")
         assert (gap["symbol"], str(gap["missing_session"])) == ("SKIP", next_day)
 
-        # A lone `dbt test` tests the last load applied, not nothing.
+        # A lone `dbt test` now: nothing its tests have not seen pass (or warn), so CLEB's jump,
+        # reported with the build that brought it, is not reported again.
+        assert db.dbt("test").returncode == 0
+        assert statuses(db)["stg_prices_unexplained_jumps"] == "pass"
+        # A `dbt run` applies CLEA's jump; the lone `dbt test` after it tests that run's rows.
+        assert db.run_loader(tmp_path / "day3").returncode == 0
+        assert db.dbt("run").returncode == 0
         assert db.dbt("test").returncode == 0
         assert statuses(db)["stg_prices_unexplained_jumps"] == "warn"
+        [jump] = failing_rows(db, "stg_prices_unexplained_jumps")
+        assert (jump["symbol"], str(jump["trade_date"])) == ("CLEA", day_after)
 
         # One flag away: every row, HILO's old break included.
         assert db.dbt("test", "--vars", "{full_tests: true}").returncode == 0
@@ -404,7 +431,7 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
         named = set().union(*(symbols_named(r) for r in failing_rows(db, "stg_prices_ohlc_consistent")))
         assert named == {"HILO"}
         assert full["stg_prices_unexplained_jumps"] == "warn"
-        assert len(failing_rows(db, "stg_prices_unexplained_jumps")) == 1
+        assert len(failing_rows(db, "stg_prices_unexplained_jumps")) == 2  # CLEB's and CLEA's
     finally:
         drop_database(db)
 

@@ -59,6 +59,8 @@
     alter table {{ changes }} add column if not exists writer_xid xid8;
     alter table {{ changes }} alter column writer_xid set default pg_current_xact_id();
     create index if not exists {{ changes.identifier }}_writer_xid_idx on {{ changes }} (writer_xid);
+    -- the scoped tests look changes up by when they were recorded (changed_ranges)
+    create index if not exists {{ changes.identifier }}_recorded_at_idx on {{ changes }} (recorded_at);
     -- the dates whose values changed (null: every date from from_date on; the package README)
     alter table {{ changes }} add column if not exists value_dates datemultirange;
 {%- endmacro %}

@@ -41,11 +41,13 @@ cross join lateral (
 ) as scoped
 {%- endmacro %}
 
-{#- Which changes a test reads: those written by transactions its last passing run did not see
-    (the snapshot record_tests_passed kept); a test that never passed, the changes since this
+{#- Which changes a test reads: those recorded since its last passing run started, or written by
+    transactions that run's snapshot did not see (committed after it; the time alone would miss
+    them; the snapshot alone would miss every change of a warehouse restored into a cluster
+    whose transaction ids are lower); a test that never passed, the changes since this
     invocation started, falling back to var last_apply_started_at so that a lone `dbt test`
-    tests the last change rather than nothing. The snapshot this run sees from is written into
-    the SQL, where record_tests_passed finds it. -#}
+    tests the last change rather than nothing. The snapshot and time this run starts from are
+    written into the SQL, where record_tests_passed finds them. -#}
 {% macro changed_ranges(relation, rows_before=0, symbol_column='symbol', date_column=none) -%}
     {%- set date_column = date_column or (timescale_incremental.time_column_of(relation) if execute else 'time_column') -%}
     {%- if rows_before is not number or rows_before < 0 -%}
@@ -58,7 +60,7 @@ run_changes as materialized (
 
     {%- set seen = timescale_incremental.snapshots_of_this_test() %}
     {%- if seen.current %}
-    -- {{ timescale_incremental.tested_snapshot_marker() }} {{ seen.current }}
+    -- {{ timescale_incremental.tested_snapshot_marker() }} {{ seen.current }} at {{ seen.current_at }}
     {%- endif %}
     select
         symbol,
@@ -67,8 +69,11 @@ run_changes as materialized (
     {%- if seen.passed %}
     -- what this test's last passing run did not see
     where
-        writer_xid >= pg_snapshot_xmin(cast('{{ seen.passed }}' as pg_snapshot))
-        and not pg_visible_in_snapshot(writer_xid, cast('{{ seen.passed }}' as pg_snapshot))
+        recorded_at >= cast('{{ seen.passed_at }}' as timestamptz)
+        or (
+            writer_xid >= pg_snapshot_xmin(cast('{{ seen.passed }}' as pg_snapshot))
+            and not pg_visible_in_snapshot(writer_xid, cast('{{ seen.passed }}' as pg_snapshot))
+        )
     {%- else %}
     where recorded_at >= least(
         cast('{{ run_started_at }}' as timestamptz),
@@ -143,7 +148,8 @@ left join lateral (
         "the time column of " ~ relation ~ ": no model with a time_column config is built there") }}
 {%- endmacro %}
 
-{#- Per test, the transactions its last passing (or warning) run saw: a pg_snapshot. -#}
+{#- Per test, the transactions its last passing (or warning) run saw (a pg_snapshot) and when
+    it started. -#}
 {% macro tests_passed_relation() -%}
     {{ return(api.Relation.create(database=target.database, schema=timescale_incremental.bookkeeping_schema(),
                                   identifier='incremental_tests_passed', type='table')) }}
@@ -153,39 +159,50 @@ left join lateral (
 tests in scope from snapshot
 {%- endmacro %}
 
-{#- For the test being compiled: `current`, the snapshot it starts from now (taken before its
-    query runs, so its query sees at least that); `passed`, the one of its last passing run
-    (none if it never passed). Both none outside a test or while parsing. -#}
+{#- For the test being compiled: `current` and `current_at`, the snapshot and time it starts
+    from now (taken before its query runs, so its query sees at least that); `passed` and
+    `passed_at`, those of its last passing run (none if it never passed). All none outside a
+    test or while parsing. -#}
 {% macro snapshots_of_this_test() -%}
     {%- if not execute or model is not mapping or model.get('resource_type') != 'test' -%}
-        {{ return({'current': none, 'passed': none}) }}
+        {{ return({'current': none, 'current_at': none, 'passed': none, 'passed_at': none}) }}
     {%- endif -%}
     {%- set passed_relation = timescale_incremental.tests_passed_relation() -%}
+    {%- set recorded = adapter.get_relation(passed_relation.database, passed_relation.schema,
+                                            passed_relation.identifier) is not none -%}
     {%- set query -%}
         select
             pg_current_snapshot()::text as current_snapshot,
-            {%- if adapter.get_relation(passed_relation.database, passed_relation.schema, passed_relation.identifier) is not none %}
-            (select snapshot from {{ passed_relation }} where test_id = {{ dbt.string_literal(model.unique_id) }})
+            to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00' as current_at,
+            {%- if recorded %}
+            passed.snapshot as passed_snapshot,
+            passed.tested_at::text as passed_at
+        from (select) as now_
+        left join {{ passed_relation }} as passed on passed.test_id = {{ dbt.string_literal(model.unique_id) }}
             {%- else %}
-            cast(null as text)
-            {%- endif %} as passed_snapshot
+            cast(null as text) as passed_snapshot,
+            cast(null as text) as passed_at
+            {%- endif %}
     {%- endset -%}
     {%- set row = run_query(query).rows[0] -%}
-    {{ return({'current': row['current_snapshot'], 'passed': row['passed_snapshot']}) }}
+    {{ return({'current': row['current_snapshot'], 'current_at': row['current_at'],
+               'passed': row['passed_snapshot'], 'passed_at': row['passed_at']}) }}
 {%- endmacro %}
 
 {#- on-run-end: each test that passed or warned and read changes in scope keeps the snapshot it
     started from; a failing or erroring one keeps the earlier, so its changes are read again. -#}
 {% macro record_tests_passed(results) -%}
     {%- if not execute -%}{{ return('') }}{%- endif -%}
-    {%- set marker = modules.re.escape(timescale_incremental.tested_snapshot_marker()) ~ ' ([0-9]+:[0-9]+:[0-9,]*)' -%}
+    {%- set marker = modules.re.escape(timescale_incremental.tested_snapshot_marker())
+                     ~ ' ([0-9]+:[0-9]+:[0-9,]*) at ([0-9-]+ [0-9:.+-]+)' -%}
     {%- set passed = [] -%}
     {%- for result in results
           if result.node.resource_type == 'test' and result.status in ('pass', 'warn') -%}
         {%- set found = modules.re.search(marker, result.node.compiled_code or '') -%}
         {%- if found -%}
             {%- do passed.append('(' ~ dbt.string_literal(result.node.unique_id) ~ ', '
-                                 ~ dbt.string_literal(found.group(1)) ~ ')') -%}
+                                 ~ dbt.string_literal(found.group(1)) ~ ', '
+                                 ~ dbt.string_literal(found.group(2)) ~ '::timestamptz)') -%}
         {%- endif -%}
     {%- endfor -%}
     {%- if not passed -%}{{ return('') }}{%- endif -%}
@@ -193,9 +210,9 @@ tests in scope from snapshot
     create table if not exists {{ relation }} (
         test_id text primary key,
         snapshot text not null,
-        passed_at timestamptz not null default now()
+        tested_at timestamptz not null
     );
-    insert into {{ relation }} (test_id, snapshot)
+    insert into {{ relation }} (test_id, snapshot, tested_at)
     values {{ passed | join(', ') }}
-    on conflict (test_id) do update set snapshot = excluded.snapshot, passed_at = excluded.passed_at
+    on conflict (test_id) do update set snapshot = excluded.snapshot, tested_at = excluded.tested_at
 {%- endmacro %}
