@@ -354,11 +354,9 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
         bars = clean_series(seed)
         return plant(symbol, bars) if symbol == "HILO" else bars
 
-    def one_line_longer(seed: int, symbol: str) -> list[Bar]:
-        bars = first_build(seed, symbol)
-        last = bars[-1]
-        new = Bar(
-            appended[symbol],
+    def calm_bar_after(last: Bar, date: str) -> Bar:
+        return Bar(
+            date,
             last.close,
             last.close * 1.004,
             last.close * 0.996,
@@ -366,6 +364,10 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
             last.close * ADJ_RATIO,
             20_000,
         )
+
+    def one_line_longer(seed: int, symbol: str) -> list[Bar]:
+        bars = first_build(seed, symbol)
+        new = calm_bar_after(bars[-1], appended[symbol])
         if symbol == "CLEB":
             scale(new, 5.0)  # five times yesterday's close, the adj ratio unchanged
         return [*bars, new]
@@ -374,16 +376,7 @@ def test_a_daily_build_tests_the_new_rows_and_full_tests_every_row(tmp_path):
         bars = one_line_longer(seed, symbol)
         if symbol != "CLEA":
             return bars
-        last = bars[-1]
-        new = Bar(
-            day_after,
-            last.close,
-            last.close * 1.004,
-            last.close * 0.996,
-            last.close,
-            last.close * ADJ_RATIO,
-            20_000,
-        )
+        new = calm_bar_after(bars[-1], day_after)
         scale(new, 5.0)
         return [*bars, new]
 

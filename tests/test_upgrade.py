@@ -87,6 +87,19 @@ def copy_symbols(target: Path) -> Path:
     return target
 
 
+def load_a_corrected_bac_day(db: Database, tmp_path: Path) -> object:
+    """BAC's first day from June 1990 on, loaded again with other values (a merge); that day."""
+    day = db.scalar(
+        "select min(trade_date) from staging.stg_market_data__daily_prices"
+        " where symbol = 'BAC' and trade_date >= '1990-06-01'"
+    )
+    correction = tmp_path / "correction" / "BAC.csv"
+    correction.parent.mkdir()
+    correction.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{day},9,9.5,8.25,9.125,4.5,123456\n")
+    assert db.run_loader(correction).returncode == 0
+    return day
+
+
 def built_by_release_then_grown(db: Database, tmp_path: Path, release: str, held_back: int) -> list[str]:
     """The sample's symbols loaded with AMD's last `held_back` lines held back and built by
     `release`; then AMD's held-back days loaded, for the current code's build. AMD's lines."""
@@ -214,14 +227,7 @@ def test_period_marts_of_the_trading_days_move_to_staging_with_dbt_build(
         assert_frames_equal(upgraded[relation], frame, relation)
 
     # From then on staging's changes drive them: one BAC close of 1990 corrected
-    day = db.scalar(
-        "select min(trade_date) from staging.stg_market_data__daily_prices"
-        " where symbol = 'BAC' and trade_date >= '1990-06-01'"
-    )
-    correction = tmp_path / "correction" / "BAC.csv"
-    correction.parent.mkdir()
-    correction.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{day},9,9.5,8.25,9.125,4.5,123456\n")
-    assert db.run_loader(correction).returncode == 0
+    day = load_a_corrected_bac_day(db, tmp_path)
     corrected = db.dbt("build")
     assert corrected.returncode == 0, corrected.stdout[-3000:]
     assert "it reads another model" not in corrected.stdout
@@ -267,14 +273,7 @@ def test_variable_width_period_marts_become_tables_with_dbt_build(
     for relation, frame in snapshot(db).items():
         assert_frames_equal(upgraded[relation], frame, relation)
 
-    day = db.scalar(
-        "select min(trade_date) from staging.stg_market_data__daily_prices"
-        " where symbol = 'BAC' and trade_date >= '1990-06-01'"
-    )
-    correction = tmp_path / "correction" / "BAC.csv"
-    correction.parent.mkdir()
-    correction.write_text(f"Date,Open,High,Low,Close,Adj Close,Volume\n{day},9,9.5,8.25,9.125,4.5,123456\n")
-    assert db.run_loader(correction).returncode == 0
+    day = load_a_corrected_bac_day(db, tmp_path)
     corrected = db.dbt("build")
     assert corrected.returncode == 0, corrected.stdout[-3000:]
     for period in VARIABLE_WIDTH:
