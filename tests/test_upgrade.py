@@ -87,6 +87,14 @@ def copy_symbols(target: Path) -> Path:
     return target
 
 
+def assert_equals_a_full_rebuild(db: Database) -> None:
+    """Every relation as the upgrade left it equals what `dbt build --full-refresh` makes."""
+    upgraded = snapshot(db)
+    assert db.dbt("build", "--full-refresh").returncode == 0
+    for relation, frame in snapshot(db).items():
+        assert_frames_equal(upgraded[relation], frame, relation)
+
+
 def load_a_corrected_bac_day(db: Database, tmp_path: Path) -> object:
     """BAC's first day from June 1990 on, loaded again with other values (a merge); that day."""
     day = db.scalar(
@@ -132,11 +140,7 @@ def test_a_warehouse_of_the_last_release_upgrades_with_dbt_build(fresh_db: Datab
     assert {"raw_loads", "upstream_changes"} <= strategies
     latest = db.scalar("select max(trade_date)::text from marts.fct_daily_prices where symbol = 'AMD'")
     assert latest == lines[-1].split(",")[0]
-    upgraded = snapshot(db)
-
-    assert db.dbt("build", "--full-refresh").returncode == 0
-    for relation, frame in snapshot(db).items():
-        assert_frames_equal(upgraded[relation], frame, relation)
+    assert_equals_a_full_rebuild(db)
 
 
 def test_a_warehouse_of_the_previous_release_upgrades_with_dbt_build(fresh_db: Database, tmp_path: Path):
@@ -156,11 +160,7 @@ def test_a_warehouse_of_the_previous_release_upgrades_with_dbt_build(fresh_db: D
     staged = db.scalar("select count(*) from staging.stg_market_data__daily_prices")
     assert db.scalar("select sum(bars) from staging.stg_market_data__quality_baseline") == staged
     assert db.scalar("select count(*) from staging.stg_market_data__held_prices") == 0
-    upgraded = snapshot(db)
-
-    assert db.dbt("build", "--full-refresh").returncode == 0
-    for relation, frame in snapshot(db).items():
-        assert_frames_equal(upgraded[relation], frame, relation)
+    assert_equals_a_full_rebuild(db)
 
     # Guarded from then on: a week of zero volumes in a symbol that never had one is held back.
     bac = data / "stocks" / "BAC.csv"
@@ -221,10 +221,7 @@ def test_period_marts_of_the_trading_days_move_to_staging_with_dbt_build(
     )
     assert upgrade.stdout.count("(it was built as a continuous aggregate)") == remade_as_tables
     assert "symbols_recomputed 0" in upgrade.stdout  # the new day applied, staging not rebuilt
-    upgraded = snapshot(db)
-    assert db.dbt("build", "--full-refresh").returncode == 0
-    for relation, frame in snapshot(db).items():
-        assert_frames_equal(upgraded[relation], frame, relation)
+    assert_equals_a_full_rebuild(db)
 
     # From then on staging's changes drive them: one BAC close of 1990 corrected
     day = load_a_corrected_bac_day(db, tmp_path)
@@ -268,10 +265,7 @@ def test_variable_width_period_marts_become_tables_with_dbt_build(
         "fct_price_averages_weekly": "VIEW" if server_license == "timescale" else "BASE TABLE",
         **{f"fct_price_averages_{period}": "BASE TABLE" for period in VARIABLE_WIDTH},
     }
-    upgraded = snapshot(db)
-    assert db.dbt("build", "--full-refresh").returncode == 0
-    for relation, frame in snapshot(db).items():
-        assert_frames_equal(upgraded[relation], frame, relation)
+    assert_equals_a_full_rebuild(db)
 
     day = load_a_corrected_bac_day(db, tmp_path)
     corrected = db.dbt("build")
