@@ -117,59 +117,29 @@
             v_starts := array[null::date];
             v_ends := array[null::date];
         else
+            -- range_agg merges the windows that overlap or touch
             with spans as (
-                select lower(value_range) as first_day, upper(value_range) - 1 as last_day
+                select value_range
                 from {{ feed.changes }} as c
                 cross join lateral unnest(c.value_dates) as value_range
                 where c.change_id > v_watermark
                 union all
-                select c.from_date, null
+                select daterange(c.from_date, null)
                 from {{ feed.changes }} as c
                 where c.change_id > v_watermark and c.value_dates is null
             ),
 
             windows as (
-                select
-                    {{ ts }}.time_bucket(interval {{ dbt.string_literal(feed.bucket_width) }}, first_day) as window_start,
-                    coalesce(
-                        cast({{ ts }}.time_bucket(interval {{ dbt.string_literal(feed.bucket_width) }}, last_day)
-                             + interval {{ dbt.string_literal(feed.bucket_width) }} as date),
-                        'infinity'
-                    ) as window_end
+                select range_agg({{ timescale_incremental.whole_buckets(feed.bucket_width, 'value_range', ts) | indent(16) }}) as merged
                 from spans
-            ),
-
-            starts as (
-                select
-                    window_start,
-                    window_end,
-                    -- a window starts a group unless an earlier one reaches it
-                    coalesce(window_start > max(window_end) over (
-                        order by window_start, window_end
-                        rows between unbounded preceding and 1 preceding
-                    ), true) as starts_group
-                from windows
-            ),
-
-            grouped as (
-                select
-                    window_start,
-                    window_end,
-                    count(*) filter (where starts_group) over (order by window_start, window_end) as group_number
-                from starts
-            ),
-
-            merged as (
-                select min(window_start) as window_start, max(window_end) as window_end
-                from grouped
-                group by group_number
             )
 
             select
-                coalesce(array_agg(window_start order by window_start), '{}'),
-                coalesce(array_agg(nullif(window_end, 'infinity') order by window_start), '{}')
+                coalesce(array_agg(lower(window_range) order by lower(window_range)), '{}'),
+                coalesce(array_agg(upper(window_range) order by lower(window_range)), '{}')
             into v_starts, v_ends
-            from merged;
+            from windows
+            cross join lateral unnest(windows.merged) as window_range;
         end if;
         refreshed_from := v_starts[1];
         windows_refreshed := cardinality(v_starts);

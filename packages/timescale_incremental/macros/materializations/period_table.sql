@@ -163,10 +163,7 @@
             changed_buckets as (
                 select
                     pending.symbol,
-                    range_agg(daterange(
-                        time_bucket(interval {{ width }}, lower(value_range)),
-                        cast(time_bucket(interval {{ width }}, upper(value_range) - 1) + interval {{ width }} as date)
-                    )) as periods
+                    range_agg({{ timescale_incremental.whole_buckets(feed.bucket_width, 'value_range') | indent(20) }}) as periods
                 from pending
                 cross join lateral unnest(pending.value_dates) as value_range
                 group by pending.symbol

@@ -16,3 +16,15 @@
     {%- endif -%}
     cast(date_trunc('{{ date_parts[bucket_width] }}', {{ column }}) as date)
 {%- endmacro %}
+
+
+{#- The whole buckets of `bucket_width` that hold the dates of `date_range` (documented in
+    macros/_macros.yml, whole_buckets). -#}
+{% macro whole_buckets(bucket_width, date_range, function_schema=none) -%}
+    {%- set bucket = (function_schema ~ '.' if function_schema else '') ~ 'time_bucket' -%}
+    {%- set width = 'interval ' ~ dbt.string_literal(bucket_width) -%}
+    daterange(
+        {{ bucket }}({{ width }}, lower({{ date_range }})),
+        cast({{ bucket }}({{ width }}, upper({{ date_range }}) - 1) + {{ width }} as date)
+    )
+{%- endmacro %}
