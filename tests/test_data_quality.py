@@ -11,6 +11,7 @@ stock/ETF rule: staging and dim_symbols answer the same when folder and metadata
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -509,3 +510,45 @@ def test_a_session_where_most_symbols_repeat_their_close_is_held_back_for_those(
         assert {s for s, d in latest.items() if d == next_day} == set(symbols) - frozen
     finally:
         drop_database(db)
+
+
+def rows_the_test_reads(db: Database, test_name: str) -> int:
+    """How many raw rows the last run of a raw table's scoped test read: its compiled subquery
+    (`from (...) as dbt_subquery`), counted."""
+    [compiled] = (db.work_dir / "target" / "compiled").rglob(f"{test_name}.sql")
+    subquery = re.search(r"from \((.*)\) as dbt_subquery", compiled.read_text(), re.DOTALL)
+    assert subquery is not None, compiled.read_text()
+    return db.scalar(f"select count(*) from ({subquery[1]}) as read_rows")
+
+
+@pytest.mark.one_pass
+def test_raw_rows_are_checked_against_the_load_log_once_per_load(own_sample_db: Database, tmp_path):
+    """The raw prices' load-id test reads the rows of the loads it has not seen pass: none
+    when nothing was loaded, a new load's rows once. A row under a load id the log never had
+    fails every run, named by its id, until it is gone; --vars '{full_tests: true}' reads every row."""
+    db, test = own_sample_db, "raw_prices_load_in_load_log"
+    every_row = db.scalar("select count(*) from raw.daily_prices")
+
+    assert db.dbt("test", "--select", test).returncode == 0
+    assert statuses(db)[test] == "pass"
+    assert rows_the_test_reads(db, test) == 0  # the sample's build saw every load pass
+
+    (tmp_path / "NEWS.csv").write_text(HEADER + "".join(bar.line() for bar in clean_series(7)[:3]))
+    assert db.run_loader(tmp_path / "NEWS.csv").returncode == 0
+    assert db.dbt("test", "--select", test).returncode == 0
+    assert rows_the_test_reads(db, test) == 3
+
+    unknown_load = db.scalar("select max(load_id) + 1000 from raw.load_log")
+    db.query(
+        f"insert into raw.daily_prices (load_id, line_number, date) values ({unknown_load}, 2, '2020-01-02')"
+    )
+    for _ in range(2):  # a failing test keeps its earlier pass: the row is read again
+        assert db.dbt("test", "--select", test).returncode == 1
+        assert statuses(db)[test] == "fail"
+        assert failing_rows(db, test) == [{"from_field": unknown_load}]
+    db.query(f"delete from raw.daily_prices where load_id = {unknown_load}")
+    assert db.dbt("test", "--select", test).returncode == 0
+    assert statuses(db)[test] == "pass"
+
+    assert db.dbt("test", "--select", test, "--vars", "{full_tests: true}").returncode == 0
+    assert rows_the_test_reads(db, test) == every_row + 3

@@ -59,21 +59,14 @@ with
 run_changes as materialized (
 
     {%- set seen = timescale_incremental.snapshots_of_this_test() %}
-    {%- if seen.current %}
-    -- {{ timescale_incremental.tested_snapshot_marker() }} {{ seen.current }} at {{ seen.current_at }}
-    {%- endif %}
+    {{- timescale_incremental.tested_snapshot_comment(seen) }}
     select
         symbol,
         from_date
     from {{ timescale_incremental.changes_relation(relation) }}
     {%- if seen.passed %}
     -- what this test's last passing run did not see
-    where
-        recorded_at >= cast('{{ seen.passed_at }}' as timestamptz)
-        or (
-            writer_xid >= pg_snapshot_xmin(cast('{{ seen.passed }}' as pg_snapshot))
-            and not pg_visible_in_snapshot(writer_xid, cast('{{ seen.passed }}' as pg_snapshot))
-        )
+    where {{ timescale_incremental.unseen_by_last_pass(seen) | indent(4) }}
     {%- else %}
     where recorded_at >= least(
         cast('{{ run_started_at }}' as timestamptz),
@@ -157,6 +150,25 @@ left join lateral (
 
 {% macro tested_snapshot_marker() -%}
 tests in scope from snapshot
+{%- endmacro %}
+
+{#- The SQL comment that carries the snapshot and time a test starts from (none outside a test). -#}
+{% macro tested_snapshot_comment(seen) -%}
+    {%- if seen.current %}
+    -- {{ timescale_incremental.tested_snapshot_marker() }} {{ seen.current }} at {{ seen.current_at }}
+    {%- endif %}
+{%- endmacro %}
+
+{#- True for a row recorded since the test's last passing run started, or written by a
+    transaction that run's snapshot did not see (documented in macros/_macros.yml). -#}
+{% macro unseen_by_last_pass(seen, recorded_at='recorded_at', writer_xid='writer_xid') -%}
+(
+    {{ recorded_at }} >= cast('{{ seen.passed_at }}' as timestamptz)
+    or (
+        {{ writer_xid }} >= pg_snapshot_xmin(cast('{{ seen.passed }}' as pg_snapshot))
+        and not pg_visible_in_snapshot({{ writer_xid }}, cast('{{ seen.passed }}' as pg_snapshot))
+    )
+)
 {%- endmacro %}
 
 {#- For the test being compiled: `current` and `current_at`, the snapshot and time it starts
