@@ -738,10 +738,11 @@ def step_correction(ctx: Context) -> dict[str, Any]:
 CHECK_SCHEMA = "bench_incremental_state"
 DAILY_KEY = ("symbol", "trade_date")
 PERIOD_KEY = ("symbol", "period_start")
-# Every mart, and the two tables they are built from (a difference there says where it began).
+# Every mart, and the tables they are built from (a difference there says where it began).
 CHECKED_RELATIONS: dict[str, tuple[str, ...]] = {
     "stg_market_data__daily_prices": DAILY_KEY,
     "int_daily_prices__trading_days": DAILY_KEY,
+    "int_daily_prices__symbol_spans": ("symbol",),
     "fct_daily_prices": DAILY_KEY,
     "fct_daily_moving_averages": DAILY_KEY,
     "fct_daily_indicators": DAILY_KEY,

@@ -622,8 +622,11 @@ def test_the_feed_finds_its_routines_in_the_package_list_and_says_what_is_missin
         found = incremental.registered_routines(streamer)
         assert found.staging() == "staging.stg_market_data__daily_prices__apply"
         # in the order of a first build: the screener reads the trading days' changes
-        assert found.of("upstream_changes") == [
-            "intermediate.int_daily_prices__trading_days__apply",
+        # the trading days first (the others read them), in the order dbt first built them
+        upstream = found.of("upstream_changes")
+        assert upstream[0] == "intermediate.int_daily_prices__trading_days__apply"
+        assert sorted(upstream[1:]) == [
+            "intermediate.int_daily_prices__symbol_spans__apply",
             "marts.fct_latest_day__apply",
         ]
         incremental.check_functions(streamer)
