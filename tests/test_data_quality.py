@@ -248,6 +248,41 @@ def test_the_real_sample_builds_green_with_warnings_at_its_real_defects(sample_d
     assert failing_rows(sample_db, "stg_prices_positive") == []  # the zero opens: not recorded
 
 
+def stale_runs_by_pandas(db: Database, min_run_length: int = 5) -> set[tuple[str, str, str, int]]:
+    """Runs of `min_run_length` or more equal closes in a row, per symbol in date order (rows
+    without a close left out), counted by pandas from staging."""
+    prices = db.frame(
+        "select symbol, trade_date, close from staging.stg_market_data__daily_prices "
+        "where close is not null order by symbol, trade_date"
+    )
+    run_number = (prices["close"] != prices.groupby("symbol")["close"].shift()).cumsum()
+    runs = prices.groupby(["symbol", run_number]).agg(
+        start=("trade_date", "min"), end=("trade_date", "max"), length=("trade_date", "size")
+    )
+    long_runs = runs[runs["length"] >= min_run_length].reset_index()
+    return {
+        (r.symbol, str(r.start), str(r.end), int(r.length)) for r in long_runs.itertuples(index=False)
+    }
+
+
+def stale_runs_reported(db: Database) -> set[tuple[str, str, str, int]]:
+    return {
+        (r["symbol"], str(r["run_start"]), str(r["run_end"]), r["run_length"])
+        for r in failing_rows(db, "stg_prices_stale_close")
+    }
+
+
+@pytest.mark.one_pass
+def test_stale_closes_are_the_runs_pandas_finds(sample_db: Database, injected_db):
+    """Every run of 5 or more equal closes, with its first and last day and length, on the
+    real sample (72 runs) and on the planted series (STAL's six days), as pandas counts them."""
+    for db in (sample_db, injected_db):
+        assert stale_runs_reported(db) == stale_runs_by_pandas(db)
+    planted = LIFE.index(DEFECTS["STAL"][1])
+    assert ("STAL", LIFE[planted], LIFE[planted + 5], 6) in stale_runs_reported(injected_db)
+    assert len(stale_runs_reported(sample_db)) == 72
+
+
 def test_prices_past_the_calendar_are_named_by_symbol_and_date(injected_db):
     rows = failing_rows(injected_db, "stg_prices_within_calendar")
     assert {(r["symbol"], str(r["trade_date"]), str(r["last_session"])) for r in rows} == {

@@ -15,10 +15,11 @@ marked as (
         {{ keys }},
         {{ order_by }} as position,
         {{ column_name }} as value,
-        case when {{ column_name }} = lag({{ column_name }}) over (partition by {{ keys }} order by {{ order_by }})
+        case when {{ column_name }} = lag({{ column_name }}) over by_series
             then 0 else 1 end as starts_run
     from {{ model }}
     where {{ column_name }} is not null
+    window by_series as (partition by {{ keys }} order by {{ order_by }})
 
 ),
 
@@ -26,8 +27,27 @@ numbered as (
 
     select
         *,
-        sum(starts_run) over (partition by {{ keys }} order by position rows unbounded preceding) as run_number
+        sum(starts_run) over by_series as run_number
     from marked
+    window by_series as (partition by {{ keys }} order by position rows unbounded preceding)
+
+),
+
+-- The rows that are at least the min_run_length-th of their run (the row that many - 1
+-- before is in the same run), each with where that row is: only long runs are grouped,
+-- not every run of every series (on a first build, a hash of every row).
+long_run_rows as (
+
+    select *
+    from (
+        select
+            *,
+            lag(run_number, {{ min_run_length - 1 }}) over by_series as earlier_run_number,
+            lag(position, {{ min_run_length - 1 }}) over by_series as earlier_position
+        from numbered
+        window by_series as (partition by {{ keys }} order by position)
+    ) as with_earlier
+    where run_number = earlier_run_number
 
 ),
 
@@ -37,12 +57,11 @@ runs as (
         {{ keys }},
         run_number,
         min(value) as value,
-        min(position) as run_start,
+        min(earlier_position) as run_start,
         max(position) as run_end,
-        count(*) as run_length
-    from numbered
+        count(*) + {{ min_run_length - 1 }} as run_length
+    from long_run_rows
     group by {{ keys }}, run_number
-    having count(*) >= {{ min_run_length }}
 
 )
 
