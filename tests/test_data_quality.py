@@ -260,9 +260,7 @@ def stale_runs_by_pandas(db: Database, min_run_length: int = 5) -> set[tuple[str
         start=("trade_date", "min"), end=("trade_date", "max"), length=("trade_date", "size")
     )
     long_runs = runs[runs["length"] >= min_run_length].reset_index()
-    return {
-        (r.symbol, str(r.start), str(r.end), int(r.length)) for r in long_runs.itertuples(index=False)
-    }
+    return {(r.symbol, str(r.start), str(r.end), int(r.length)) for r in long_runs.itertuples(index=False)}
 
 
 def stale_runs_reported(db: Database) -> set[tuple[str, str, str, int]]:
