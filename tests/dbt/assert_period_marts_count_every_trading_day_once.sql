@@ -80,7 +80,7 @@ counted as (
         on
             {{ whole_histories_from_spans }}
             and period_starts.period_start = '-infinity'
-            and whole_history.symbol = period_starts.symbol
+            and period_starts.symbol = whole_history.symbol
     left join lateral (
         -- a whole history counted above is not counted again (a one-time filter)
         select count(*) as trading_days
