@@ -68,7 +68,9 @@ session_bounds as (
 
 -- A life with a row on each of its sessions misses none: only the others are looked at
 -- session by session (on a first build of real data, a few symbols of thousands).
-short_lives as (
+-- Materialized: the planner, expecting many short lives, would otherwise expand every life
+-- into its sessions first and drop the full ones last.
+short_lives as materialized (
 
     select session_bounds.*
     from session_bounds
