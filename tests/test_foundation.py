@@ -88,9 +88,10 @@ def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(own_sa
     assert own_sample_db.scalar("select count(*) from marts.fct_daily_moving_averages") == 187_459
     hypertables = own_sample_db.query(
         "select hypertable_schema, hypertable_name from timescaledb_information.hypertables "
-        "where hypertable_schema in ('staging', 'intermediate') order by 1"
+        "where hypertable_schema in ('staging', 'intermediate') order by 1, 2"
     )
     assert hypertables == [
+        ("intermediate", "int_daily_prices__symbol_spans"),
         ("intermediate", "int_daily_prices__trading_days"),
         ("staging", "stg_market_data__daily_prices"),
     ]
