@@ -427,7 +427,10 @@ finding_runs as (
 
     ),
 
-    stored_context as (
+    -- Materialized: the apply routine turns nested loops off, and the planner then ran the
+    -- baseline join below inside the loop over the symbols, reading the whole baseline (a row
+    -- per symbol and load: it grows every day) once per symbol.
+    stored_context as materialized (
 
         select around.*
         from changed
