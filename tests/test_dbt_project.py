@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from devtools.databases import Database
+from devtools.project import DBT, PROJECT_DIR
 
 # Runs dbt or reads the built sample: `make test` runs it on both TimescaleDB editions.
 pytestmark = pytest.mark.editions
@@ -173,3 +175,58 @@ def test_the_incremental_models_compiled_sql_runs_as_it_stands(sample_db: Databa
     finally:
         conn.rollback()
         conn.close()
+
+
+def _project_with_calendar(target: Path, extra_line: str | None = None, seed_config: str = "") -> Path:
+    """A copy of the project's dbt files whose calendar seed has one more line (or none) and
+    seeds have one more config line (or none)."""
+    target.mkdir()
+    shutil.copy(PROJECT_DIR / "packages.yml", target / "packages.yml")
+    project = (PROJECT_DIR / "dbt_project.yml").read_text()
+    seeds_schema = "seeds:\n  stock_analytics:\n    +schema: seeds\n"
+    assert seeds_schema in project
+    (target / "dbt_project.yml").write_text(
+        project.replace(seeds_schema, seeds_schema + (f"    {seed_config}\n" if seed_config else ""))
+    )
+    for folder in ("models", "macros", "seeds", "analyses", "tests/dbt", "dbt_packages"):
+        shutil.copytree(PROJECT_DIR / folder, target / folder, symlinks=True)
+    if extra_line:
+        with (target / "seeds" / "nyse_trading_sessions.csv").open("a") as fh:
+            fh.write(extra_line + "\n")
+    return target
+
+
+@pytest.mark.one_pass
+def test_a_seed_is_loaded_again_only_when_its_file_or_config_changed(fresh_db: Database, tmp_path: Path):
+    """The seed override: a seed whose file and config are those of its last load is left as it
+    is (dbt reloads it on every build); a changed file, and a full refresh, load it."""
+    sessions = "seeds.nyse_trading_sessions"
+    rows_in_file = sum(1 for _ in (PROJECT_DIR / "seeds" / "nyse_trading_sessions.csv").open()) - 1
+
+    def seed(*args: str) -> tuple[str, int, str]:
+        proc = fresh_db.run([str(DBT), "seed", *args], timeout=300, role="transformer")
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        (result,) = [r for r in fresh_db.dbt_results()["results"] if r["unique_id"].startswith("seed.")]
+        return (
+            result["message"],
+            fresh_db.scalar(f"select count(*) from {sessions}"),
+            str(fresh_db.scalar(f"select min(xmin::text) from {sessions}")),
+        )
+
+    message, rows, first_writer = seed()
+    assert (message, rows) == (f"INSERT {rows_in_file}", rows_in_file)
+    message, rows, writer = seed()
+    assert (message, rows, writer) == ("UNCHANGED", rows_in_file, first_writer), "not written again"
+
+    grown = _project_with_calendar(tmp_path / "grown", "2028-01-03")
+    message, rows, _ = seed("--project-dir", str(grown))
+    assert (message, rows) == (f"INSERT {rows_in_file + 1}", rows_in_file + 1)
+    message, rows, writer = seed()
+    assert (message, rows) == (f"INSERT {rows_in_file}", rows_in_file), "the file changed back"
+    assert writer != first_writer
+    configured = _project_with_calendar(tmp_path / "configured", seed_config="+quote_columns: false")
+    message, rows, _ = seed("--project-dir", str(configured))
+    assert (message, rows) == (f"INSERT {rows_in_file}", rows_in_file), "the config changed"
+    message, rows, _ = seed("--full-refresh")
+    assert (message, rows) == (f"CREATE {rows_in_file}", rows_in_file)
+    assert seed()[0] == "UNCHANGED"
