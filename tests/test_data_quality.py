@@ -10,6 +10,7 @@ stock/ETF rule: staging and dim_symbols answer the same when folder and metadata
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -585,3 +586,61 @@ def test_raw_rows_are_checked_against_the_load_log_once_per_load(own_sample_db: 
 
     assert db.dbt("test", "--select", test, "--vars", "{full_tests: true}").returncode == 0
     assert rows_the_test_reads(db, test) == every_row + 3
+
+
+@pytest.mark.one_pass
+def test_period_counts_name_a_mart_that_lost_or_added_a_day(own_sample_db: Database, tmp_path):
+    """assert_period_marts_count_every_trading_day_once on a daily build compares the marts with
+    the trading days' numbering from the periods the change touched; a mart counting a day
+    twice there fails, named by symbol and mart, and so it does when --vars '{full_tests: true}'
+    counts the staged rows instead."""
+    db, test = own_sample_db, "assert_period_marts_count_every_trading_day_once"
+    grown = tmp_path / "AAPL.csv"
+    grown.write_text(
+        (PROJECT_DIR / "data" / "sample" / "stocks" / "AAPL.csv").read_text()
+        + "2021-01-28,139.52,141.99,136.70,137.09,137.09,142621100\n"
+    )
+    assert db.run_loader(grown).returncode == 0
+    run = db.dbt("run")
+    assert run.returncode == 0, run.stdout[-3000:]
+    month = "(select max(period_start) from marts.fct_price_averages_monthly where symbol = 'AAPL')"
+    db.query(
+        f"update marts.fct_price_averages_monthly set trading_days = trading_days + 1 "
+        f"where symbol = 'AAPL' and period_start = {month}"
+    )
+
+    days = db.scalar(
+        "select count(*) from intermediate.int_daily_prices__trading_days where symbol = 'AAPL' "
+        "and trade_date >= '2021-01-01'"
+    )
+    assert db.dbt("test", "--select", test).returncode == 1
+    assert statuses(db)[test] == "fail"
+    assert failing_rows(db, test) == [
+        {
+            "symbol": "AAPL",
+            "mart": "monthly",
+            "period_start": dt.date(2021, 1, 1),
+            "staged_days": days,
+            "counted_days": days + 1,
+        }
+    ]
+    assert db.dbt("test", "--select", test, "--vars", "{full_tests: true}").returncode == 1
+    all_days = db.scalar(
+        "select count(*) from intermediate.int_daily_prices__trading_days where symbol = 'AAPL'"
+    )
+    assert failing_rows(db, test) == [
+        {
+            "symbol": "AAPL",
+            "mart": "monthly",
+            "period_start": dt.date.min,
+            "staged_days": all_days,
+            "counted_days": all_days + 1,
+        }
+    ]
+
+    db.query(
+        f"update marts.fct_price_averages_monthly set trading_days = trading_days - 1 "
+        f"where symbol = 'AAPL' and period_start = {month}"
+    )
+    assert db.dbt("test", "--select", test).returncode == 0
+    assert failing_rows(db, test) == []
