@@ -747,6 +747,7 @@ PERIOD_KEY = ("symbol", "period_start")
 CHECKED_RELATIONS: dict[str, tuple[str, ...]] = {
     "stg_market_data__daily_prices": DAILY_KEY,
     "int_daily_prices__trading_days": DAILY_KEY,
+    "int_daily_prices__symbol_firsts": ("symbol",),
     "int_daily_prices__symbol_spans": ("symbol",),
     "fct_daily_prices": DAILY_KEY,
     "fct_daily_moving_averages": DAILY_KEY,

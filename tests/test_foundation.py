@@ -91,6 +91,7 @@ def test_second_dbt_build_keeps_the_hypertables_and_what_is_built_on_them(own_sa
         "where hypertable_schema in ('staging', 'intermediate') order by 1, 2"
     )
     assert hypertables == [
+        ("intermediate", "int_daily_prices__symbol_firsts"),
         ("intermediate", "int_daily_prices__symbol_spans"),
         ("intermediate", "int_daily_prices__trading_days"),
         ("staging", "stg_market_data__daily_prices"),

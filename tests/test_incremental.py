@@ -41,6 +41,7 @@ NEW_SYMBOL = "ZNEW"  # a copy of DIS under a new name
 PERSISTED = {
     "staging.stg_market_data__daily_prices": ["symbol", "trade_date"],
     "intermediate.int_daily_prices__trading_days": ["symbol", "trade_date"],
+    "intermediate.int_daily_prices__symbol_firsts": ["symbol"],
     "intermediate.int_daily_prices__symbol_spans": ["symbol"],
     "marts.fct_price_averages_weekly": ["symbol", "period_start"],
     "marts.fct_price_averages_monthly": ["symbol", "period_start"],

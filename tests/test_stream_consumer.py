@@ -621,14 +621,19 @@ def test_the_feed_finds_its_routines_in_the_package_list_and_says_what_is_missin
     try:
         found = incremental.registered_routines(streamer)
         assert found.staging() == "staging.stg_market_data__daily_prices__apply"
-        # in the order of a first build: the screener reads the trading days' changes
-        # the trading days first (the others read them), in the order dbt first built them
+        # in the order dbt first built them: a routine after those whose rows it reads (the
+        # spans read the first days and the trading days, the screener the trading days)
         upstream = found.of("upstream_changes")
-        assert upstream[0] == "intermediate.int_daily_prices__trading_days__apply"
-        assert sorted(upstream[1:]) == [
+        assert sorted(upstream) == [
+            "intermediate.int_daily_prices__symbol_firsts__apply",
             "intermediate.int_daily_prices__symbol_spans__apply",
+            "intermediate.int_daily_prices__trading_days__apply",
             "marts.fct_latest_day__apply",
         ]
+        position = {name.split(".")[1].removesuffix("__apply"): upstream.index(name) for name in upstream}
+        assert position["int_daily_prices__symbol_firsts"] < position["int_daily_prices__symbol_spans"]
+        assert position["int_daily_prices__trading_days"] < position["int_daily_prices__symbol_spans"]
+        assert position["int_daily_prices__trading_days"] < position["fct_latest_day"]
         incremental.check_functions(streamer)
         # Period marts that are tables (all on the apache edition; months, quarters and years on
         # the community one) the streamer applies; a continuous aggregate's (the community

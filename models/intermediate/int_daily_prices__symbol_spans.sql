@@ -2,9 +2,10 @@
 -- days and its staging asset_type (the newest row's, already resolved). dim_symbols joins it
 -- with the metadata.
 -- A hypertable kept by the package from staging's change log: each changed symbol's row is
--- computed again from three index probes (its first and last row in staging, its last
--- trading day, whose number is the count); resume_when false, as no row is a state to go on
--- from. So a daily build probes the symbols that changed, not all of them.
+-- computed again from its first day (int_daily_prices__symbol_firsts) and two index probes
+-- (its last row in staging, its last trading day, whose number is the count); resume_when
+-- false, as no row is a state to go on from. So a daily build probes the symbols that changed,
+-- not all of them, and only their newest chunks.
 {{
     config(
         materialized='incremental_hypertable',
@@ -21,6 +22,12 @@ with
 changed_symbols as (
 
     select * from {{ source('batches', 'int_daily_prices__symbol_spans__batch') }}
+
+),
+
+symbol_firsts as (
+
+    select * from {{ ref('int_daily_prices__symbol_firsts') }}
 
 ),
 
@@ -42,19 +49,13 @@ final as (
     -- a changed symbol without rows left (none of its live loads had a usable row) has none
     select
         changed_symbols.symbol,
-        first_row.trade_date as first_trade_date,
+        symbol_firsts.first_trade_date,
         last_row.trade_date as last_trade_date,
         cast(coalesce(last_trading_day.trading_day_number, 0) as bigint) as trading_days,
         last_row.asset_type
     from changed_symbols
-    cross join
-        lateral (
-            select daily_prices.trade_date
-            from daily_prices
-            where daily_prices.symbol = changed_symbols.symbol
-            order by daily_prices.trade_date
-            limit 1
-        ) as first_row
+    inner join symbol_firsts
+        on changed_symbols.symbol = symbol_firsts.symbol
     cross join
         lateral (
             select
