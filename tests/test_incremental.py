@@ -401,3 +401,34 @@ def test_a_correction_in_a_compressed_chunk_reaches_the_marts(compressed_db: Dat
         "on h.id = c.hypertable_id where h.table_name = %s and c.status & 8 = 8"
     )
     assert db.scalar(partial, ("stg_market_data__daily_prices",)) == 0
+
+
+@pytest.mark.one_pass
+def test_a_build_does_not_wait_for_a_routine_running_beside_it(own_sample_db: Database):
+    """The setup each incremental model runs at every build looks in the catalog before any
+    DDL: a transaction holding the shared watermarks table (a routine of the feed in flight,
+    another model's) does not hold the build up until it commits."""
+    db = own_sample_db
+    holder = db.connect()
+    holder.autocommit = False
+    try:
+        with holder.cursor() as cur:
+            cur.execute(
+                "update staging.incremental_watermarks set updated_at = updated_at "
+                "where consumer = 'intermediate.int_daily_prices__trading_days'"
+            )
+            assert cur.rowcount == 1
+        db.env["PGOPTIONS"] = "-c lock_timeout=10s"
+        try:
+            run = db.run(
+                [str(DBT), "run", "--select", "int_daily_prices__symbol_firsts", "int_daily_prices__symbol_spans"],
+                timeout=300,
+                role="transformer",
+            )
+        finally:
+            del db.env["PGOPTIONS"]
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert "lock timeout" not in run.stdout
+    finally:
+        holder.rollback()
+        holder.close()

@@ -30,8 +30,9 @@ recompute boolean not null
         load_mode text,
         applied_at timestamptz not null
     );
-    create index if not exists stg_market_data__applied_loads_symbol_idx
-        on {{ stock_analytics.applied_loads_relation() }} (symbol);
+    {{ timescale_incremental.create_index_if_missing(
+        'stg_market_data__applied_loads_symbol_idx', stock_analytics.applied_loads_relation(), '(symbol)'
+    ) }}
     {{ stock_analytics.create_price_guard_tables(relation) }}
 {%- endmacro %}
 

@@ -87,8 +87,11 @@
         applied_at timestamptz,
         primary key (load_id, symbol)
     );
-    create index if not exists stg_market_data__held_prices_symbol_idx
-        on {{ stock_analytics.price_guard_relation('held_prices') }} (symbol) where applied_at is null;
+    {{ timescale_incremental.create_index_if_missing(
+        'stg_market_data__held_prices_symbol_idx',
+        stock_analytics.price_guard_relation('held_prices'),
+        '(symbol) where applied_at is null'
+    ) }}
 {%- endmacro %}
 
 {#- A baseline kept by a release before it had the dates: each of a symbol's rows takes the

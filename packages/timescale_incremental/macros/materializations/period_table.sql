@@ -12,7 +12,7 @@
     {%- call statement('period_batch') -%}
         {{ timescale_incremental.create_apply_batch_table(this, timescale_incremental.period_batch_columns()) }}
         -- a batch created by a release before the changed periods lacks them
-        alter table {{ timescale_incremental.apply_batch(this) }} add column if not exists periods datemultirange;
+        {{ timescale_incremental.add_column_if_missing(timescale_incremental.apply_batch(this), 'periods', 'datemultirange') }}
     {%- endcall -%}
 
     {%- set rebuild_reason = none -%}

@@ -56,13 +56,13 @@
     );
     -- the writing transaction: a scoped call takes the rows of the transactions its caller names
     -- (a change log of an earlier release gets the column, its old rows none)
-    alter table {{ changes }} add column if not exists writer_xid xid8;
-    alter table {{ changes }} alter column writer_xid set default pg_current_xact_id();
-    create index if not exists {{ changes.identifier }}_writer_xid_idx on {{ changes }} (writer_xid);
+    {{ timescale_incremental.add_column_if_missing(changes, 'writer_xid', 'xid8') }}
+    {{ timescale_incremental.set_default_if_missing(changes, 'writer_xid', 'pg_current_xact_id()') }}
+    {{ timescale_incremental.create_index_if_missing(changes.identifier ~ '_writer_xid_idx', changes, '(writer_xid)') }}
     -- the scoped tests look changes up by when they were recorded (changed_ranges)
-    create index if not exists {{ changes.identifier }}_recorded_at_idx on {{ changes }} (recorded_at);
+    {{ timescale_incremental.create_index_if_missing(changes.identifier ~ '_recorded_at_idx', changes, '(recorded_at)') }}
     -- the dates whose values changed (null: every date from from_date on; the package README)
-    alter table {{ changes }} add column if not exists value_dates datemultirange;
+    {{ timescale_incremental.add_column_if_missing(changes, 'value_dates', 'datemultirange') }}
 {%- endmacro %}
 
 {#- Rows of change logs that a scoped call applied before its consumer's watermark passed them. -#}
@@ -137,7 +137,7 @@ where consumer = {{ dbt.string_literal(consumer) }};
 {#- The change log a watermark counts in (null: set by a release before the column). Added
     where a watermark is reset too: a period mart built on its own may come first. -#}
 {% macro watermarks_add_changes_relation() -%}
-alter table {{ timescale_incremental.watermarks_relation().include(database=False) }} add column if not exists changes_relation text;
+{{ timescale_incremental.add_column_if_missing(timescale_incremental.watermarks_relation().include(database=False), 'changes_relation', 'text') }}
 {%- endmacro %}
 
 {#- True when `consumer` has a watermark counted in another change log than `changes` (its model
