@@ -421,7 +421,13 @@ def test_a_build_does_not_wait_for_a_routine_running_beside_it(own_sample_db: Da
         db.env["PGOPTIONS"] = "-c lock_timeout=10s"
         try:
             run = db.run(
-                [str(DBT), "run", "--select", "int_daily_prices__symbol_firsts", "int_daily_prices__symbol_spans"],
+                [
+                    str(DBT),
+                    "run",
+                    "--select",
+                    "int_daily_prices__symbol_firsts",
+                    "int_daily_prices__symbol_spans",
+                ],
                 timeout=300,
                 role="transformer",
             )
