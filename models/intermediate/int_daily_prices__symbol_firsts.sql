@@ -5,13 +5,15 @@
 -- A hypertable kept by the package from staging's change log with resume_when true: a symbol
 -- whose stored first day is before its first changed date keeps its row (the routine deletes
 -- nothing and this SQL selects nothing for it); any other (new, or changed from its first day
--- or earlier) is found again by one index probe.
+-- or earlier) is found again by one index probe. One chunk for every first day (a row per
+-- symbol): the routine's probe of each changed symbol's row then opens one chunk, not sixty.
 {{
     config(
         materialized='incremental_hypertable',
         apply_strategy='upstream_changes',
         changes_of='stg_market_data__daily_prices',
         time_column='first_trade_date',
+        chunk_time_interval='36500 days',
         resume_when='true',
         indexes=[{'columns': ['symbol', 'first_trade_date'], 'unique': true}]
     )
