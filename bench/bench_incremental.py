@@ -107,12 +107,12 @@ STEP_NAMES = {
 }
 EDITIONS = {"timescale": "community", "apache": "apache"}
 SYMBOL_PLACEHOLDER = "__BENCH_SYMBOL__"
-# dbt's lines for built nodes and problems ("12 of 65 OK created ...", "3 of 65 WARN 12 ..."),
-# and its closing tally; the loader's progress log lines. Passing tests are logged with -v.
 # The daily command's build (the Makefile's `refresh`): dbt Labs advise running unit tests in
 # development and CI only (their inputs are fixed, so a production run learns nothing from them);
 # the first build runs them, as `make build` and `make demo` do.
 DAILY_BUILD = ("--exclude-resource-type", "unit_test")
+# dbt's lines for built nodes and problems ("12 of 65 OK created ...", "3 of 65 WARN 12 ..."),
+# and its closing tally; the loader's progress log lines. Passing tests are logged with -v.
 DBT_PROGRESS = re.compile(r"\b\d+ of \d+ (OK|WARN|ERROR|FAIL)\b|Done\. PASS=|Completed with")
 LOADER_PROGRESS = re.compile(r"progress:|loaded|rejected|ERROR", re.IGNORECASE)
 CHUNK = re.compile(r"\b(_hyper_\d+_\d+_chunk|_materialized_hypertable_\d+)\b")
