@@ -27,6 +27,10 @@
 {%- endmacro %}
 
 {% macro create_incremental_bookkeeping(relation) -%}
+    -- One model's setup at a time (these statements are one transaction): the shared tables'
+    -- creation and grants would otherwise race ("tuple concurrently updated"); routines do not
+    -- take this lock, so a setup never waits for one.
+    select pg_catalog.pg_advisory_xact_lock({{ timescale_incremental.change_log_lock_space() }}, 0);
     create schema if not exists {{ adapter.quote(timescale_incremental.bookkeeping_schema()) }};
     create table if not exists {{ timescale_incremental.watermarks_relation() }} (
         consumer text primary key,

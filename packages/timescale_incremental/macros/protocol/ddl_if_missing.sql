@@ -12,7 +12,7 @@ begin
             and attname = {{ dbt.string_literal(column) }}
             and not attisdropped
     ) then
-        alter table {{ relation }} add column {{ column }} {{ data_type }};
+        alter table {{ relation }} add column if not exists {{ column }} {{ data_type }};
     end if;
 end
 $add_column$;
