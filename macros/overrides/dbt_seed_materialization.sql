@@ -31,7 +31,7 @@
 {#- The fingerprint the seed override stored on the table, or none. -#}
 {% macro seed_fingerprint(relation) -%}
     {%- set comment = run_query(
-        "select obj_description(" ~ dbt.string_literal(relation.include(database=False) | string) ~ "::regclass, 'pg_class')"
+        "select obj_description(" ~ timescale_incremental.regclass_literal(relation) ~ ", 'pg_class')"
     ).columns[0].values()[0] -%}
     {{ return(comment) }}
 {%- endmacro %}
