@@ -230,3 +230,103 @@ def test_a_seed_is_loaded_again_only_when_its_file_or_config_changed(fresh_db: D
     message, rows, _ = seed("--full-refresh")
     assert (message, rows) == (f"CREATE {rows_in_file}", rows_in_file)
     assert seed()[0] == "UNCHANGED"
+
+
+VIEWS = (
+    "staging.base_market_data__daily_prices",
+    "staging.stg_market_data__rejected_prices",
+    "staging.stg_market_data__symbols",
+    "intermediate.int_daily_prices__missing_sessions",
+    "marts.fct_daily_prices",
+    "marts.fct_daily_moving_averages",
+    "marts.fct_daily_indicators",
+)
+
+
+@pytest.mark.one_pass
+def test_a_view_is_rebuilt_only_when_what_it_would_be_changed(own_sample_db: Database, tmp_path: Path):
+    """The view override leaves a view whose definition (as PostgreSQL stores it) and contract
+    are those of its last build in place, unlocked: no swap, no comment written again. A changed
+    definition, a column an upstream relation gained under `*`, a changed contract and a full
+    refresh rebuild it; grants and comments changed by hand are restored either way."""
+    db = own_sample_db
+    prices = "marts.fct_daily_prices"
+
+    def run_views(*args: str, succeeds: bool = True) -> dict[str, str]:
+        proc = db.run([str(DBT), "run", "--select", "config.materialized:view", *args], 300, "transformer")
+        assert (proc.returncode == 0) == succeeds, proc.stdout[-3000:]
+        models = [r for r in db.dbt_results()["results"] if r["unique_id"].startswith("model.")]
+        return {
+            r["unique_id"].split(".")[2]: r["adapter_response"].get("_message", r["message"]) for r in models
+        }
+
+    def identity(view: str) -> tuple:
+        # the view's relation, its stored query and its comments' rows (rewritten: a new xmin)
+        return db.query(
+            """
+            select c.oid, r.oid, (select array_agg(d.xmin::text order by d.objsubid)
+                                    from pg_description as d where d.objoid = c.oid)
+            from pg_class as c join pg_rewrite as r on r.ev_class = c.oid
+            where c.oid = %s::regclass
+            """,
+            (view,),
+        )[0]
+
+    before = {view: identity(view) for view in VIEWS}
+    messages = run_views()
+    assert set(messages.values()) == {"UNCHANGED"}, messages
+    assert {view: identity(view) for view in VIEWS} == before, "nothing rebuilt, no comment rewritten"
+
+    # By hand: the definition, a grant and a comment changed; raw.symbols_meta gains a column.
+    definition = db.scalar(f"select pg_get_viewdef('{prices}'::regclass)")
+    db.query(f"create or replace view {prices} as {definition.rstrip().rstrip(';')} limit 1")
+    db.query(f"revoke select on {prices} from reader")
+    db.query(f"comment on column {prices}.close is 'changed by hand'")
+    db.query("alter table raw.symbols_meta add column added_by_hand text")
+    messages = run_views()
+    assert messages["fct_daily_prices"] != "UNCHANGED"
+    assert messages["stg_market_data__symbols"] != "UNCHANGED", "its stored query expands a *"
+    assert messages["fct_daily_moving_averages"] == "UNCHANGED"
+    assert db.scalar(f"select count(*) from {prices}") > 1
+    assert db.scalar(f"select has_table_privilege('reader', '{prices}', 'select')")
+    close_comment = (
+        f"select col_description('{prices}'::regclass, attnum) from pg_attribute"
+        f" where attrelid = '{prices}'::regclass and attname = 'close'"
+    )
+    assert db.scalar(close_comment) != "changed by hand"
+    db.query(f"revoke select on {prices} from reader")
+    db.query(f"comment on column {prices}.close is 'changed by hand'")
+    assert run_views()["fct_daily_prices"] == "UNCHANGED"
+    assert db.scalar(f"select has_table_privilege('reader', '{prices}', 'select')"), "grant restored"
+    assert db.scalar(close_comment) != "changed by hand", "comment restored"
+
+    # A contract that no longer matches the view fails the build, as dbt's own check does.
+    changed = _project_with_calendar(tmp_path / "contract")
+    marts_yml = changed / "models" / "marts" / "_marts__models.yml"
+    text = marts_yml.read_text()
+    # the first model with a close is fct_daily_prices (its contract lists the columns' types)
+    declared = "      - name: close\n        data_type: double precision"
+    first_close = text.index(declared)
+    assert (
+        text.index("  - name: fct_daily_prices") < first_close < text.index("  - name: fct_daily_indicators")
+    )
+    marts_yml.write_text(text.replace(declared, "      - name: close\n        data_type: text", 1))
+    proc = db.run(
+        [
+            str(DBT),
+            "run",
+            "--select",
+            "fct_daily_prices",
+            "--project-dir",
+            str(changed),
+            "--target-path",
+            str(tmp_path / "contract-target"),
+        ],
+        300,
+        "transformer",
+    )
+    assert proc.returncode != 0 and "contract" in proc.stdout.lower(), proc.stdout[-3000:]
+
+    rebuilt = {view: identity(view)[0] for view in VIEWS}
+    assert set(run_views("--full-refresh").values()) != {"UNCHANGED"}
+    assert all(identity(view)[0] != rebuilt[view] for view in VIEWS), "a full refresh rebuilds every view"
