@@ -27,18 +27,21 @@
         {%- endif %}
     {%- endcall -%}
 
+    {#- Outside its routine the model's batch is empty: its SQL runs as it stands. -#}
+    {%- set columns = timescale_incremental.query_columns(sql) -%}
     {#- A table built by an earlier release of the model may lack columns the SQL reads from
         it (the stored state of a new column): it is built again, from the SQL of a first build. -#}
-    {%- if existing_relation is not none and existing_relation.type == 'table'
-            and not timescale_incremental.query_plans(sql) -%}
+    {%- if columns is none and existing_relation is not none and existing_relation.type == 'table' -%}
         {%- do log("incremental_hypertable: " ~ target_relation ~ " lacks columns the model reads: dropped and built again from every row", info=true) -%}
         {%- do adapter.drop_relation(existing_relation) -%}
         {%- set existing_relation = none -%}
         {%- set full_refresh = true -%}
         {%- set sql = render(model.raw_code) -%}
     {%- endif -%}
-    {#- Outside its routine the model's batch is empty: its SQL runs as it stands. -#}
-    {%- set columns = get_columns_in_query(sql) -%}
+    {%- if columns is none -%}
+        {#- dbt's own query: the error it raises names what is missing -#}
+        {%- set columns = get_columns_in_query(sql) -%}
+    {%- endif -%}
     {%- if existing_relation is not none and existing_relation.type != 'table' and not full_refresh -%}
         {{ exceptions.raise_compiler_error(target_relation ~ " exists as a " ~ existing_relation.type ~ ": run dbt build --full-refresh -s " ~ model.name) }}
     {%- elif existing_relation is not none -%}
@@ -109,19 +112,26 @@
 {% endmaterialization %}
 
 
-{#- Whether a query can be planned against the relations as they are (false when a column or
-    relation it reads is missing), without raising. -#}
-{% macro query_plans(sql) -%}
-    {%- call statement('query_plans', fetch_result=True) -%}
-        do $query_plans$
+{#- The names of a query's columns, or none when a column or relation it reads is missing:
+    one round trip, the query parsed into a temporary view (dropped at once), not planned. -#}
+{% macro query_columns(sql) -%}
+    {%- call statement('query_columns', fetch_result=True) -%}
+        do $query_columns$
+        declare
+            names text;
         begin
-            perform set_config('timescale_incremental.query_plans', 'yes', true);
-            execute $probe$ select * from ({{ sql }}) as probe limit 0 $probe$;
+            execute $probe$ create temporary view timescale_incremental__query_columns as ({{ sql }}) $probe$;
+            select json_agg(attname order by attnum) into names
+            from pg_attribute
+            where attrelid = 'pg_temp.timescale_incremental__query_columns'::regclass and attnum > 0;
+            drop view pg_temp.timescale_incremental__query_columns;
+            perform set_config('timescale_incremental.query_columns', names, true);
         exception when undefined_column or undefined_table then
-            perform set_config('timescale_incremental.query_plans', 'no', true);
+            perform set_config('timescale_incremental.query_columns', '[]', true);
         end
-        $query_plans$;
-        select current_setting('timescale_incremental.query_plans') as plans
+        $query_columns$;
+        select current_setting('timescale_incremental.query_columns') as column_names
     {%- endcall -%}
-    {{ return(load_result('query_plans').table.rows[0]['plans'] == 'yes') }}
+    {%- set names = fromjson(load_result('query_columns').table.rows[0]['column_names']) -%}
+    {{ return(names if names else none) }}
 {%- endmacro %}

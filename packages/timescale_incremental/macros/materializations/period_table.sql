@@ -14,6 +14,7 @@
         -- a batch created by a release before the changed periods lacks them
         {{ timescale_incremental.add_column_if_missing(timescale_incremental.apply_batch(this), 'periods', 'datemultirange') }}
     {%- endcall -%}
+    {%- set columns = timescale_incremental.period_column_names() -%}
 
     {%- set rebuild_reason = none -%}
     {%- if existing_relation is none -%}
@@ -22,7 +23,7 @@
         {%- set rebuild_reason = 'full refresh' -%}
     {%- elif timescale_incremental.is_continuous_aggregate(existing_relation) or not existing_relation.is_table -%}
         {%- set rebuild_reason = 'it was built as a continuous aggregate' -%}
-    {%- elif timescale_incremental.period_columns_changed(existing_relation) -%}
+    {%- elif timescale_incremental.period_columns_changed(existing_relation, columns) -%}
         {%- set rebuild_reason = 'its columns changed' -%}
     {%- elif timescale_incremental.watermark_counts_another_log(feed.consumer, feed.changes) -%}
         {%- set rebuild_reason = 'it reads another model than when it was built' -%}
@@ -34,12 +35,12 @@
             {%- do timescale_incremental.drop_period_relation(existing_relation) -%}
             {%- set existing_relation = none -%}
         {%- endif -%}
-        {%- do timescale_incremental.swap_in_period_table(target_relation, existing_relation, feed) -%}
+        {%- do timescale_incremental.swap_in_period_table(target_relation, existing_relation, feed, columns) -%}
     {%- endif -%}
 
     {#- The rule, created or replaced on every build so that it always matches the model. -#}
     {%- call statement('apply_function') -%}
-        {{ timescale_incremental.period_table_apply_function(apply_function, target_relation, feed) }}
+        {{ timescale_incremental.period_table_apply_function(apply_function, target_relation, feed, columns) }}
     {%- endcall -%}
     {%- if rebuild_reason is none -%}
         {%- call statement('main', fetch_result=True) -%}
@@ -69,12 +70,11 @@
 {#- One statement, so one transaction whatever the autocommit setting. The watermark is set
     first: its row lock makes a concurrent apply wait for the swap, and a change committed while
     the table fills is applied again by the next apply, which is harmless. -#}
-{% macro swap_in_period_table(target_relation, existing_relation, feed) %}
+{% macro swap_in_period_table(target_relation, existing_relation, feed, columns) %}
     {%- set intermediate_relation = make_intermediate_relation(target_relation) -%}
     {%- set backup_relation = make_backup_relation(target_relation, 'table') -%}
     {{ drop_relation_if_exists(load_cached_relation(intermediate_relation)) }}
     {{ drop_relation_if_exists(load_cached_relation(backup_relation)) }}
-    {%- set columns = timescale_incremental.period_column_names() -%}
     {%- call statement('swap_in_period_table') -%}
         {{ timescale_incremental.watermark_reset_to_latest(feed.consumer, feed.changes) | indent(8) }}
 
@@ -110,8 +110,8 @@
 {#- `<mart>__apply()` (documented in macros/_macros.yml). SECURITY DEFINER with a fixed
     search_path: the caller role runs it without rights on the mart; `trade_date >= bucket
     start` lets chunk exclusion and the (symbol, time) index do the reading. -#}
-{% macro period_table_apply_function(apply_function, target_relation, feed) %}
-    {%- set columns = timescale_incremental.period_column_names() | join(', ') -%}
+{% macro period_table_apply_function(apply_function, target_relation, feed, column_names) %}
+    {%- set columns = column_names | join(', ') -%}
     {%- set target_local = target_relation.include(database=False) -%}
     {%- set width = dbt.string_literal(feed.bucket_width) -%}
     select pg_advisory_xact_lock(hashtext({{ dbt.string_literal(apply_function | string) }}));
@@ -242,18 +242,19 @@ insert into {{ feed.batch }} (symbol, from_period)
 select distinct source_rows.symbol, date '-infinity'
 from {{ feed.source.include(database=False) }} as source_rows;
 {% endmacro %}
-{#- The model's output columns, in order (a planning-only query). -#}
+{#- The model's output columns, in order (parsed, not planned; dbt's query raises the error
+    when something the SQL reads is missing). -#}
 {% macro period_column_names() %}
     {%- if not execute -%}{{ return([]) }}{%- endif -%}
-    {{ return(get_columns_in_query(sql)) }}
+    {{ return(timescale_incremental.query_columns(sql) or get_columns_in_query(sql)) }}
 {% endmacro %}
 
 
 {#- True when the table's columns differ from the model's (names, in order; types where the
     contract declares them): the table is built again. -#}
-{% macro period_columns_changed(relation) %}
+{% macro period_columns_changed(relation, columns) %}
     {%- set found = adapter.get_columns_in_relation(relation) -%}
-    {%- if (found | map(attribute='name') | list) != timescale_incremental.period_column_names() -%}
+    {%- if (found | map(attribute='name') | list) != columns -%}
         {{ return(true) }}
     {%- endif -%}
     {%- if config.get('contract').enforced -%}

@@ -102,21 +102,30 @@
     relation gained under `select *`, or a definition changed by hand, counts as a change),
     and the fingerprint its last build left on the view's rule. -#}
 {% macro view_is_current(relation, fingerprint) -%}
-    {%- set probe = 'pg_temp.' ~ adapter.quote(relation.identifier ~ '__dbt_probe') -%}
     {%- set view = dbt.string_literal(relation.include(database=False) | string) -%}
     {%- set compare_sql -%}
-        drop view if exists {{ probe }};
-        create temporary view {{ probe }} as (
-            {{ sql }}
-        );
-        select coalesce(
-            pg_get_viewdef({{ dbt.string_literal(probe) }}::regclass) = pg_get_viewdef(to_regclass({{ view }}))
-            and obj_description(rule.oid, 'pg_rewrite') = {{ dbt.string_literal(fingerprint) }},
-            false
-        )
-        from (select) as one
-        left join pg_rewrite as rule
-            on rule.ev_class = to_regclass({{ view }}) and rule.rulename = '_RETURN'
+        do $view_is_current$
+        declare
+            is_current boolean;
+        begin
+            execute $probe$ create temporary view timescale_incremental__view_probe as (
+                {{ sql }}
+            ) $probe$;
+            select coalesce(
+                pg_get_viewdef('pg_temp.timescale_incremental__view_probe'::regclass)
+                    = pg_get_viewdef(to_regclass({{ view }}))
+                and obj_description(rule.oid, 'pg_rewrite') = {{ dbt.string_literal(fingerprint) }},
+                false
+            )
+            into is_current
+            from (select) as one
+            left join pg_rewrite as rule
+                on rule.ev_class = to_regclass({{ view }}) and rule.rulename = '_RETURN';
+            drop view pg_temp.timescale_incremental__view_probe;
+            perform set_config('timescale_incremental.view_is_current', is_current::text, true);
+        end
+        $view_is_current$;
+        select current_setting('timescale_incremental.view_is_current') = 'true'
     {%- endset -%}
     {{ return(run_query(compare_sql).columns[0].values()[0]) }}
 {%- endmacro %}
