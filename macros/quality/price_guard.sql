@@ -165,7 +165,7 @@
     seed's content is not what it was built from (a hash of its dates, a few ms): a live
     feed's steps no longer build it every time (about 0.1 s each). -#}
 {% macro create_session_ordinals(sessions) -%}
-    if to_regclass('{{ sessions.include(database=false) }}') is null then
+    if to_regclass({{ timescale_incremental.relation_name_literal(sessions) }}) is null then
         raise exception 'the NYSE calendar seed {{ sessions.include(database=false) }} is missing: run dbt seed (dbt build seeds first)';
     end if;
     if to_regclass('pg_temp.price_guard_calendar') is null then

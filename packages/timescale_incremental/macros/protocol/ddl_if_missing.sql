@@ -46,6 +46,11 @@ $create_index$;
 
 {#- `relation` (a relation or its rendered name) as a regclass constant. -#}
 {% macro regclass_literal(relation) -%}
+{{ timescale_incremental.relation_name_literal(relation) }}::regclass
+{%- endmacro %}
+
+{#- `relation`'s name as a string literal, for to_regclass (null when it is missing). -#}
+{% macro relation_name_literal(relation) -%}
 {%- set relation = relation if relation is string else relation.include(database=False) -%}
-{{ dbt.string_literal(relation | string) }}::regclass
+{{ dbt.string_literal(relation | string) }}
 {%- endmacro %}

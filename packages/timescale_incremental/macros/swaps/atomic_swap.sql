@@ -69,7 +69,7 @@
 {% macro drop_relation_if_exists_sql(relation) -%}
     do $drop$
     declare
-        kind "char" := (select relkind from pg_class where oid = to_regclass({{ dbt.string_literal(relation) }}));
+        kind "char" := (select relkind from pg_class where oid = to_regclass({{ timescale_incremental.relation_name_literal(relation) }}));
     begin
         if kind = 'v' then
             execute {{ dbt.string_literal('drop view ' ~ relation ~ ' cascade') }};
@@ -102,7 +102,7 @@
     relation gained under `select *`, or a definition changed by hand, counts as a change),
     and the fingerprint its last build left on the view's rule. -#}
 {% macro view_is_current(relation, fingerprint) -%}
-    {%- set view = dbt.string_literal(relation.include(database=False) | string) -%}
+    {%- set view = timescale_incremental.relation_name_literal(relation) -%}
     {%- set compare_sql -%}
         do $view_is_current$
         declare

@@ -12,7 +12,7 @@
             json_object_agg(attribute.attname, coalesce(col_description(attribute.attrelid, attribute.attnum), ''))
         from pg_attribute as attribute
         where
-            attribute.attrelid = to_regclass({{ dbt.string_literal(relation.include(database=False) | string) }})
+            attribute.attrelid = to_regclass({{ timescale_incremental.relation_name_literal(relation) }})
             and attribute.attnum > 0
             and not attribute.attisdropped
         group by attribute.attrelid
