@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import psycopg2.errors
 import psycopg2.extensions
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,20 @@ def run(conn: psycopg2.extensions.connection, retention_days: int) -> Housekeepi
 
 
 def _summarize_new_pages(conn: psycopg2.extensions.connection) -> None:
-    with conn, conn.cursor() as cur:
-        cur.execute("select brin_summarize_new_values('raw.daily_prices_load_id_brin'::regclass)")
+    """Summarize the BRIN ranges the loads added, unless autovacuum is on the table: waiting for
+    its lock would cancel it after deadlock_timeout (a second), at every run, so that a large
+    table's vacuum never finished; its vacuum summarizes those ranges itself, and a range not
+    yet summarized is read by every scan, so nothing is missed meanwhile."""
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                """
+                lock table raw.daily_prices in share update exclusive mode nowait;
+                select brin_summarize_new_values('raw.daily_prices_load_id_brin'::regclass);
+                """
+            )
+    except psycopg2.errors.LockNotAvailable:
+        log.debug("raw.daily_prices is being vacuumed: its new BRIN ranges are left to the vacuum")
 
 
 def _supersede_covered_loads(conn: psycopg2.extensions.connection) -> int:

@@ -266,7 +266,8 @@ def run(
             summary.loads_superseded = earlier.loads_superseded + done.loads_superseded
             summary.loads_purged = earlier.loads_purged + done.loads_purged
             _add_replaced_histories(conn, summary)
-            database.analyze_raw(conn, data_changed=bool(summary.files_loaded or summary.files_rejected))
+            analyzed = database.analyze_raw(conn, rows_written=summary.rows_read)
+            log.debug("analyzed %s", ", ".join(analyzed))
         finally:
             conn.close()
     summary.wall_seconds = round(time.perf_counter() - started, 3)

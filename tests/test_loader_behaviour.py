@@ -203,3 +203,53 @@ def test_summary_json_goes_where_asked_even_into_a_new_folder(fresh_db, tmp_path
     proc = fresh_db.run_loader(SAMPLE_DIR / "stocks" / "ABNB.csv", "--summary-json", target)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(target.read_text())["rows_loaded"] == 32
+
+
+def test_a_table_autovacuum_is_on_is_not_waited_for_and_its_vacuum_not_cancelled(fresh_db, tmp_path):
+    """The housekeeping's BRIN summary takes the lock a vacuum holds: waiting for it would
+    cancel autovacuum after deadlock_timeout at every run. A session holding that lock stands
+    in for autovacuum here (it is not cancelled, so a loader that waited would hang)."""
+    write(tmp_path / "v1", "BIG.csv", HEADER + price_rows(1_000))
+    write(tmp_path / "v2", "BIG.csv", HEADER + price_rows(1_010))
+    assert fresh_db.run_loader(tmp_path / "v1" / "BIG.csv").returncode == 0
+    vacuum = fresh_db.connect("loader")
+    vacuum.autocommit = False
+    try:
+        with vacuum.cursor() as cur:
+            cur.execute("lock table raw.daily_prices in share update exclusive mode")
+        proc, summary = fresh_db.load_summary(tmp_path / "v2" / "BIG.csv")
+    finally:
+        vacuum.rollback()
+        vacuum.close()
+    assert proc.returncode == 0, proc.stderr
+    assert summary["files_by_mode"] == {"append": 1} and summary["rows_loaded"] == 10
+    assert fresh_db.scalar("select count(*) from raw.current_daily_prices") == 1_010
+    assert_accounting(fresh_db, summary)
+
+
+def test_a_data_table_is_analyzed_when_a_run_changes_as_much_as_autovacuum_waits_for(fresh_db, tmp_path):
+    """The load log at every run; a data table when it never was, or when the run wrote more
+    rows than autovacuum_analyze_threshold + autovacuum_analyze_scale_factor x its rows."""
+    analyzed = "select analyze_count from pg_stat_user_tables where relid = 'raw.daily_prices'::regclass"
+    threshold = fresh_db.scalar(
+        "select current_setting('autovacuum_analyze_threshold')::int"
+        " + current_setting('autovacuum_analyze_scale_factor')::float8 * 2000"
+    )
+    steps = [2_000, 2_000 + int(threshold) - 10, 2_000 + 2 * int(threshold)]
+    for n in steps:
+        write(tmp_path / str(n), "BIG.csv", HEADER + price_rows(n))
+    counts = []
+    for before, n in zip([0, *steps], steps, strict=False):
+        proc, summary = fresh_db.load_summary(tmp_path / str(n) / "BIG.csv")
+        assert proc.returncode == 0, proc.stderr
+        assert summary["rows_loaded"] == n - before  # each file appends to the one before
+        counts.append(fresh_db.scalar(analyzed))
+    # The first load: never analyzed. The second wrote fewer rows than autovacuum waits for
+    # (the table's statistics still describe it); the third more.
+    assert counts == [1, 1, 2]
+    assert (
+        fresh_db.scalar(
+            "select analyze_count from pg_stat_user_tables where relid = 'raw.load_log'::regclass"
+        )
+        == 3
+    )
