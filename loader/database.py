@@ -180,22 +180,45 @@ def _copy_statement(table: str, columns: tuple[str, ...], options: str = "format
     )
 
 
-def lock_and_latest_live_load(cur: psycopg2.extensions.cursor, source_key: str) -> LiveLoad | None:
-    """Take the source's lock (held to the end of the transaction), then read its newest live
-    load: what an unchanged file equals and an append extends. One round trip, two statements:
-    under READ COMMITTED the second sees a load of the same source that committed while the
-    first waited for the lock."""
+@dataclass(frozen=True)
+class SourceLog:
+    """What raw.load_log holds for a source, read under its lock: its newest live load (what an
+    unchanged file equals and an append extends), its loads rejected before (content hash ->
+    load id and reason, the newest kept), and the id a new load of it takes."""
+
+    latest: LiveLoad | None
+    rejected: dict[str, tuple[int, str | None]]
+    next_load_id: int
+
+
+def lock_source(cur: psycopg2.extensions.cursor, source_key: str) -> SourceLog:
+    """Take the source's lock (held to the end of the transaction), then read its log. One round
+    trip, two statements: under READ COMMITTED the second sees a load of the same source that
+    committed while the first waited for the lock."""
     cur.execute(
         """
         select pg_advisory_xact_lock(hashtextextended(%(key)s, 0));
-        select load_id, content_hash, file_size_bytes from raw.load_log
-         where source_key = %(key)s and status = 'loaded'
-         order by load_id desc limit 1
+        select latest.load_id, latest.content_hash, latest.file_size_bytes,
+               (select coalesce(json_agg(json_build_array(content_hash, load_id, error)
+                                         order by load_id), '[]')
+                  from raw.load_log
+                 where source_key = %(key)s and status = 'rejected' and content_hash is not null),
+               nextval(pg_get_serial_sequence('raw.load_log', 'load_id'))
+          from (select) as one
+          left join lateral (
+              select load_id, content_hash, file_size_bytes from raw.load_log
+               where source_key = %(key)s and status = 'loaded'
+               order by load_id desc limit 1
+          ) as latest on true
         """,
         {"key": source_key},
     )
-    row = cur.fetchone()
-    return None if row is None else LiveLoad(*row)
+    load_id, content_hash, size, rejected, next_load_id = cur.fetchone()
+    return SourceLog(
+        latest=None if load_id is None else LiveLoad(load_id, content_hash, size),
+        rejected={digest: (earlier_id, reason) for digest, earlier_id, reason in rejected},
+        next_load_id=next_load_id,
+    )
 
 
 def _choose_mode(digest: FileDigest, latest: LiveLoad | None, replace: bool) -> Claim:
@@ -214,97 +237,76 @@ def _choose_mode(digest: FileDigest, latest: LiveLoad | None, replace: bool) -> 
     return Claim("new", mode=LoadMode.MERGE)
 
 
-def _claim_load(
-    cur: psycopg2.extensions.cursor,
-    source: SourceFile,
-    digest: FileDigest | None,
-    latest: LiveLoad | None,
-    replace: bool,
-) -> Claim:
+def _claim_load(source_log: SourceLog, digest: FileDigest | None, replace: bool) -> Claim:
     """Under the source's lock: the file is unchanged, was rejected before with this very
-    content, or is logged as a new load in its mode (one round trip in the common case)."""
-    content_hash = None if digest is None else digest.content_hash
+    content, or is a new load in its mode, with the load id its log row and rows will have
+    (the row itself is written with the outcome, in the same transaction)."""
     known_hashes = [] if digest is None else digest.hashes
+    latest = source_log.latest
     if latest is not None and latest.content_hash in known_hashes:
         return Claim("unchanged")
+    earlier = [source_log.rejected[h] for h in known_hashes if h in source_log.rejected]
+    if earlier:  # this content was rejected before: report it, store nothing again
+        load_id, reason = max(earlier)
+        return Claim("already_rejected", load_id=load_id, earlier_reason=reason)
     claim = (
         Claim("new", mode=LoadMode.REPLACE if replace else LoadMode.MERGE)
         if digest is None
         else _choose_mode(digest, latest, replace)
     )
+    return dataclasses.replace(claim, load_id=source_log.next_load_id)
+
+
+def _log_load(
+    cur: psycopg2.extensions.cursor,
+    source: SourceFile,
+    digest: FileDigest | None,
+    claim: Claim,
+    result: FileResult,
+) -> None:
+    """Log the load with its outcome (one row, written last so it is never updated). A
+    successful replace supersedes the source's earlier live loads in the same transaction;
+    merges are checked for what they cover at the end of the run."""
     params = {
+        "id": claim.load_id,
         "key": source.source_key,
         "path": str(source.path.resolve()),
         "kind": source.kind.value,
         "symbol": source.symbol,
         "asset_type": source.asset_type,
-        "digest": content_hash,
-        "hashes": known_hashes,
+        "digest": None if digest is None else digest.content_hash,
         "size": None if digest is None else digest.size,
+        "status": result.status,
         "mode": claim.mode.value if claim.mode else None,
         "offset": claim.append_offset if claim.mode is LoadMode.APPEND else None,
+        "read": result.rows_read,
+        "loaded": result.rows_loaded,
+        "rejected": result.rows_rejected,
+        "blank": result.blank_lines,
+        "error": result.reason,
     }
-    cur.execute(
-        """
-        insert into raw.load_log (source_key, file_path, file_kind, symbol, asset_type, content_hash,
-                                  file_size_bytes, status, load_mode, append_offset_bytes, started_at)
-        select %(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
-               'loaded', %(mode)s, %(offset)s, clock_timestamp()
-         where %(digest)s::text is null
-            or not exists (select from raw.load_log
-                            where source_key = %(key)s and status = 'rejected'
-                              and content_hash = any(%(hashes)s::text[]))
-        returning load_id
-        """,
-        params,
-    )
-    row = cur.fetchone()
-    if row is None:  # this content was rejected before: report it, store nothing again
-        cur.execute(
-            """
-            select load_id, error from raw.load_log
-             where source_key = %(key)s and status = 'rejected' and content_hash = any(%(hashes)s::text[])
-             order by load_id desc limit 1
-            """,
-            params,
-        )
-        load_id, reason = cur.fetchone()
-        return Claim("already_rejected", load_id=load_id, earlier_reason=reason)
-    return dataclasses.replace(claim, load_id=row[0])
-
-
-def _finish_load(
-    cur: psycopg2.extensions.cursor,
-    source: SourceFile,
-    load_id: int,
-    mode: LoadMode | None,
-    result: FileResult,
-) -> None:
-    """Record the outcome. A successful replace supersedes the source's earlier live loads in
-    the same transaction; merges are checked for what they cover at the end of the run."""
-    cur.execute(
-        """
+    supersede = (
+        """;
         update raw.load_log
            set status = 'superseded', superseded_by = %(id)s, superseded_at = clock_timestamp()
-         where %(status)s = 'loaded' and %(mode)s = 'replace'
-           and source_key = %(key)s and status = 'loaded' and load_id <> %(id)s;
-        update raw.load_log
-           set status = %(status)s, rows_read = %(read)s, rows_loaded = %(loaded)s,
-               rows_rejected = %(rejected)s, blank_lines = %(blank)s, error = %(error)s,
-               finished_at = clock_timestamp()
-         where load_id = %(id)s
-        """,
-        {
-            "status": result.status,
-            "mode": mode.value if mode else None,
-            "key": source.source_key,
-            "id": load_id,
-            "read": result.rows_read,
-            "loaded": result.rows_loaded,
-            "rejected": result.rows_rejected,
-            "blank": result.blank_lines,
-            "error": result.reason,
-        },
+         where source_key = %(key)s and status = 'loaded' and load_id <> %(id)s
+        """
+        if result.status == "loaded" and claim.mode is LoadMode.REPLACE
+        else ""
+    )
+    cur.execute(
+        """
+        insert into raw.load_log (load_id, source_key, file_path, file_kind, symbol, asset_type,
+                                  content_hash, file_size_bytes, status, load_mode, append_offset_bytes,
+                                  rows_read, rows_loaded, rows_rejected, blank_lines, error,
+                                  started_at, finished_at)
+        overriding system value
+        values (%(id)s, %(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
+                %(status)s, %(mode)s, %(offset)s, %(read)s, %(loaded)s, %(rejected)s, %(blank)s,
+                %(error)s, now(), clock_timestamp())
+        """
+        + supersede,
+        params,
     )
 
 
@@ -343,11 +345,12 @@ def load_source(
     digest: FileDigest | None = None
     try:
         with conn, conn.cursor() as cur, open_source(source.path) as stream:
-            latest = lock_and_latest_live_load(cur, source.source_key)
+            source_log = lock_source(cur, source.source_key)
+            latest = source_log.latest
             # One read hashes the file and, unless replacing, its prefix the size of the latest
             # load, so that an append is recognised (the lock is held: nothing changes meanwhile).
             digest = file_digest(source.path, None if replace or latest is None else latest.size)
-            claim = _claim_load(cur, source, digest, latest, replace)
+            claim = _claim_load(source_log, digest, replace)
             if claim.outcome != "new":
                 return _not_loaded(result, claim)
             assert claim.load_id is not None
@@ -370,7 +373,7 @@ def load_source(
                     )
             result.take_counts(parsed)
             _copy_rejects(cur, claim.load_id, rejects)
-            _finish_load(cur, source, claim.load_id, claim.mode, result)
+            _log_load(cur, source, digest, claim, result)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise DatabaseUnavailable(
@@ -416,11 +419,9 @@ def _log_rejected_file(
     conn: psycopg2.extensions.connection, source: SourceFile, digest: FileDigest | None, result: FileResult
 ) -> None:
     with conn, conn.cursor() as cur:
-        latest = lock_and_latest_live_load(cur, source.source_key)
-        claim = _claim_load(cur, source, digest, latest, replace=False)
+        claim = _claim_load(lock_source(cur, source.source_key), digest, replace=False)
         if claim.outcome == "new":
-            assert claim.load_id is not None
-            _finish_load(cur, source, claim.load_id, claim.mode, result)
+            _log_load(cur, source, digest, claim, result)
             result.load_id = claim.load_id
         elif claim.outcome == "already_rejected":
             _not_loaded(result, claim)
