@@ -111,8 +111,20 @@ lsn_number() {
   echo $(((16#${hi} << 32) | 16#${lo}))
 }
 
-# The WAL archive: STOCK_ANALYTICS_WAL_ARCHIVE (default .local/wal-archive), or `off`.
+# The WAL archive: the folder STOCK_ANALYTICS_WAL_ARCHIVE names, or `off`. Unset: the choice
+# the cluster was last brought up with (db.sh records it beside the data), so that a later
+# `make db-up`, which every make target needing the server runs, neither turns archiving back
+# on nor moves it; a cluster without a record that was set `off` stays off; else
+# .local/wal-archive.
+WAL_ARCHIVE_RECORD="${STATE_DIR}/wal-archive-choice"
 wal_archive_dir() {
-  local dir="${STOCK_ANALYTICS_WAL_ARCHIVE:-${STATE_DIR}/wal-archive}"
+  local dir="${STOCK_ANALYTICS_WAL_ARCHIVE:-}"
+  if [ -z "${dir}" ] && [ -s "${WAL_ARCHIVE_RECORD}" ]; then
+    dir="$(cat "${WAL_ARCHIVE_RECORD}")"
+  elif [ -z "${dir}" ] && [ -f "${DATA_DIR}/postgresql.conf" ] \
+    && [ "$(conf_value_in "${DATA_DIR}/postgresql.conf" archive_mode)" = off ]; then
+    dir=off
+  fi
+  dir="${dir:-${STATE_DIR}/wal-archive}"
   if [ "${dir}" = off ]; then echo off; else realpath -m "${dir}"; fi
 }

@@ -21,8 +21,9 @@
 # 'apache'); unset, the cluster keeps what it has (a new one: the installed build's default).
 # Port and license are written into postgresql.conf on every `up`, and a running cluster whose
 # port or license differs is restarted, so an existing cluster follows. So is WAL archiving
-# (STOCK_ANALYTICS_WAL_ARCHIVE, default .local/wal-archive; `off` for none: a cluster made
-# before it is restarted once to turn it on) and the WAL a replica's slot may hold
+# (STOCK_ANALYTICS_WAL_ARCHIVE, default .local/wal-archive; `off` for none; unset, what the
+# cluster was last brought up with: a cluster made before archiving is restarted once to turn
+# it on) and the WAL a replica's slot may hold
 # (STOCK_ANALYTICS_MAX_SLOT_WAL_KEEP_SIZE, default 4GB). replica.sh and pitr.sh build on it.
 set -euo pipefail
 
@@ -136,6 +137,7 @@ configure_cluster() {
 configure_archiving() {
   local archive
   archive="$(wal_archive_dir)"
+  printf '%s\n' "${archive}" >"${WAL_ARCHIVE_RECORD}"
   if [ "${archive}" = off ]; then
     set_conf archive_mode off && echo "archive_mode off"
     return 0

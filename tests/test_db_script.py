@@ -124,12 +124,36 @@ def test_a_new_cluster_archives_its_wal_and_bounds_what_a_slot_holds(cluster: Cl
     assert wal_is_archived(cluster)
 
 
+def test_archiving_turned_off_stays_off_at_every_later_up_until_asked_for(cluster: Cluster):
+    """Every make target that needs the server runs `make db-up`: one without the variable
+    must not turn a cluster's archiving back on (its archive once filled a disk so)."""
+    assert cluster.run("up", STOCK_ANALYTICS_WAL_ARCHIVE="off").returncode == 0
+    again = cluster.run("up")
+    assert again.returncode == 0, again.stderr
+    assert "Restarting" not in again.stderr
+    assert cluster.setting("archive_mode") == "off"
+    elsewhere = cluster.state_dir / "archive-elsewhere"
+    moved = cluster.run("up", STOCK_ANALYTICS_WAL_ARCHIVE=str(elsewhere))
+    assert moved.returncode == 0, moved.stderr
+    assert cluster.setting("archive_mode") == "on"
+    assert cluster.run("up").returncode == 0  # the folder chosen is kept too
+    conn = cluster.superuser()
+    with conn.cursor() as cur:
+        cur.execute("show archive_command")
+        assert str(elsewhere) in cur.fetchone()[0]
+    conn.close()
+
+
 def test_an_existing_cluster_without_archiving_turns_it_on_and_keeps_its_data(cluster: Cluster):
     assert cluster.run("up", STOCK_ANALYTICS_WAL_ARCHIVE="off").returncode == 0
     assert cluster.setting("archive_mode") == "off"
     with cluster.connect() as conn, conn.cursor() as cur:
         cur.execute("create table kept (n int); insert into kept values (42)")
     conn.close()
+    # As a cluster made before archiving: no choice recorded, nothing said in postgresql.conf.
+    (cluster.state_dir / "wal-archive-choice").unlink()
+    conf = cluster.state_dir / "pgdata" / "postgresql.conf"
+    subprocess.run(["sed", "-i", "/^archive_mode = /d", str(conf)], check=True)
 
     upgraded = cluster.run("up")
     assert upgraded.returncode == 0, upgraded.stderr
