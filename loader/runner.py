@@ -266,8 +266,8 @@ def run(
             summary.loads_superseded = earlier.loads_superseded + done.loads_superseded
             summary.loads_purged = earlier.loads_purged + done.loads_purged
             _add_replaced_histories(conn, summary)
-            analyzed = database.analyze_raw(conn, rows_written=summary.rows_read)
-            log.debug("analyzed %s", ", ".join(analyzed))
+            analyzed = database.analyze_raw(conn, _rows_written(sources, summary))
+            log.debug("analyzed %s", ", ".join(analyzed) or "nothing")
         finally:
             conn.close()
     summary.wall_seconds = round(time.perf_counter() - started, 3)
@@ -275,6 +275,19 @@ def run(
         round(summary.rows_loaded / summary.wall_seconds, 1) if summary.wall_seconds else 0.0
     )
     return summary
+
+
+def _rows_written(sources: list[SourceFile], summary: RunSummary) -> dict[str, int]:
+    """Rows this run wrote to each raw table (a rejected file's log row counts as one)."""
+    kinds = {str(source.path): source.kind for source in sources}
+    written = {"raw.load_log": 0, **{layout.table: 0 for layout in LAYOUTS.values()}, "raw.load_rejects": 0}
+    for file in summary.files:
+        if file["status"] == "unchanged":
+            continue
+        written["raw.load_log"] += 1
+        written[LAYOUTS[kinds[str(file["path"])]].table] += int(file["rows_loaded"] or 0)
+        written["raw.load_rejects"] += int(file["rows_rejected"] or 0)
+    return written
 
 
 def _add_replaced_histories(conn: psycopg2.extensions.connection, summary: RunSummary) -> None:
