@@ -434,7 +434,7 @@ def analyze_raw(conn: psycopg2.extensions.connection, rows_written: dict[str, in
     analyzed when it never was, or when the run wrote more rows than autovacuum waits for before
     analyzing it (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor x its rows,
     its own storage parameters first). A daily refresh adds a sliver of tables whose statistics
-    still describe them (analyzing the raw rows and the load log took 2.3 s of it at Kaggle
+    still describe them (analyzing the raw rows and the load log took 1.8-2.6 s of it at Kaggle
     scale), and autovacuum analyzes them when the changes add up, as for any table. Returns
     the tables analyzed."""
     with conn, conn.cursor() as cur:
