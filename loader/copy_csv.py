@@ -54,8 +54,9 @@ load modes (the summary counts the files of each; -v logs each file's):
            says how many dates were removed, and which range.
   A file whose content equals its symbol's latest load is skipped as unchanged; one whose
   content was rejected before is reported again (exit 2) without storing anything again.
-  Each file is its own transaction, so an interrupted run leaves whole files only; run it
-  again. Superseded rows stay in raw (status 'superseded') for --keep-superseded days.
+  Files are committed many to a transaction, each whole, so an interrupted run leaves whole
+  files only; run it again. Superseded rows stay in raw (status 'superseded') for
+  --keep-superseded days.
 
 connection:
   The libpq variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE

@@ -12,6 +12,7 @@ import psycopg2.errors
 import psycopg2.extensions
 import xxhash
 from psycopg2 import sql
+from psycopg2.extras import execute_values
 
 from loader.discovery import SourceFile
 from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, IterReader, RejectSink, is_gzip, open_source
@@ -108,9 +109,9 @@ def connect() -> psycopg2.extensions.connection:
     # them, or refuses a character it cannot hold, instead of storing garbled bytes.
     conn.set_client_encoding("UTF8")
     with conn, conn.cursor() as cur:
-        # One commit per file: without this, thousands of files wait for thousands of WAL
-        # flushes. A server crash can then lose the last moments of commits, each whole (a
-        # file is one transaction, its load_log row with it), and a re-run loads them again.
+        # Without this, thousands of commits wait for thousands of WAL flushes. A server crash
+        # can then lose the last moments of commits, each whole (a file's rows commit with its
+        # load_log row), and a re-run loads them again.
         cur.execute("set synchronous_commit = off")
     return conn
 
@@ -191,34 +192,48 @@ class SourceLog:
     next_load_id: int
 
 
-def lock_source(cur: psycopg2.extensions.cursor, source_key: str) -> SourceLog:
-    """Take the source's lock (held to the end of the transaction), then read its log. One round
-    trip, two statements: under READ COMMITTED the second sees a load of the same source that
-    committed while the first waited for the lock."""
+def lock_sources(cur: psycopg2.extensions.cursor, source_keys: list[str]) -> dict[str, SourceLog]:
+    """Take the sources' locks (held to the end of the transaction), then read their logs. One
+    round trip, two statements: under READ COMMITTED the second sees a load of the same source
+    that committed while the first waited for its lock. Every loader takes a group's locks in
+    the order of their keys, so two runs locking overlapping groups wait instead of deadlocking."""
     cur.execute(
         """
-        select pg_advisory_xact_lock(hashtextextended(%(key)s, 0));
-        select latest.load_id, latest.content_hash, latest.file_size_bytes,
-               (select coalesce(json_agg(json_build_array(content_hash, load_id, error)
-                                         order by load_id), '[]')
-                  from raw.load_log
-                 where source_key = %(key)s and status = 'rejected' and content_hash is not null),
+        select count(pg_advisory_xact_lock(lock_key))
+          from (select distinct hashtextextended(source_key, 0) as lock_key
+                  from unnest(%(keys)s::text[]) as source_key
+                 order by lock_key) as in_lock_order;
+        select source.key, latest.load_id, latest.content_hash, latest.file_size_bytes,
+               (select coalesce(json_agg(json_build_array(rejected.content_hash, rejected.load_id,
+                                                          rejected.error)
+                                         order by rejected.load_id), '[]')
+                  from raw.load_log as rejected
+                 where rejected.source_key = source.key and rejected.status = 'rejected'
+                   and rejected.content_hash is not null),
                nextval(pg_get_serial_sequence('raw.load_log', 'load_id'))
-          from (select) as one
+          from unnest(%(keys)s::text[]) as source (key)
           left join lateral (
-              select load_id, content_hash, file_size_bytes from raw.load_log
-               where source_key = %(key)s and status = 'loaded'
-               order by load_id desc limit 1
+              select loaded.load_id, loaded.content_hash, loaded.file_size_bytes
+                from raw.load_log as loaded
+               where loaded.source_key = source.key and loaded.status = 'loaded'
+               order by loaded.load_id desc limit 1
           ) as latest on true
         """,
-        {"key": source_key},
+        {"keys": source_keys},
     )
-    load_id, content_hash, size, rejected, next_load_id = cur.fetchone()
-    return SourceLog(
-        latest=None if load_id is None else LiveLoad(load_id, content_hash, size),
-        rejected={digest: (earlier_id, reason) for digest, earlier_id, reason in rejected},
-        next_load_id=next_load_id,
-    )
+    return {
+        key: SourceLog(
+            latest=None if load_id is None else LiveLoad(load_id, content_hash, size),
+            rejected={digest: (earlier_id, reason) for digest, earlier_id, reason in rejected},
+            next_load_id=next_load_id,
+        )
+        for key, load_id, content_hash, size, rejected, next_load_id in cur.fetchall()
+    }
+
+
+def lock_source(cur: psycopg2.extensions.cursor, source_key: str) -> SourceLog:
+    """lock_sources of one source."""
+    return lock_sources(cur, [source_key])[source_key]
 
 
 def _choose_mode(digest: FileDigest, latest: LiveLoad | None, replace: bool) -> Claim:
@@ -257,57 +272,67 @@ def _claim_load(source_log: SourceLog, digest: FileDigest | None, replace: bool)
     return dataclasses.replace(claim, load_id=source_log.next_load_id)
 
 
-def _log_load(
-    cur: psycopg2.extensions.cursor,
-    source: SourceFile,
-    digest: FileDigest | None,
-    claim: Claim,
-    result: FileResult,
-) -> None:
-    """Log the load with its outcome (one row, written last so it is never updated). A
-    successful replace supersedes the source's earlier live loads in the same transaction;
-    merges are checked for what they cover at the end of the run."""
-    params = {
-        "id": claim.load_id,
-        "key": source.source_key,
-        "path": str(source.path.resolve()),
-        "kind": source.kind.value,
-        "symbol": source.symbol,
-        "asset_type": source.asset_type,
-        "digest": None if digest is None else digest.content_hash,
-        "size": None if digest is None else digest.size,
-        "status": result.status,
-        "mode": claim.mode.value if claim.mode else None,
-        "offset": claim.append_offset if claim.mode is LoadMode.APPEND else None,
-        "read": result.rows_read,
-        "loaded": result.rows_loaded,
-        "rejected": result.rows_rejected,
-        "blank": result.blank_lines,
-        "error": result.reason,
-    }
-    supersede = (
-        """;
-        update raw.load_log
-           set status = 'superseded', superseded_by = %(id)s, superseded_at = clock_timestamp()
-         where source_key = %(key)s and status = 'loaded' and load_id <> %(id)s
-        """
-        if result.status == "loaded" and claim.mode is LoadMode.REPLACE
-        else ""
-    )
-    cur.execute(
+@dataclass(frozen=True)
+class LoggedLoad:
+    """A new load's row in raw.load_log: the file, what it was claimed as, and its outcome."""
+
+    source: SourceFile
+    digest: FileDigest | None
+    claim: Claim
+    result: FileResult
+
+
+def _log_loads(cur: psycopg2.extensions.cursor, loads: list[LoggedLoad]) -> None:
+    """Log the loads with their outcomes (a row each, in one statement, written last so that it
+    is never updated). A successful replace supersedes the source's earlier live loads in the
+    same transaction; merges are checked for what they cover at the end of the run."""
+    rows = [
+        {
+            "id": load.claim.load_id,
+            "key": load.source.source_key,
+            "path": str(load.source.path.resolve()),
+            "kind": load.source.kind.value,
+            "symbol": load.source.symbol,
+            "asset_type": load.source.asset_type,
+            "digest": None if load.digest is None else load.digest.content_hash,
+            "size": None if load.digest is None else load.digest.size,
+            "status": load.result.status,
+            "mode": load.claim.mode.value if load.claim.mode else None,
+            "offset": load.claim.append_offset if load.claim.mode is LoadMode.APPEND else None,
+            "read": load.result.rows_read,
+            "loaded": load.result.rows_loaded,
+            "rejected": load.result.rows_rejected,
+            "blank": load.result.blank_lines,
+            "error": load.result.reason,
+        }
+        for load in loads
+    ]
+    execute_values(
+        cur,
         """
         insert into raw.load_log (load_id, source_key, file_path, file_kind, symbol, asset_type,
                                   content_hash, file_size_bytes, status, load_mode, append_offset_bytes,
                                   rows_read, rows_loaded, rows_rejected, blank_lines, error,
                                   started_at, finished_at)
         overriding system value
-        values (%(id)s, %(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s, %(size)s,
-                %(status)s, %(mode)s, %(offset)s, %(read)s, %(loaded)s, %(rejected)s, %(blank)s,
-                %(error)s, now(), clock_timestamp())
-        """
-        + supersede,
-        params,
+        values %s
+        """,
+        rows,
+        template="""(%(id)s, %(key)s, %(path)s, %(kind)s, %(symbol)s, %(asset_type)s, %(digest)s,
+                     %(size)s, %(status)s, %(mode)s, %(offset)s, %(read)s, %(loaded)s, %(rejected)s,
+                     %(blank)s, %(error)s, now(), clock_timestamp())""",
+        page_size=max(1, len(rows)),
     )
+    for load in loads:
+        if load.result.status == "loaded" and load.claim.mode is LoadMode.REPLACE:
+            cur.execute(
+                """
+                update raw.load_log
+                   set status = 'superseded', superseded_by = %(id)s, superseded_at = clock_timestamp()
+                 where source_key = %(key)s and status = 'loaded' and load_id <> %(id)s
+                """,
+                {"id": load.claim.load_id, "key": load.source.source_key},
+            )
 
 
 def _copy_rejects(cur: psycopg2.extensions.cursor, load_id: int, rejects: RejectSink) -> None:
@@ -373,7 +398,7 @@ def load_source(
                     )
             result.take_counts(parsed)
             _copy_rejects(cur, claim.load_id, rejects)
-            _log_load(cur, source, digest, claim, result)
+            _log_loads(cur, [LoggedLoad(source, digest, claim, result)])
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise DatabaseUnavailable(
@@ -399,6 +424,170 @@ def load_source(
     return result
 
 
+# Files are loaded many to a transaction (one lock round trip, one COPY, one log statement, one
+# commit for the group): a daily refresh is thousands of files of one new line each, whose
+# per-file round trips were most of its time. A group's parsed rows wait in memory up to this
+# many bytes of new input; a file with more is streamed in a transaction of its own.
+GROUP_BUFFER_BYTES = 8 << 20
+
+
+@dataclass
+class _StagedLoad:
+    """A new load of a group, parsed and waiting for the group's COPY."""
+
+    logged: LoggedLoad
+    layout_table: str
+    columns: tuple[str, ...]
+    rows: list[bytes]
+    rejects: RejectSink
+
+
+def load_sources(
+    conn: psycopg2.extensions.connection, sources: list[SourceFile], replace: bool = False
+) -> list[FileResult]:
+    """Load files, each with the outcome load_source gives it and each whole or not at all, but
+    many to a transaction: a run interrupted leaves whole files, and loads again what it had not
+    committed. Results in the order of `sources`. A replace (rare, asked for) goes file by file."""
+    if replace:
+        return [load_source(conn, source, replace=True) for source in sources]
+    results: list[FileResult] = []
+    rest = list(sources)
+    while rest:
+        done, rest = _load_group(conn, rest)
+        results += done
+        if rest and not done:  # its new bytes alone exceed a group's buffer: streamed by itself
+            results.append(load_source(conn, rest[0]))
+            rest = rest[1:]
+    return results
+
+
+def _load_group(
+    conn: psycopg2.extensions.connection, sources: list[SourceFile]
+) -> tuple[list[FileResult], list[SourceFile]]:
+    """Load the longest leading run of `sources` whose new rows fit the buffer, in one
+    transaction; return their results and the files left for the next group."""
+    results: list[FileResult] = []
+    logged: list[LoggedLoad] = []
+    staged: list[_StagedLoad] = []
+    taken = len(sources)
+    try:
+        with conn, conn.cursor() as cur:
+            source_logs = lock_sources(cur, [source.source_key for source in sources])
+            buffered = 0
+            keys_in_group: set[str] = set()
+            for position, source in enumerate(sources):
+                # A source twice in a group would not see its first load in its log.
+                outcome = (
+                    None
+                    if source.source_key in keys_in_group
+                    else _stage_file(source, source_logs[source.source_key], GROUP_BUFFER_BYTES - buffered)
+                )
+                if outcome is None:
+                    taken = position
+                    break
+                keys_in_group.add(source.source_key)
+                if isinstance(outcome, _StagedLoad):
+                    staged.append(outcome)
+                    buffered += sum(map(len, outcome.rows))
+                    outcome = outcome.logged
+                if isinstance(outcome, LoggedLoad):
+                    logged.append(outcome)
+                    outcome = outcome.result
+                results.append(outcome)
+            _write_group(cur, staged, logged)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnavailable(
+            f"the database went away while loading a group of {taken} files, the first "
+            f"{sources[0].path} ({detail}); nothing of them was written. Re-run the loader to "
+            "finish: loaded files are skipped as unchanged."
+        ) from None
+    except psycopg2.Error:
+        # The server refused the group's rows (say a character the database's encoding cannot
+        # hold) and rolled it back whole: each of its files is loaded by itself, with its own
+        # outcome.
+        return [load_source(conn, source) for source in sources[:taken]], sources[taken:]
+    finally:
+        for load in staged:
+            load.rejects.close()
+    return results, sources[taken:]
+
+
+def _stage_file(
+    source: SourceFile, source_log: SourceLog, budget: int
+) -> FileResult | LoggedLoad | _StagedLoad | None:
+    """Under the source's lock, what a group does with a file: nothing to write (unchanged, or
+    this content rejected before: its result), a rejected load to log (unreadable), or a load
+    parsed into rows for the group's COPY; None when its new bytes exceed the budget left."""
+    result = FileResult(path=str(source.path), status="loaded")
+    latest = source_log.latest
+    digest: FileDigest | None = None
+    try:
+        digest = file_digest(source.path, None if latest is None else latest.size)
+        claim = _claim_load(source_log, digest, replace=False)
+        if claim.outcome != "new":
+            return _not_loaded(result, claim)
+        if digest.size - claim.append_offset > budget:
+            return None
+        assert claim.load_id is not None
+        result.load_id, result.mode = claim.load_id, claim.mode.value if claim.mode else None
+        load = LoggedLoad(source, digest, claim, result)
+        staged = _StagedLoad(load, LAYOUTS[source.kind].table, _copy_columns(source), [], RejectSink())
+        try:
+            _parse_into(staged)
+        except BaseException:
+            staged.rejects.close()
+            raise
+        return staged
+    except READ_ERRORS as exc:
+        # Gone, or not readable to its end (a truncated gzip): a rejected load, none of its rows.
+        result = FileResult(path=str(source.path), status="rejected", reason=f"cannot read the file: {exc}")
+        claim = _claim_load(source_log, digest, replace=False)
+        if claim.outcome == "new":
+            result.load_id = claim.load_id
+            return LoggedLoad(source, digest, claim, result)
+        return _not_loaded(result, claim)
+
+
+def _parse_into(staged: _StagedLoad) -> None:
+    """Parse the file's new lines into COPY rows (a file rejected whole: its lines into the rejects)."""
+    load, result = staged.logged, staged.logged.result
+    assert load.claim.load_id is not None
+    layout = LAYOUTS[load.source.kind]
+    with open_source(load.source.path) as stream:
+        if load.claim.mode is LoadMode.APPEND:
+            stream.seek(load.claim.append_offset)
+            parsed = CsvStream(stream, layout, staged.rejects, continue_at_line=load.claim.first_line)
+        else:
+            parsed = CsvStream(stream, layout, staged.rejects)
+        if parsed.rejection is not None:
+            parsed.reject_all()  # the symbol's earlier loads stay: a broken file must not wipe good data
+        else:
+            staged.rows = list(parsed.copy_chunks(b"%d\t" % load.claim.load_id))
+            result.rows_loaded = parsed.counts.rows_accepted
+        result.take_counts(parsed)
+
+
+def _write_group(
+    cur: psycopg2.extensions.cursor, staged: list[_StagedLoad], logged: list[LoggedLoad]
+) -> None:
+    """The group's rows in one COPY per raw table, its rejected lines, then its log rows."""
+    for table, columns in sorted({(load.layout_table, load.columns) for load in staged}):
+        loads = [load for load in staged if load.layout_table == table]
+        expected = sum(load.logged.result.rows_loaded for load in loads)
+        if not expected:
+            continue
+        rows = (chunk for load in loads for chunk in load.rows)
+        cur.copy_expert(_copy_statement(table, columns, "format text, null ''"), IterReader(rows))
+        if cur.rowcount != expected:
+            raise RuntimeError(f"COPY stored {cur.rowcount} rows in {table}, expected {expected}")
+    for load in staged:
+        assert load.logged.claim.load_id is not None
+        _copy_rejects(cur, load.logged.claim.load_id, load.rejects)
+    if logged:
+        _log_loads(cur, logged)
+
+
 def _not_loaded(result: FileResult, claim: Claim) -> FileResult:
     if claim.outcome == "unchanged":
         result.status = "unchanged"
@@ -421,7 +610,7 @@ def _log_rejected_file(
     with conn, conn.cursor() as cur:
         claim = _claim_load(lock_source(cur, source.source_key), digest, replace=False)
         if claim.outcome == "new":
-            _log_load(cur, source, digest, claim, result)
+            _log_loads(cur, [LoggedLoad(source, digest, claim, result)])
             result.load_id = claim.load_id
         elif claim.outcome == "already_rejected":
             _not_loaded(result, claim)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -125,6 +126,11 @@ def inspect_source(source: SourceFile) -> database.FileResult:
 
 
 # ---- worker processes: one connection each, kept for all the files they load ----------------
+# Files are loaded in groups of at most this many (database.load_sources commits a group in as
+# few transactions as its buffer allows); with several workers, smaller groups when there are
+# few files, so that each worker gets several.
+GROUP_FILES = 64
+GROUPS_PER_WORKER = 4
 _worker_conn: psycopg2.extensions.connection | None = None
 _worker_replace = False
 
@@ -135,9 +141,20 @@ def _init_worker(replace: bool) -> None:
     _worker_replace = replace
 
 
-def _load_in_worker(source: SourceFile) -> database.FileResult:
+def _load_in_worker(group: list[SourceFile]) -> list[database.FileResult]:
     assert _worker_conn is not None
-    return database.load_source(_worker_conn, source, replace=_worker_replace)
+    return database.load_sources(_worker_conn, group, replace=_worker_replace)
+
+
+def _inspect_group(group: list[SourceFile]) -> list[database.FileResult]:
+    return [inspect_source(source) for source in group]
+
+
+def _groups(sources: list[SourceFile], workers: int) -> list[list[SourceFile]]:
+    size = GROUP_FILES
+    if workers > 1:
+        size = max(1, min(GROUP_FILES, math.ceil(len(sources) / (workers * GROUPS_PER_WORKER))))
+    return [sources[start : start + size] for start in range(0, len(sources), size)]
 
 
 def _results_in_process(
@@ -148,8 +165,8 @@ def _results_in_process(
         return
     conn = database.connect()
     try:
-        for source in sources:
-            yield database.load_source(conn, source, replace=replace)
+        for group in _groups(sources, workers=1):
+            yield from database.load_sources(conn, group, replace=replace)
     finally:
         conn.close()
 
@@ -157,18 +174,22 @@ def _results_in_process(
 def _results_in_pool(
     sources: list[SourceFile], workers: int, dry_run: bool, replace: bool
 ) -> Iterator[database.FileResult]:
-    task: Callable[[SourceFile], database.FileResult] = inspect_source if dry_run else _load_in_worker
+    task: Callable[[list[SourceFile]], list[database.FileResult]] = (
+        _inspect_group if dry_run else _load_in_worker
+    )
     with ProcessPoolExecutor(
         max_workers=workers,
         initializer=None if dry_run else _init_worker,
         initargs=() if dry_run else (replace,),
     ) as pool:
-        pending: set[Future[database.FileResult]] = {pool.submit(task, s) for s in sources}
+        pending: set[Future[list[database.FileResult]]] = {
+            pool.submit(task, group) for group in _groups(sources, workers)
+        }
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
-                    yield future.result()  # re-raises a worker's DatabaseUnavailable here
+                    yield from future.result()  # re-raises a worker's DatabaseUnavailable here
         except BrokenProcessPool:
             raise WorkerCrashed(
                 "a loader worker process died (killed, or out of memory); files it had not "

@@ -241,6 +241,15 @@ def test_names_keep_their_accents_in_a_latin1_database(tmp_path):
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert "encoding cannot hold a character" in summary["rejected_files"][0]["reason"]
         assert db.scalar("select count(*) from raw.daily_prices") == 0  # nothing half-stored
+        # Beside a good file, in one group: the server refuses the group's rows, then each file
+        # is loaded by itself, with its own outcome.
+        good = write(tmp_path / "g", "GOOD.csv", HEADER + b"2020-01-02,1,2,0.5,1.5,1.5,100\n")
+        yen = write(tmp_path / "g", "YEN.csv", HEADER + "2020-01-02,1,2,0.5,1.5,1.5,1\u20ac\n".encode())
+        proc, summary = db.load_summary(tmp_path / "g", "--workers", "1")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert [f["path"] for f in summary["rejected_files"]] == [str(yen)]
+        assert [f["path"] for f in summary["files"] if f["status"] == "loaded"] == [str(good)]
+        assert db.scalar("select symbol from raw.current_daily_prices") == "GOOD"
     finally:
         drop_database(db)
 

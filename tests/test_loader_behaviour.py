@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ from pathlib import Path
 from devtools.databases import Database
 from devtools.project import LOADER, PROJECT_DIR, SAMPLE_DIR
 from devtools.sample import sample_data_lines
+from loader import database, schema
+from loader.discovery import discover
 from tests.loader_support import HEADER, assert_accounting, price_rows, write
 
 SUMMARY_KEYS = {
@@ -255,3 +258,75 @@ def test_a_raw_table_is_analyzed_when_a_run_changes_as_much_as_autovacuum_waits_
     # wrote one row to the load log.
     assert [c["daily_prices"] for c in counts] == [1, 1, 2]
     assert [c["load_log"] for c in counts] == [1, 1, 1]
+
+
+def test_files_are_committed_many_to_a_transaction_each_whole_with_its_log_row(fresh_db):
+    """A daily refresh is thousands of files of a new line each: they share transactions (a
+    round trip and a commit a file were most of its time), and each file stays whole, its rows
+    committed with its log row."""
+    proc, summary = fresh_db.load_summary(SAMPLE_DIR, "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert summary["files_loaded"] == 25
+    assert fresh_db.scalar("select count(distinct writer_xid) from raw.load_log") < 25
+    # writer_xid: the transaction that logged the load (xmin, without the epoch, on its rows).
+    assert (
+        fresh_db.scalar(
+            "select count(*) from raw.daily_prices as price"
+            " inner join raw.load_log as load using (load_id)"
+            " where price.xmin::text <> (load.writer_xid::text::bigint % 4294967296)::text"
+        )
+        == 0
+    )
+    assert_accounting(fresh_db, summary)
+
+
+def test_a_group_gives_each_file_its_own_outcome_and_streams_a_long_one_alone(
+    fresh_db, tmp_path, monkeypatch
+):
+    """One group, every outcome a file can have: new, appended, unchanged, rejected whole,
+    unreadable, a row rejected; a file with more new bytes than a group holds is streamed in a
+    transaction of its own. Run in this process, with a group's buffer of 4 KB."""
+    for name, value in fresh_db.role_env("loader").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(database, "GROUP_BUFFER_BYTES", 4_096)
+    folder = tmp_path / "stocks"
+    write(folder, "SAME.csv", HEADER + price_rows(5))
+    write(folder, "GROW.csv", HEADER + price_rows(5))
+    conn = database.connect()
+    try:
+        schema.upgrade(conn)
+        first = database.load_sources(conn, discover([str(folder)]))
+        assert [r.status for r in first] == ["loaded", "loaded"]
+        write(folder, "GROW.csv", HEADER + price_rows(7))
+        write(folder, "LONG.csv", HEADER + price_rows(200))  # 200 lines: about 10 KB
+        write(folder, "NEW.csv", HEADER + price_rows(3))
+        write(folder, "NOHEAD.csv", price_rows(2))
+        (folder / "TRUNC.csv.gz").write_bytes(gzip.compress(HEADER + price_rows(50))[:-20])
+        write(folder, "ONEBAD.csv", HEADER + price_rows(2) + b"2021-13-45,1,2\n")
+        sources = sorted(discover([str(folder)]), key=lambda s: str(s.symbol))
+        results = {Path(r.path).name: r for r in database.load_sources(conn, sources)}
+    finally:
+        conn.close()
+    assert {name: (r.status, r.mode, r.rows_loaded, r.rows_rejected) for name, r in results.items()} == {
+        "GROW.csv": ("loaded", "append", 2, 0),
+        "LONG.csv": ("loaded", "merge", 200, 0),
+        "NEW.csv": ("loaded", "merge", 3, 0),
+        "NOHEAD.csv": ("rejected", "merge", 0, 2),  # its lines kept in the rejects
+        "ONEBAD.csv": ("loaded", "merge", 2, 1),
+        "SAME.csv": ("unchanged", None, 0, 0),
+        "TRUNC.csv.gz": ("rejected", None, 0, 0),
+    }
+    assert "cannot read the file" in str(results["TRUNC.csv.gz"].reason)
+    # GROW before LONG, LONG alone, the rest after it: three transactions for this run.
+    xids = dict(fresh_db.query("select symbol, writer_xid::text from raw.load_log where load_id > 2"))
+    assert xids["GROW"] != xids["LONG"] != xids["NEW"]
+    assert xids["NEW"] == xids["NOHEAD"] == xids["ONEBAD"] == xids["TRUNC"]
+    assert dict(fresh_db.query("select symbol, count(*) from raw.current_daily_prices group by 1")) == {
+        "GROW": 7,
+        "LONG": 200,
+        "NEW": 3,
+        "ONEBAD": 2,
+        "SAME": 5,
+    }
+    summary = {"rows_read": 0, "rows_loaded": 0, "rows_rejected": 0}
+    assert_accounting(fresh_db, summary)
