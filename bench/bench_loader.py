@@ -5,6 +5,8 @@ of the same grown files.
 
     python bench/bench_loader.py                                  # Kaggle scale: 8,000 files, 25 M rows
     python bench/bench_loader.py --files 500 --rows 1000000       # a quick look
+    python bench/bench_loader.py --baseline-tree ../before        # also: another checkout's loader
+                                                                  # beside this one, round by round
 
 Prints a table of times and ratios (machines are noisy: read the ratios, not the seconds) and
 writes the figures to bench/results/loader-<time>.json. Needs the PG* variables (make bench sets them).
@@ -136,21 +138,33 @@ def next_bar(values: list[str], file_name: str) -> list[str]:
     return [repr(close), repr(high), repr(low), repr(new_close), repr(adj_close * move), *values[5:]]
 
 
-def loader(db: Database, data: Path, workers: int, fresh: bool = True, label: str | None = None) -> Measure:
+def loader(
+    db: Database,
+    data: Path,
+    workers: int,
+    *,
+    fresh: bool = True,
+    label: str | None = None,
+    tree: Path = PROJECT_DIR,
+) -> Measure:
+    """The loader of `tree` (a checkout of the project; its own packages first on the path)."""
     if fresh:
         empty_raw_schema(db)
     summary_path = BENCH_DIR / "results" / ".loader-summary.json"
     summary_path.parent.mkdir(parents=True, exist_ok=True)
+    env = db.role_env("loader")
+    if tree != PROJECT_DIR:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     cmd = [
         sys.executable,
-        str(PROJECT_DIR / "loader" / "copy_csv.py"),
+        str(tree / "loader" / "copy_csv.py"),
         str(data),
         "--workers",
         str(workers),
         "--summary-json",
         str(summary_path),
     ]
-    seconds, peak, proc = run_timed(cmd, db.role_env("loader"))
+    seconds, peak, proc = run_timed(cmd, env)
     if proc.returncode not in (0, 2):
         raise SystemExit(f"loader failed:\n{proc.stderr}")
     summary = json.loads(summary_path.read_text())
@@ -186,6 +200,30 @@ def row_by_row_insert(db: Database, data: Path, limit: int, commit_each_row: boo
     db.query(f"drop table {BASELINE_TABLE}")
     how = "commit per row" if commit_each_row else "one transaction"
     return Measure(f"row-by-row INSERT, {how}", len(rows), seconds)
+
+
+def compare_trees(
+    db: Database, data: Path, grown: Path, *, workers: int, baseline_tree: Path, rounds: int
+) -> dict[str, dict[str, list[float]]]:
+    """Another checkout's loader beside this one, alternating, on the same files: a first load
+    into an empty raw schema, then the daily refresh (every file one line longer)."""
+    trees = {"baseline": baseline_tree.resolve(), "this tree": PROJECT_DIR}
+    figures: dict[str, dict[str, list[float]]] = {name: {"first": [], "daily": []} for name in trees}
+    for i in range(rounds):
+        for name, tree in trees.items():
+            print(f"side by side, round {i + 1}/{rounds}: {name} ({tree}) ...", flush=True)
+            figures[name]["first"].append(loader(db, data, workers, tree=tree).seconds)
+            figures[name]["daily"].append(loader(db, grown, workers, fresh=False, tree=tree).seconds)
+    header = f"{'loader':<12} {'first load, s':>22} {'daily refresh, s':>22}"
+    print(f"\n{header}   (each round, {workers} workers)")
+    for name, tree in trees.items():
+        first = ", ".join(f"{x:.1f}" for x in figures[name]["first"])
+        daily = ", ".join(f"{x:.1f}" for x in figures[name]["daily"])
+        print(f"{name:<12} {first:>22} {daily:>22}   {tree}")
+    for step, what in (("first", "first load"), ("daily", "daily refresh")):
+        ratio = statistics.median(figures["this tree"][step]) / statistics.median(figures["baseline"][step])
+        print(f"{what}: this tree / baseline, medians: {ratio:.2f}x")
+    return figures
 
 
 def print_table(
@@ -227,6 +265,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--repeat", type=int, default=1, help="alternate psql and loader this many times")
     parser.add_argument("--insert-rows", type=int, default=20_000, help="subset size for row-by-row INSERT")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another checkout of the project (a worktree of an earlier commit): after the run, its "
+        "loader and this one take turns on the first load and the daily refresh, --repeat rounds",
+    )
     args = parser.parse_args()
 
     data = BENCH_DIR / "data" / f"{args.files}x{args.rows}"
@@ -251,6 +295,11 @@ def main() -> None:
         reload = loader(db, grown, args.workers, fresh=True, label="daily refresh: full reload")
         insert = row_by_row_insert(db, data, args.insert_rows)
         insert_autocommit = row_by_row_insert(db, data, args.insert_rows // 4, commit_each_row=True)
+        side_by_side = None
+        if args.baseline_tree:
+            side_by_side = compare_trees(
+                db, data, grown, workers=args.workers, baseline_tree=args.baseline_tree, rounds=args.repeat
+            )
     finally:
         drop_database(db)
 
@@ -273,8 +322,10 @@ def main() -> None:
                 "args": vars(args),
                 "dataset": written,
                 "measures": [m.__dict__ | {"rows_per_second": m.rows_per_second} for m in measures],
+                "side_by_side_seconds": side_by_side,
             },
             indent=2,
+            default=str,
         )
         + "\n"
     )
