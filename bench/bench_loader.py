@@ -202,17 +202,33 @@ def row_by_row_insert(db: Database, data: Path, limit: int, commit_each_row: boo
     return Measure(f"row-by-row INSERT, {how}", len(rows), seconds)
 
 
+def settle(db: Database) -> float:
+    """Vacuum and analyze the raw tables a first load filled, as autovacuum would before the
+    next day's load comes, and wait for any autovacuum worker on them; the seconds it took."""
+    started = time.perf_counter()
+    db.query("vacuum (analyze) raw.daily_prices, raw.load_log")
+    busy = (
+        "select count(*) from pg_stat_activity"
+        " where backend_type = 'autovacuum worker' and datname = current_database()"
+    )
+    while db.scalar(busy):
+        time.sleep(1.0)
+    return time.perf_counter() - started
+
+
 def compare_trees(
     db: Database, data: Path, grown: Path, *, workers: int, baseline_tree: Path, rounds: int
 ) -> dict[str, dict[str, list[float]]]:
     """Another checkout's loader beside this one, alternating, on the same files: a first load
-    into an empty raw schema, then the daily refresh (every file one line longer)."""
+    into an empty raw schema, then, the raw tables vacuumed (a day later, autovacuum has done
+    so), the daily refresh (every file one line longer)."""
     trees = {"baseline": baseline_tree.resolve(), "this tree": PROJECT_DIR}
     figures: dict[str, dict[str, list[float]]] = {name: {"first": [], "daily": []} for name in trees}
     for i in range(rounds):
         for name, tree in trees.items():
             print(f"side by side, round {i + 1}/{rounds}: {name} ({tree}) ...", flush=True)
             figures[name]["first"].append(loader(db, data, workers, tree=tree).seconds)
+            print(f"  raw vacuumed and analyzed before the next day: {settle(db):.0f} s", flush=True)
             figures[name]["daily"].append(loader(db, grown, workers, fresh=False, tree=tree).seconds)
     header = f"{'loader':<12} {'first load, s':>22} {'daily refresh, s':>22}"
     print(f"\n{header}   (each round, {workers} workers)")
