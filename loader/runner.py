@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -187,9 +187,11 @@ def _results_in_pool(
         }
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                # Each group's results as it finishes (the progress moves); a worker's exception
+                # (DatabaseUnavailable) is raised here as soon as its group ends with it.
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield from future.result()  # re-raises a worker's DatabaseUnavailable here
+                    yield from future.result()
         except BrokenProcessPool:
             raise WorkerCrashed(
                 "a loader worker process died (killed, or out of memory); files it had not "

@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devtools.databases import Database
 from devtools.project import LOADER, PROJECT_DIR, SAMPLE_DIR
 from devtools.sample import sample_data_lines
-from loader import database, schema
+from loader import database, runner, schema
 from loader.discovery import discover
 from tests.loader_support import HEADER, assert_accounting, price_rows, write
 
@@ -330,3 +331,34 @@ def test_a_group_gives_each_file_its_own_outcome_and_streams_a_long_one_alone(
     }
     summary = {"rows_read": 0, "rows_loaded": 0, "rows_rejected": 0}
     assert_accounting(fresh_db, summary)
+
+
+def test_results_come_as_each_group_finishes_not_all_at_the_end(fresh_db, tmp_path, monkeypatch):
+    """The progress moves while the workers load: a group's results are taken as it ends. Here
+    another session holds one symbol's lock, so its group cannot end; the others' results come
+    first, and that group loads once the lock is let go."""
+    for name, value in fresh_db.role_env("loader").items():
+        monkeypatch.setenv(name, value)
+    folder = tmp_path / "stocks"
+    for symbol in [*(f"S{i}" for i in range(8)), "ZZZ"]:
+        write(folder, f"{symbol}.csv", HEADER + price_rows(3))
+    holder = fresh_db.connect("loader")
+    try:
+        schema.upgrade(holder)
+        holder.autocommit = True
+        with holder.cursor() as cur:
+            cur.execute("select pg_advisory_lock(hashtextextended('prices/ZZZ', 0))")
+        sources = sorted(discover([str(folder)]), key=lambda s: str(s.symbol))
+        results = runner._results_in_pool(sources, workers=2, dry_run=False, replace=False)
+        with ThreadPoolExecutor(max_workers=1) as thread:
+            first = thread.submit(next, results)
+            try:
+                assert first.result(timeout=60).status == "loaded"
+            finally:
+                holder.close()  # lets the lock go
+            rest = list(results)
+    finally:
+        holder.close()
+    assert first.result().path != str(folder / "ZZZ.csv")
+    assert sorted(Path(r.path).stem for r in [first.result(), *rest]) == [*(f"S{i}" for i in range(8)), "ZZZ"]
+    assert fresh_db.scalar("select count(*) from raw.current_daily_prices") == 27
