@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -15,7 +16,16 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from loader.discovery import SourceFile
-from loader.parsing import LAYOUTS, READ_ERRORS, CsvStream, IterReader, RejectSink, is_gzip, open_source
+from loader.parsing import (
+    LAYOUTS,
+    READ_ERRORS,
+    CsvStream,
+    IterReader,
+    RejectSink,
+    TableLayout,
+    is_gzip,
+    open_source,
+)
 from warehouse_connection.connect import connect as connect_to_warehouse
 
 HASH_CHUNK_BYTES = 1 << 20
@@ -357,6 +367,16 @@ def _copy_rejects(cur: psycopg2.extensions.cursor, load_id: int, rejects: Reject
     )
 
 
+def _parse_from_claim(
+    stream: io.BufferedReader, layout: TableLayout, rejects: RejectSink, claim: Claim
+) -> CsvStream:
+    """The file parsed from where its load begins: an append, after the latest load's bytes."""
+    if claim.mode is LoadMode.APPEND:
+        stream.seek(claim.append_offset)
+        return CsvStream(stream, layout, rejects, continue_at_line=claim.first_line)
+    return CsvStream(stream, layout, rejects)
+
+
 def load_source(
     conn: psycopg2.extensions.connection, source: SourceFile, replace: bool = False
 ) -> FileResult:
@@ -380,11 +400,7 @@ def load_source(
                 return _not_loaded(result, claim)
             assert claim.load_id is not None
             result.load_id, result.mode = claim.load_id, claim.mode.value if claim.mode else None
-            if claim.mode is LoadMode.APPEND:
-                stream.seek(claim.append_offset)
-                parsed = CsvStream(stream, layout, rejects, continue_at_line=claim.first_line)
-            else:
-                parsed = CsvStream(stream, layout, rejects)
+            parsed = _parse_from_claim(stream, layout, rejects, claim)
             if parsed.rejection is not None:
                 # The symbol's earlier loads stay: a broken file must not wipe good data.
                 parsed.reject_all()
@@ -555,11 +571,7 @@ def _parse_into(staged: _StagedLoad) -> None:
     assert load.claim.load_id is not None
     layout = LAYOUTS[load.source.kind]
     with open_source(load.source.path) as stream:
-        if load.claim.mode is LoadMode.APPEND:
-            stream.seek(load.claim.append_offset)
-            parsed = CsvStream(stream, layout, staged.rejects, continue_at_line=load.claim.first_line)
-        else:
-            parsed = CsvStream(stream, layout, staged.rejects)
+        parsed = _parse_from_claim(stream, layout, staged.rejects, load.claim)
         if parsed.rejection is not None:
             parsed.reject_all()  # the symbol's earlier loads stay: a broken file must not wipe good data
         else:
