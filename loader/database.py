@@ -452,10 +452,12 @@ class _StagedLoad:
     """A new load of a group, parsed and waiting for the group's COPY."""
 
     logged: LoggedLoad
-    layout_table: str
-    columns: tuple[str, ...]
     rows: list[bytes]
     rejects: RejectSink
+
+    @property
+    def layout(self) -> TableLayout:
+        return LAYOUTS[self.logged.source.kind]
 
 
 def load_sources(
@@ -547,8 +549,7 @@ def _stage_file(
             return None
         assert claim.load_id is not None
         result.load_id, result.mode = claim.load_id, claim.mode.value if claim.mode else None
-        load = LoggedLoad(source, digest, claim, result)
-        staged = _StagedLoad(load, LAYOUTS[source.kind].table, _copy_columns(source), [], RejectSink())
+        staged = _StagedLoad(LoggedLoad(source, digest, claim, result), [], RejectSink())
         try:
             _parse_into(staged)
         except BaseException:
@@ -558,20 +559,15 @@ def _stage_file(
     except READ_ERRORS as exc:
         # Gone, or not readable to its end (a truncated gzip): a rejected load, none of its rows.
         result = FileResult(path=str(source.path), status="rejected", reason=f"cannot read the file: {exc}")
-        claim = _claim_load(source_log, digest, replace=False)
-        if claim.outcome == "new":
-            result.load_id = claim.load_id
-            return LoggedLoad(source, digest, claim, result)
-        return _not_loaded(result, claim)
+        return _rejected_load(source, source_log, digest, result) or result
 
 
 def _parse_into(staged: _StagedLoad) -> None:
     """Parse the file's new lines into COPY rows (a file rejected whole: its lines into the rejects)."""
     load, result = staged.logged, staged.logged.result
     assert load.claim.load_id is not None
-    layout = LAYOUTS[load.source.kind]
     with open_source(load.source.path) as stream:
-        parsed = _parse_from_claim(stream, layout, staged.rejects, load.claim)
+        parsed = _parse_from_claim(stream, staged.layout, staged.rejects, load.claim)
         if parsed.rejection is not None:
             parsed.reject_all()  # the symbol's earlier loads stay: a broken file must not wipe good data
         else:
@@ -584,12 +580,13 @@ def _write_group(
     cur: psycopg2.extensions.cursor, staged: list[_StagedLoad], logged: list[LoggedLoad]
 ) -> None:
     """The group's rows in one COPY per raw table, its rejected lines, then its log rows."""
-    for table, columns in sorted({(load.layout_table, load.columns) for load in staged}):
-        loads = [load for load in staged if load.layout_table == table]
+    for source_kind in sorted({load.logged.source.kind for load in staged}):
+        loads = [load for load in staged if load.logged.source.kind == source_kind]
         expected = sum(load.logged.result.rows_loaded for load in loads)
         if not expected:
             continue
         rows = (chunk for load in loads for chunk in load.rows)
+        table, columns = loads[0].layout.table, _copy_columns(loads[0].logged.source)
         cur.copy_expert(_copy_statement(table, columns, "format text, null ''"), IterReader(rows))
         if cur.rowcount != expected:
             raise RuntimeError(f"COPY stored {cur.rowcount} rows in {table}, expected {expected}")
@@ -620,12 +617,22 @@ def _log_rejected_file(
     conn: psycopg2.extensions.connection, source: SourceFile, digest: FileDigest | None, result: FileResult
 ) -> None:
     with conn, conn.cursor() as cur:
-        claim = _claim_load(lock_source(cur, source.source_key), digest, replace=False)
-        if claim.outcome == "new":
-            _log_loads(cur, [LoggedLoad(source, digest, claim, result)])
-            result.load_id = claim.load_id
-        elif claim.outcome == "already_rejected":
-            _not_loaded(result, claim)
+        if load := _rejected_load(source, lock_source(cur, source.source_key), digest, result):
+            _log_loads(cur, [load])
+
+
+def _rejected_load(
+    source: SourceFile, source_log: SourceLog, digest: FileDigest | None, result: FileResult
+) -> LoggedLoad | None:
+    """Under the source's lock, a file rejected as a whole: a new load to log, with its load id
+    on `result`; None when this very content was rejected before (`result` then says so)."""
+    claim = _claim_load(source_log, digest, replace=False)
+    if claim.outcome == "new":
+        result.load_id = claim.load_id
+        return LoggedLoad(source, digest, claim, result)
+    if claim.outcome == "already_rejected":
+        _not_loaded(result, claim)
+    return None
 
 
 def analyze_raw(conn: psycopg2.extensions.connection, rows_written: dict[str, int]) -> list[str]:
