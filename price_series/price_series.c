@@ -119,6 +119,7 @@ typedef struct TradingDaysState
 	int64		day_number;		/* the last day's trading_day_number */
 	bool		last_was_kept;	/* the last day is a stored one, passed for its values only */
 	bool		resume_missing; /* the last stored day came without its resume_state */
+	bool		replaying;		/* the stored days began on the symbol's first: each is computed again */
 	int			days;			/* days in the ring, at most LONGEST_WINDOW */
 	int			newest;			/* the ring slot of the last day */
 	double		close[LONGEST_WINDOW];
@@ -211,11 +212,17 @@ start_recursive(RecursiveState *r)
 	r->rsi_adjusted_average_gain = r->rsi_adjusted_average_loss = 0;
 }
 
-/* The state after a stored day whose indicators have all started (the model's resume_when):
- * every seed is over, so the seed sums are no longer read. */
+/*
+ * The state after a stored day whose indicators have all started (the model's resume_when):
+ * every seed is over, so the seed sums are no longer read. With the windows (RESUME_SLOTS +
+ * 2 * LONGEST_WINDOW values: then the last 252 closes and the last 252 adj_closes, oldest
+ * first, the stored day's last) the ring is loaded from them too, as 252 stored days passed
+ * one by one would leave it: one row stands for them.
+ */
 static void
-resume_recursive(RecursiveState *r, ArrayType *resume_state)
+resume_from_state(TradingDaysState *state, ArrayType *resume_state, double close)
 {
+	RecursiveState *r = &state->recursive;
 	Datum	   *values;
 	bool	   *nulls;
 	int			count;
@@ -227,10 +234,11 @@ resume_recursive(RecursiveState *r, ArrayType *resume_state)
 				 errmsg("price_series.trading_days: resume_state must be a one-dimensional double precision array")));
 	deconstruct_array(resume_state, FLOAT8OID, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
 					  &values, &nulls, &count);
-	if (count != RESUME_SLOTS)
+	if (count != RESUME_SLOTS && count != RESUME_SLOTS + 2 * LONGEST_WINDOW)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("price_series.trading_days: resume_state has %d values, not %d", count, RESUME_SLOTS)));
+				 errmsg("price_series.trading_days: resume_state has %d values, not %d (or %d with the windows)",
+						count, RESUME_SLOTS, RESUME_SLOTS + 2 * LONGEST_WINDOW)));
 	for (int i = 0; i < RESUME_SLOTS; i++)
 		slot[i] = nulls[i] ? MISSING : DatumGetFloat8(values[i]);
 
@@ -250,6 +258,35 @@ resume_recursive(RecursiveState *r, ArrayType *resume_state)
 	r->adjusted_changes_seen = 15;
 	r->rsi_adjusted_average_gain = slot[RESUME_RSI_ADJUSTED_AVERAGE_GAIN];
 	r->rsi_adjusted_average_loss = slot[RESUME_RSI_ADJUSTED_AVERAGE_LOSS];
+
+	if (count == RESUME_SLOTS)
+		return;
+	for (int day = 0; day < LONGEST_WINDOW; day++)
+	{
+		int			close_at = RESUME_SLOTS + day;
+		int			adj_close_at = RESUME_SLOTS + LONGEST_WINDOW + day;
+		double		adj_close = nulls[adj_close_at] ? MISSING : DatumGetFloat8(values[adj_close_at]);
+		double		previous_adj_close = day > 0 ? state->adj_close[day - 1] : MISSING;
+
+		if (nulls[close_at])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("price_series.trading_days: resume_state's windows lack a close (day %d of %d)",
+							day + 1, LONGEST_WINDOW)));
+		state->close[day] = DatumGetFloat8(values[close_at]);
+		state->adj_close[day] = adj_close;
+		state->return_log[day] = adj_close > 0 && previous_adj_close > 0
+			? log(adj_close / previous_adj_close) : MISSING;
+	}
+	/* windows kept elsewhere than the row must end on it: else they are another day's */
+	if (state->close[LONGEST_WINDOW - 1] != close)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("price_series.trading_days: resume_state's windows end on the close %g, the stored day's is %g",
+						state->close[LONGEST_WINDOW - 1], close),
+				 errhint("The windows kept beside the table are out of step with its rows: empty them (each symbol's are read again as it changes) or build the table again.")));
+	state->days = LONGEST_WINDOW;
+	state->newest = LONGEST_WINDOW - 1;
 }
 
 /*
@@ -512,12 +549,35 @@ trading_days_step(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(1))
 	{
+		int64		kept_day_number = PG_GETARG_INT64(1);
+
+		/*
+		 * Stored days from the symbol's first on are replayed: each computed again as in one
+		 * pass (its result still null), so a symbol whose indicators have not all started (no
+		 * complete resume_state) goes on from its stored days all the same.
+		 */
+		if (state->days == 1 && kept_day_number == 1)
+			state->replaying = true;
+		if (state->replaying)
+		{
+			if (kept_day_number != state->day_number + 1)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("price_series.trading_days: stored day %lld follows stored day %lld, replayed from day 1",
+								(long long) kept_day_number, (long long) state->day_number)));
+			state->day_number = kept_day_number;
+			state->last_was_kept = true;
+			state->resume_missing = false;
+			step_windows(state, close, adj_close, previous_adj_close);
+			step_recursive(state, close, high, low, adj_close, previous_close, previous_adj_close);
+			PG_RETURN_POINTER(state);
+		}
 		/* a stored day */
-		state->day_number = PG_GETARG_INT64(1);
+		state->day_number = kept_day_number;
 		state->last_was_kept = true;
 		state->resume_missing = PG_ARGISNULL(6);
 		if (!state->resume_missing)
-			resume_recursive(&state->recursive, PG_GETARG_ARRAYTYPE_P(6));
+			resume_from_state(state, PG_GETARG_ARRAYTYPE_P(6), close);
 		PG_RETURN_POINTER(state);
 	}
 	if (state->last_was_kept && state->resume_missing)

@@ -53,27 +53,74 @@ def _full_pass(conn) -> dict:
         return {row[0]: dict(zip(names, row, strict=True)) for row in cur.fetchall()}
 
 
-@pytest.mark.parametrize("first_changed_day", [253, 401, 451, 601, 700])
+# the last stored day alone, its resume state followed by its windows: the last 252 closes and
+# adj_closes up to it, oldest first
+STORED_DAY_WITH_WINDOWS = f"""
+    select days.*, stored.trading_day_number as kept_day_number,
+           array[{", ".join("stored." + c.strip() for c in RESUME_COLUMNS.split(","))}]
+           || (select array_agg(window_day.close order by window_day.trade_date)
+               from days as window_day
+               where window_day.trade_date <= days.trade_date
+                 and window_day.trade_date > days.trade_date - 252)
+           || (select array_agg(window_day.adj_close order by window_day.trade_date)
+               from days as window_day
+               where window_day.trade_date <= days.trade_date
+                 and window_day.trade_date > days.trade_date - 252)
+           as resume_state
+    from days join full_pass as stored using (trade_date)
+    where days.trade_date = date '2000-01-01' + %(first)s - 1
+"""
+# the 252 stored days before the change, each with its stored state
+STORED_DAYS = f"""
+    select days.*, stored.trading_day_number as kept_day_number,
+           array[{", ".join("stored." + c.strip() for c in RESUME_COLUMNS.split(","))}] as resume_state
+    from days join full_pass as stored using (trade_date)
+    where days.trade_date < date '2000-01-01' + %(first)s
+      and days.trade_date >= date '2000-01-01' + %(first)s - 252
+"""
+
+
+# every stored day from the symbol's first, without a resume state: the pass replays them
+STORED_FROM_THE_FIRST_DAY = """
+    select days.*, stored.trading_day_number as kept_day_number, null::float8[] as resume_state
+    from days join full_pass as stored using (trade_date)
+    where days.trade_date < date '2000-01-01' + %(first)s
+"""
+STORED = {
+    "252 days": STORED_DAYS,
+    "the last with its windows": STORED_DAY_WITH_WINDOWS,
+    "every day from the first, replayed": STORED_FROM_THE_FIRST_DAY,
+}
+
+
+@pytest.mark.parametrize(
+    ("stored", "first_changed_day"),
+    [
+        *(
+            (stored, day)
+            for stored in ("252 days", "the last with its windows")
+            for day in (253, 401, 451, 601, 700)
+        ),
+        # before every indicator has started (the ATR on day 15, MACD's signal on day 34,
+        # the EMA 200 on day 200), and after
+        *(("every day from the first, replayed", day) for day in (2, 15, 35, 200, 253, 601)),
+    ],
+)
 def test_a_pass_resumed_from_stored_days_equals_one_pass_from_the_first_day(
-    series_db: Database, first_changed_day: int
+    series_db: Database, first_changed_day: int, stored: str
 ):
     conn = series_db.connect()
     with conn.cursor() as cur:
         cur.execute(SERIES)
     full = _full_pass(conn)
     with conn.cursor() as cur:
-        # the 252 stored days before the change, each with its stored state, then the changed days
+        # the stored days before the change, then the changed days
         cur.execute(
             f"""
             select (price_series.trading_days(kept_day_number, close, high, low, adj_close, resume_state)
                     {WINDOW}).*, trade_date, kept_day_number
             from (
-                select days.*, stored.trading_day_number as kept_day_number,
-                       array[{", ".join("stored." + c.strip() for c in RESUME_COLUMNS.split(","))}]
-                           as resume_state
-                from days join full_pass as stored using (trade_date)
-                where days.trade_date < date '2000-01-01' + %(first)s
-                  and days.trade_date >= date '2000-01-01' + %(first)s - 252
+                {STORED[stored]}
                 union all
                 select days.*, null, null from days where days.trade_date >= date '2000-01-01' + %(first)s
             ) as sequence
@@ -135,6 +182,24 @@ def test_missing_inputs_hold_what_they_must_and_no_more(series_db: Database):
             "kept, close, null, null, null, array[1, 2]::float8[]",
             "(date '2000-01-03', 300::bigint, 1.0::float8)",
             "resume_state has 2 values, not 12",
+        ),
+        # stored days replayed from the first go on by one
+        (
+            "kept, close, null, null, null, null",
+            "(date '2000-01-03', 1::bigint, 1.0::float8), (date '2000-01-04', 3, 2.0)",
+            "stored day 3 follows stored day 1, replayed from day 1",
+        ),
+        # windows that end on another close than the stored day's are another day's
+        (
+            "kept, close, null, null, null, array_fill(1.0::float8, array[12 + 504])",
+            "(date '2000-01-03', 300::bigint, 2.0::float8)",
+            "windows end on the close 1, the stored day's is 2",
+        ),
+        (
+            "kept, close, null, null, null, array_fill(1.0::float8, array[12 + 251]) || null::float8"
+            " || array_fill(1.0::float8, array[252])",
+            "(date '2000-01-03', 300::bigint, 1.0::float8)",
+            "windows lack a close",
         ),
     ],
 )
