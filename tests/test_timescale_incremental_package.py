@@ -64,6 +64,27 @@ def snapshot(db: Database) -> dict[str, pd.DataFrame]:
     return {model: db.frame(f"select * from tsi.{model} order by {ORDER[model]}") for model in MODELS}
 
 
+def assert_windows_are_the_last_rows(db: Database) -> None:
+    """series_sums carries its last 2 prices and day numbers a symbol (config carried_windows)."""
+    last_rows = db.query(
+        """
+        select symbol, max(price_date), array_agg(price order by price_date),
+            array_agg(day_number order by price_date)
+        from (
+            select *, row_number() over (partition by symbol order by price_date desc) as back
+            from tsi.series_sums
+        ) as numbered
+        where back <= 2
+        group by symbol
+        order by symbol
+        """
+    )
+    carried = db.query(
+        "select symbol, price_date, price, day_number from tsi.series_sums__windows order by symbol"
+    )
+    assert carried == last_rows
+
+
 def add_prices(
     db: Database, symbols: list[str], first: str, last: str, negative_on: str | None = None
 ) -> None:
@@ -96,6 +117,7 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     assert nothing_new["non_negative_series_rows_price"]["failures"] == 0
     assert "pg_visible_in_snapshot" in nothing_new["non_negative_series_rows_price"]["compiled_code"]
     assert db.scalar("select count(*) from tsi.series_sums") == 2 * 91
+    assert_windows_are_the_last_rows(db)
 
     # Only B grows: the scoped test reads B's new rows (and the rows before them), not A's.
     add_prices(db, ["B"], "2020-04-01", "2020-04-10")
@@ -108,6 +130,8 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     assert db.scalar(
         "select avg_3 from tsi.series_sums where symbol = 'B' and price_date = '2020-04-02'"
     ) == pytest.approx((10 + 31 + 10 + 1 + 10 + 2) / 3)
+    # B's windows went on with its new rows, C's were read from its rows
+    assert_windows_are_the_last_rows(db)
 
     # A scoped call applies exactly the changes the transactions it names wrote, records them as
     # taken and leaves the watermark; the next unscoped call skips them and forgets them.
@@ -137,6 +161,7 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     assert db.query("select symbols_changed from tsi.series_sums__apply()") == [(0,)]
     assert db.scalar(watermark) > before
     assert db.scalar("select count(*) from tsi.incremental_taken") == 0
+    assert_windows_are_the_last_rows(db)
     build(db, tmp_path / "after_scoped")  # the models fed by series_sums catch up
     incremental = snapshot(db)
 
@@ -149,7 +174,9 @@ def test_the_package_builds_grows_and_equals_a_full_rebuild(
     # months vary in width: TimescaleDB would refresh one by reading every later chunk
     assert routines["tsi.series_monthly"] == "period_table"
 
+    db.query("update tsi.series_sums__windows set price_date = '1999-01-01'")  # read again by a rebuild
     rebuilt = build(db, tmp_path / "rebuilt", "--full-refresh")
+    assert_windows_are_the_last_rows(db)
     assert rebuilt["non_negative_series_rows_price"]["failures"] == 1
     for model, frame in snapshot(db).items():
         pd.testing.assert_frame_equal(incremental[model], frame, check_exact=False, rtol=1e-12, obj=model)

@@ -5,9 +5,11 @@
 -- incremental_hypertable, strategy upstream_changes): for each changed symbol, its rows from
 -- the first changed date on are computed again, going on from the 252 trading days stored
 -- before that date (the longest window) and from the state of the recursive indicators on the
--- last of them (resume_when: every indicator has started there; otherwise the whole symbol is
--- computed again). Appended days cost one look-back, a corrected history the symbol from the
--- correction on.
+-- last of them (resume_when: every indicator has started there, or the 252 days reach back to
+-- the symbol's first, which the pass then replays; otherwise the whole symbol is computed
+-- again). Appended days go on from the last stored day and its carried windows (the last 252
+-- closes and adj_closes, kept with the table: one row a symbol read, not 252); a corrected
+-- history reads the 252 days before the correction and computes the symbol from it on.
 -- Every value comes from one ordered pass a symbol (the extension price_series), which sums
 -- each window afresh: no running sum carries rounding from day to day.
 -- The unique index runs (symbol, trade_date desc): one symbol's range, and the latest day of
@@ -18,7 +20,8 @@
         apply_strategy='upstream_changes',
         changes_of='stg_market_data__daily_prices',
         time_column='trade_date',
-        resume_when='trading_day_number >= 252 and atr_14 is not null and rsi_adjusted_14 is not null',
+        resume_when='trading_day_number < 252 or (atr_14 is not null and rsi_adjusted_14 is not null)',
+        carried_windows={'columns': ['close', 'adj_close'], 'length': 252},
         indexes=[{'columns': ['symbol', 'trade_date desc'], 'unique': true}],
         compress_segmentby='symbol',
         compress_orderby='trade_date desc'
@@ -71,25 +74,90 @@ changed_trading_days as (
 
 ),
 
+resumed_from_windows as materialized (
+
+    -- A changed symbol whose carried windows (its last 252 closes and adj_closes, kept with the
+    -- table: config carried_windows) end on its last stored day before the change: that day
+    -- alone stands for the 252, its resume state followed by the windows. Probed in symbol
+    -- order: a table built from scratch holds each chunk's rows by symbol, so the probes read
+    -- each chunk forwards, not at random.
+    -- depends_on: {{ source('windows', 'int_daily_prices__trading_days__windows') }}
+    {%- if timescale_incremental.incremental_table_exists() %}
+    select
+        last_stored_day.symbol,
+        last_stored_day.trade_date,
+        last_stored_day.high,
+        last_stored_day.low,
+        last_stored_day.close,
+        last_stored_day.adj_close,
+        last_stored_day.trading_day_number,
+        last_stored_day.resume_state || windows.close || windows.adj_close as resume_state
+    from (
+        select * from changed_symbols
+        order by symbol
+    ) as changed_symbols
+    inner join {{ source('windows', 'int_daily_prices__trading_days__windows') }} as windows
+        on
+            changed_symbols.symbol = windows.symbol
+            and changed_symbols.from_date > windows.trade_date
+            and cardinality(windows.close) = 252
+    inner join lateral (
+        select
+            stored_days.symbol,
+            stored_days.trade_date,
+            stored_days.high,
+            stored_days.low,
+            stored_days.close,
+            stored_days.adj_close,
+            stored_days.trading_day_number,
+            {{ trading_days_resume_state('stored_days') }} as resume_state
+        from {{ this }} as stored_days
+        where
+            stored_days.symbol = changed_symbols.symbol
+            and stored_days.trade_date < changed_symbols.from_date
+        order by stored_days.trade_date desc
+        limit 1
+    ) as last_stored_day on windows.trade_date = last_stored_day.trade_date
+    {%- else %}
+    select
+        symbol,
+        trade_date,
+        high,
+        low,
+        close,
+        adj_close,
+        cast(null as bigint) as trading_day_number,
+        cast(null as double precision[]) as resume_state
+    from changed_trading_days
+    where false
+    {%- endif %}
+
+),
+
 kept_trading_days as (
 
-    -- The stored trading days just before each change (the longest window: high_252, low_252,
-    -- volatility_252): numbers and windows go on from them, the recursive indicators from the
-    -- state stored on the last of them (given on each: one array a row costs less than finding
-    -- the last). The symbols are probed in their order: a table built from scratch holds each
-    -- chunk's rows by symbol, so the probes read each chunk forwards, not at random (on a cold
-    -- cache, Kaggle scale, the look-back of a day took a third of the time it took in the
-    -- batch's hash order; the same on a warm one).
+    -- Any other changed symbol with a first changed date: the stored trading days just before
+    -- it (the longest window: high_252, low_252, volatility_252); numbers and windows go on
+    -- from them, the recursive indicators from the state stored on the last of them (given on
+    -- each: one array a row costs less than finding the last), or, where they begin on the
+    -- symbol's first day, from the pass replaying them all. Probed in symbol order, as above
+    -- (on a cold cache, Kaggle scale, the look-back of a day took a third of the time it took
+    -- in the batch's hash order; the same on a warm one).
+    select * from resumed_from_windows
     {%- if timescale_incremental.incremental_table_exists() %}
+    union all
     select kept.*
     from (
         select * from changed_symbols
+        where symbol not in (select resumed_from_windows.symbol from resumed_from_windows)
         order by symbol
     ) as changed_symbols
     inner join lateral (
         select
             stored_days.symbol,
             stored_days.trade_date,
+            stored_days.high,
+            stored_days.low,
             stored_days.close,
             stored_days.adj_close,
             stored_days.trading_day_number,
@@ -101,16 +169,6 @@ kept_trading_days as (
         order by stored_days.trade_date desc
         limit 252
     ) as kept on true
-    {%- else %}
-    select
-        symbol,
-        trade_date,
-        close,
-        adj_close,
-        cast(null as bigint) as trading_day_number,
-        cast(null as double precision[]) as resume_state
-    from changed_trading_days
-    where false
     {%- endif %}
 
 ),
@@ -135,8 +193,8 @@ day_sequence as (
         symbol,
         trade_date,
         null as open,
-        null as high,
-        null as low,
+        high,
+        low,
         close,
         adj_close,
         null as volume,

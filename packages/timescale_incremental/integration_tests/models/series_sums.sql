@@ -7,7 +7,8 @@
         indexes=[{'columns': ['symbol', 'price_date desc'], 'unique': true}],
         compress_segmentby='symbol',
         compress_orderby='price_date desc',
-        compress_after='1 day'
+        compress_after='1 day',
+        carried_windows={'columns': ['price', 'day_number'], 'length': 2}
     )
 }}
 

@@ -27,6 +27,14 @@
         {%- endif %}
     {%- endcall -%}
 
+    {%- set carries_windows = timescale_incremental.carried_windows_config() is not none -%}
+    {%- if carries_windows and existing_relation is not none and existing_relation.type == 'table' -%}
+        {#- before the SQL that reads them is probed: missing, they are not a model change -#}
+        {%- call statement('carried_windows') -%}
+            {{ timescale_incremental.create_carried_windows_table(target_relation, time_column) }}
+        {%- endcall -%}
+    {%- endif -%}
+
     {#- Outside its routine the model's batch is empty: its SQL runs as it stands. -#}
     {%- set columns = timescale_incremental.query_columns(sql) -%}
     {#- A table built by an earlier release of the model may lack columns the SQL reads from
@@ -71,6 +79,11 @@
             the table (incremental_table_exists): compiled again for the apply function, which
             later callers (the next build, the live feed) run against a table with rows. -#}
         {%- do adapter.cache_added(target_relation) -%}
+        {%- if carries_windows -%}
+            {%- call statement('carried_windows') -%}
+                {{ timescale_incremental.create_carried_windows_table(target_relation, time_column) }}
+            {%- endcall -%}
+        {%- endif -%}
         {%- set sql = render(model.raw_code) -%}
     {%- endif -%}
     {%- set compressed = timescale_incremental.enable_compression(

@@ -198,6 +198,9 @@ begin
 {{ sql }}
     ) as batch_rows;
     get diagnostics v_rows = row_count;
+    {%- if timescale_incremental.carried_windows_config() is not none %}
+    {{ timescale_incremental.keep_carried_windows(relation, batch, time_column, 'v_everything') | indent(4) }}
+    {%- endif %}
     if v_whole_symbols then
         {{ timescale_incremental.upstream_changes__whole_symbols_first_dates(relation, batch, time_column, 'v_written_symbols', 'v_written_firsts', 'v_written_rows') | indent(8) }}
     end if;
