@@ -102,21 +102,7 @@ resumed_from_windows as materialized (
             and changed_symbols.from_date > windows.trade_date
             and cardinality(windows.close) = 252
     inner join lateral (
-        select
-            stored_days.symbol,
-            stored_days.trade_date,
-            stored_days.high,
-            stored_days.low,
-            stored_days.close,
-            stored_days.adj_close,
-            stored_days.trading_day_number,
-            {{ trading_days_resume_state('stored_days') }} as resume_state
-        from {{ this }} as stored_days
-        where
-            stored_days.symbol = changed_symbols.symbol
-            and stored_days.trade_date < changed_symbols.from_date
-        order by stored_days.trade_date desc
-        limit 1
+        {{ trading_days_stored_before_change('changed_symbols', 1) | indent(8) }}
     ) as last_stored_day on windows.trade_date = last_stored_day.trade_date
     {%- else %}
     select
@@ -153,21 +139,7 @@ kept_trading_days as (
         order by symbol
     ) as changed_symbols
     inner join lateral (
-        select
-            stored_days.symbol,
-            stored_days.trade_date,
-            stored_days.high,
-            stored_days.low,
-            stored_days.close,
-            stored_days.adj_close,
-            stored_days.trading_day_number,
-            {{ trading_days_resume_state('stored_days') }} as resume_state
-        from {{ this }} as stored_days
-        where
-            stored_days.symbol = changed_symbols.symbol
-            and stored_days.trade_date < changed_symbols.from_date
-        order by stored_days.trade_date desc
-        limit 252
+        {{ trading_days_stored_before_change('changed_symbols', 252) | indent(8) }}
     ) as kept on true
     {%- endif %}
 
