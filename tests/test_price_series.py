@@ -226,3 +226,16 @@ def test_the_transformer_creates_the_extension_and_the_reader_cannot(fresh_db: D
         cur.execute("select extowner::regrole::text from pg_extension where extname = 'price_series'")
         assert cur.fetchone()[0] == "transformer"
     transformer.close()
+
+
+def test_a_database_with_the_first_version_updates_to_the_one_the_model_needs(fresh_db: Database):
+    """A warehouse whose extension was created at 1.0 is updated by its owner, the transformer
+    (as dbt's on-run-start does): 1.1 is the library that carries the windows and replays."""
+    transformer = fresh_db.connect("transformer")
+    transformer.autocommit = True
+    with transformer.cursor() as cur:
+        cur.execute("create extension price_series version '1.0'")
+        cur.execute("alter extension price_series update to '1.1'")
+        cur.execute("select extversion from pg_extension where extname = 'price_series'")
+        assert cur.fetchone()[0] == "1.1"
+    transformer.close()

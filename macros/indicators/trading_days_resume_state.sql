@@ -19,6 +19,17 @@ begin
             using hint = 'make db-up installs it on the project cluster; on another server run, as root, bash scripts/install_price_series.sh (price_series/README.md)';
     end if;
     create extension if not exists price_series;
+    -- 1.1: the windows carried in resume_state and the replay of a young listing's days, which a
+    -- 1.0 library would get wrong or refuse
+    if (select extversion from pg_extension where extname = 'price_series') = '1.0' then
+        if not exists (
+            select from pg_available_extension_versions where name = 'price_series' and version = '1.1'
+        ) then
+            raise exception 'this server''s price_series library is 1.0; the trading days need 1.1'
+                using hint = 'make db-up installs it on the project cluster; on another server run, as root, bash scripts/install_price_series.sh (price_series/README.md)';
+        end if;
+        alter extension price_series update to '1.1';
+    end if;
 end
 $price_series$;
 {%- endmacro %}
