@@ -625,7 +625,8 @@ def _rejected_load(
     source: SourceFile, source_log: SourceLog, digest: FileDigest | None, result: FileResult
 ) -> LoggedLoad | None:
     """Under the source's lock, a file rejected as a whole: a new load to log, with its load id
-    on `result`; None when this very content was rejected before (`result` then says so)."""
+    on `result`; None when it is no new load: this very content was rejected before (`result`
+    then says so), or what could be read of it is the latest load (`result` keeps its reason)."""
     claim = _claim_load(source_log, digest, replace=False)
     if claim.outcome == "new":
         result.load_id = claim.load_id
